@@ -1,0 +1,276 @@
+/**
+ * The data model of a spec: a C API described as plain TypeScript data.
+ *
+ * A spec names the API's handle kinds, its status-code convention and, for every function, the C
+ * signature (as argument roles) and what the call does to state (its {@link RecordClass}). The worker
+ * marshals from it, the guest validates from it, the journal decides what to keep from it, and the C
+ * front of a later release is generated from it; so everything here is data a C generator can read,
+ * except the explicit-state hooks, which run only inside the (TypeScript) worker.
+ */
+
+/** C scalar types a spec can name. `size` is `size_t`; `uintptr` a pointer-sized integer. */
+export type ScalarType =
+  | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64'
+  | 'size' | 'uintptr' | 'float' | 'double';
+
+/**
+ * What a call does to state, which decides what the journal keeps and what replay means
+ * (see docs/ARCHITECTURE.md, "The spec: what a call means").
+ */
+export type RecordClass =
+  | 'create' | 'configure' | 'retain' | 'release' | 'global'
+  | 'transfer' | 'execute' | 'query' | 'sync';
+
+/** All record classes, in documentation order. */
+export const RECORD_CLASSES: readonly RecordClass[] = [
+  'create', 'configure', 'retain', 'release', 'global', 'transfer', 'execute', 'query', 'sync',
+];
+
+/**
+ * A length in bytes or elements, computed from the call's own arguments:
+ * a constant, the value of a named scalar argument, a product, or a named length function
+ * (see `src/spec/length.ts`) for shapes such as rectangular host regions.
+ */
+export type LengthExpr =
+  | number
+  | string
+  | { readonly mul: readonly LengthExpr[] }
+  | { readonly fn: string; readonly args: readonly string[] };
+
+interface ArgBase {
+  /** The C parameter name; also the key of the argument's out-value in a reply. */
+  readonly name: string;
+}
+
+/** A scalar passed by value. `workerValue`, when set, replaces what the guest sent (e.g. forces a read to block). */
+export interface ScalarArg extends ArgBase {
+  readonly role: 'scalar';
+  readonly type: ScalarType;
+  readonly workerValue?: number;
+}
+/** A scalar that counts the elements of an array argument (`num_entries`, `num_events_in_wait_list`). */
+export interface CountArg extends ArgBase {
+  readonly role: 'count';
+  readonly type: ScalarType;
+}
+/** A handle passed by value. */
+export interface HandleArg extends ArgBase {
+  readonly role: 'handle';
+  readonly kind: string;
+  readonly nullable: boolean;
+}
+/** A `const T*` array of handles, `count` elements long. */
+export interface HandlesArg extends ArgBase {
+  readonly role: 'handles';
+  readonly kind: string;
+  readonly count: LengthExpr;
+  readonly nullable: boolean;
+}
+/** A `T*` where the call stores one new handle. `optional`: the caller may pass NULL (an enqueue's `event`). */
+export interface HandleOutArg extends ArgBase {
+  readonly role: 'handleOut';
+  readonly kind: string;
+  readonly optional: boolean;
+}
+/** A `T*` array the call fills with up to `capacity` handles (`clGetPlatformIDs`). */
+export interface HandlesOutArg extends ArgBase {
+  readonly role: 'handlesOut';
+  readonly kind: string;
+  readonly capacity: LengthExpr;
+  readonly optional: boolean;
+}
+/** Bytes the callee reads: `const void*` of `length` bytes. */
+export interface BufferInArg extends ArgBase {
+  readonly role: 'bufferIn';
+  readonly length: LengthExpr;
+  readonly nullable: boolean;
+}
+/** Bytes the callee writes: `void*` of `length` bytes, copied back into the caller's array. */
+export interface BufferOutArg extends ArgBase {
+  readonly role: 'bufferOut';
+  readonly length: LengthExpr;
+  readonly optional: boolean;
+}
+/** A NUL-terminated `const char*`. */
+export interface StringArg extends ArgBase {
+  readonly role: 'string';
+  readonly nullable: boolean;
+}
+/**
+ * `const char**` or `const unsigned char**` with `count` entries and an optional parallel `lengths`
+ * array argument (absent or NULL entries mean NUL-terminated), as in `clCreateProgramWithSource`.
+ */
+export interface StringsArg extends ArgBase {
+  readonly role: 'strings';
+  readonly count: LengthExpr;
+  readonly lengths?: string;
+}
+/** A `const T*` array of scalars, `length` elements long (`global_work_size`, `origin[3]`). */
+export interface ScalarsArg extends ArgBase {
+  readonly role: 'scalars';
+  readonly type: ScalarType;
+  readonly length: LengthExpr;
+  readonly nullable: boolean;
+}
+/**
+ * A zero-terminated list of (key, value) pairs of `type` (`cl_context_properties`); the values of the
+ * keys in `handleKeys` are handles of the named kind.
+ */
+export interface PropertiesArg extends ArgBase {
+  readonly role: 'properties';
+  readonly type: ScalarType;
+  readonly handleKeys: Readonly<Record<string, string>>;
+  readonly nullable: boolean;
+}
+/** A `T*` the call stores one scalar into (`size_t* param_value_size_ret`, `cl_uint* num_platforms`). */
+export interface ScalarOutArg extends ArgBase {
+  readonly role: 'scalarOut';
+  readonly type: ScalarType;
+}
+/** A `T*` array the call fills with `length` scalars (`cl_int* binary_status`). */
+export interface ScalarsOutArg extends ArgBase {
+  readonly role: 'scalarsOut';
+  readonly type: ScalarType;
+  readonly length: LengthExpr;
+}
+/** The `errcode_ret` out-argument: a status in the spec's status convention. */
+export interface ErrcodeArg extends ArgBase {
+  readonly role: 'errcode';
+}
+/**
+ * The value of an info-query triple: `value` of `size` bytes for parameter `param`, with the true size
+ * stored through the `sizeRet` argument. A NULL value is the size probe. For the parameters in
+ * `handleParams`, the value holds handles (one, or an array) of that kind: the worker rewrites them to
+ * handle ids in place, keeping the layout (one 8-byte slot per handle).
+ */
+export interface InfoValueArg extends ArgBase {
+  readonly role: 'info';
+  readonly size: string;
+  readonly param: string;
+  readonly handleParams: Readonly<Record<string, string>>;
+}
+/**
+ * The untyped value of `clSetKernelArg`: a handle of one of `handleKinds` (sent as its id, turned into
+ * the worker's pointer), bytes (a scalar or struct), or NULL (local memory of `size` bytes).
+ */
+export interface ArgValueArg extends ArgBase {
+  readonly role: 'argValue';
+  readonly size: string;
+  readonly handleKinds: readonly string[];
+}
+/** A C function pointer the callee calls later; delivered to the guest as an event. `proto` is its koffi prototype. */
+export interface CallbackArg extends ArgBase {
+  readonly role: 'callback';
+  readonly proto: string;
+  readonly userData: string;
+}
+/** The `void* user_data` of a callback: kept by the guest, never sent. */
+export interface UserDataArg extends ArgBase {
+  readonly role: 'userData';
+}
+/** A mapped region returned earlier by a `mapped` return, given back (unmap): its bytes are written back first. */
+export interface MappedArg extends ArgBase {
+  readonly role: 'mapped';
+}
+
+/** The role of one C argument. */
+export type ArgSpec =
+  | ScalarArg | CountArg | HandleArg | HandlesArg | HandleOutArg | HandlesOutArg
+  | BufferInArg | BufferOutArg | StringArg | StringsArg | ScalarsArg | PropertiesArg
+  | ScalarOutArg | ScalarsOutArg | ErrcodeArg | InfoValueArg | ArgValueArg
+  | CallbackArg | UserDataArg | MappedArg;
+
+/** Role names of {@link ArgSpec}. */
+export type ArgRole = ArgSpec['role'];
+
+/** What a function returns. */
+export type ReturnSpec =
+  | { readonly role: 'void' }
+  | { readonly role: 'status' }
+  | { readonly role: 'scalar'; readonly type: ScalarType }
+  | { readonly role: 'handle'; readonly kind: string }
+  /** A pointer to `length` bytes of mapped device memory (`clEnqueueMapBuffer`): the guest gets the bytes. */
+  | { readonly role: 'mapped'; readonly length: LengthExpr };
+
+/** One C function of the API. */
+export interface FunctionSpec {
+  readonly name: string;
+  readonly returns: ReturnSpec;
+  readonly args: readonly ArgSpec[];
+  readonly record: RecordClass;
+  /** For retain/release/configure: the argument naming the object the call changes. */
+  readonly target?: string;
+  /** For configure: the arguments whose values, with the target, make a later call supersede an earlier one. */
+  readonly supersedeKey?: readonly string[];
+  /** The call may block for long (finish, build, blocking transfer): the worker runs it off its event loop. */
+  readonly blocking?: boolean;
+  /** Set when the function is declared but not supported: every call fails with `ERR_AVA_UNSUPPORTED` and this reason. */
+  readonly unsupported?: string;
+}
+
+/** What the worker gives explicit-state hooks: direct native calls on the session's real pointers. */
+export interface StateContext {
+  /** Calls a native function of the spec's library with native values (pointers as numbers, Buffers for pointers). */
+  callNative(fn: string, ...args: unknown[]): unknown;
+  /** Native pointers of the session's live handles of `kind`. */
+  liveHandles(kind: string): readonly number[];
+  /** The API's status convention, to check native results. */
+  readonly status: StatusSpec;
+}
+
+/** Explicit state of a handle kind: how to read its contents out and write them into a fresh object. */
+export interface ExplicitState {
+  /** Reads the object's contents (e.g. a buffer's bytes), after finishing pending work on it. */
+  extract(ctx: StateContext, handle: number): Promise<Uint8Array> | Uint8Array;
+  /** Writes contents read by {@link extract} into an object of the same shape. */
+  restore(ctx: StateContext, handle: number, bytes: Uint8Array): Promise<void> | void;
+}
+
+/** A kind of handle (an opaque object pointer of the API). */
+export interface HandleKindSpec {
+  readonly name: string;
+  /**
+   * Native identity is stable and not reference counted by the application (platforms, root devices): the same
+   * pointer always gets the same id.
+   */
+  readonly interned?: boolean;
+  /** Objects without replayable state (events): replay recreates them completed. */
+  readonly transient?: boolean;
+  /** The API's status for an invalid object of this kind (e.g. `CL_INVALID_MEM_OBJECT`), reported for bad ids. */
+  readonly invalidStatus?: number;
+  /** Explicit state, when the object has contents that calls cannot rebuild. */
+  readonly state?: ExplicitState;
+}
+
+/** The API's convention for status codes. */
+export interface StatusSpec {
+  readonly type: ScalarType;
+  readonly success: number;
+  /** Names of status values, e.g. `{ '-49': 'CL_INVALID_ARG_INDEX' }`. */
+  readonly names: Readonly<Record<string, string>>;
+}
+
+/** Where the worker finds the native library: candidate names, or a resolver that builds/locates it. */
+export type LibrarySource =
+  | { readonly names: readonly string[] }
+  | { readonly resolve: () => string | Promise<string> };
+
+/** The input of `defineSpec`. */
+export interface SpecInput {
+  readonly name: string;
+  readonly version: string;
+  readonly library: LibrarySource;
+  readonly status: StatusSpec;
+  readonly handles: readonly HandleKindSpec[];
+  readonly functions: readonly FunctionSpec[];
+}
+
+/** A validated, frozen spec with its stable hash. */
+export interface ApiSpec extends SpecInput {
+  /** sha-256 (hex) of the spec's data and state hooks; equal specs hash equal in every process. */
+  readonly hash: string;
+  /** Functions by name. */
+  readonly fn: ReadonlyMap<string, FunctionSpec>;
+  /** Handle kinds by name. */
+  readonly kind: ReadonlyMap<string, HandleKindSpec>;
+}
