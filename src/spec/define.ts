@@ -54,6 +54,9 @@ function checkArg(a: ArgSpec, f: FunctionSpec, names: ReadonlySet<string>, kinds
         if (!/^-?\d+$/.test(key)) throw new SpecError(`${where}: info parameter "${key}" is not an integer`);
         needKind(kind);
       }
+      for (const [key, sizes] of Object.entries(a.pointerArrays ?? {})) {
+        if (!/^-?\d+$/.test(key) || !/^-?\d+$/.test(sizes)) throw new SpecError(`${where}: pointer-array parameters "${key}" -> "${sizes}" must be integers`);
+      }
       break;
     case 'argValue':
       needArg(a.size, 'size');

@@ -17,7 +17,7 @@ import type {
 /** Argument role builders. */
 export const arg = {
   /** A scalar by value. */
-  scalar: (name: string, type: ScalarType, opts: { workerValue?: number } = {}): ScalarArg => ({ role: 'scalar', name, type, ...opts }),
+  scalar: (name: string, type: ScalarType, opts: Pick<ScalarArg, 'workerValue' | 'rewrite'> = {}): ScalarArg => ({ role: 'scalar', name, type, ...opts }),
   /** A scalar that counts an array argument's elements. */
   count: (name: string, type: ScalarType = 'uint32'): CountArg => ({ role: 'count', name, type }),
   /** A handle by value. */
@@ -31,7 +31,8 @@ export const arg = {
   handlesOut: (name: string, kind: string, capacity: LengthExpr, opts: { optional?: boolean } = {}): HandlesOutArg =>
     ({ role: 'handlesOut', name, kind, capacity, optional: opts.optional ?? false }),
   /** `const void*` of `length` bytes. */
-  bufferIn: (name: string, length: LengthExpr, opts: { nullable?: boolean } = {}): BufferInArg => ({ role: 'bufferIn', name, length, nullable: opts.nullable ?? false }),
+  bufferIn: (name: string, length: LengthExpr, opts: { nullable?: boolean; mirror?: BufferInArg['mirror'] } = {}): BufferInArg =>
+    ({ role: 'bufferIn', name, length, nullable: opts.nullable ?? false, ...(opts.mirror ? { mirror: opts.mirror } : {}) }),
   /** `void*` of `length` bytes written by the call. */
   bufferOut: (name: string, length: LengthExpr, opts: { optional?: boolean } = {}): BufferOutArg => ({ role: 'bufferOut', name, length, optional: opts.optional ?? false }),
   /** A NUL-terminated string. */
@@ -51,12 +52,13 @@ export const arg = {
   /** The `errcode_ret` out-argument. */
   errcode: (name = 'errcode_ret'): ErrcodeArg => ({ role: 'errcode', name }),
   /** The value of an info-query triple. */
-  info: (name: string, size: string, param: string, handleParams: Record<string, string> = {}): InfoValueArg =>
-    ({ role: 'info', name, size, param, handleParams }),
+  info: (name: string, size: string, param: string, handleParams: Record<string, string> = {}, pointerArrays?: Record<string, string>): InfoValueArg =>
+    ({ role: 'info', name, size, param, handleParams, ...(pointerArrays ? { pointerArrays } : {}) }),
   /** `clSetKernelArg`'s untyped value. */
   argValue: (name: string, size: string, handleKinds: readonly string[]): ArgValueArg => ({ role: 'argValue', name, size, handleKinds }),
   /** A callback function pointer with its user-data argument. */
-  callback: (name: string, proto: string, userData: string): CallbackArg => ({ role: 'callback', name, proto, userData }),
+  callback: (name: string, proto: string, userData: string, opts: { delivered?: boolean } = {}): CallbackArg =>
+    ({ role: 'callback', name, proto, userData, delivered: opts.delivered ?? false }),
   /** A callback's `void* user_data`. */
   userData: (name = 'user_data'): UserDataArg => ({ role: 'userData', name }),
   /** A mapped region given back. */

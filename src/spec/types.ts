@@ -47,6 +47,11 @@ export interface ScalarArg extends ArgBase {
   readonly role: 'scalar';
   readonly type: ScalarType;
   readonly workerValue?: number;
+  /**
+   * Flag rewrite done by the worker: when `(value & ifSet) != 0`, clear `clear` and set `set`
+   * (OpenCL's `CL_MEM_USE_HOST_PTR` becomes `CL_MEM_COPY_HOST_PTR`, since the guest's memory is not the worker's).
+   */
+  readonly rewrite?: { readonly ifSet: number; readonly clear: number; readonly set: number };
 }
 /** A scalar that counts the elements of an array argument (`num_entries`, `num_events_in_wait_list`). */
 export interface CountArg extends ArgBase {
@@ -84,6 +89,12 @@ export interface BufferInArg extends ArgBase {
   readonly role: 'bufferIn';
   readonly length: LengthExpr;
   readonly nullable: boolean;
+  /**
+   * When `(flags & mask) != 0` the caller's array stays bound to the handle the call creates, and the guest
+   * brings it up to date from the device at the sync points of the handle (read, unmap, finish): copy
+   * semantics for `CL_MEM_USE_HOST_PTR`.
+   */
+  readonly mirror?: { readonly flags: string; readonly mask: number };
 }
 /** Bytes the callee writes: `void*` of `length` bytes, copied back into the caller's array. */
 export interface BufferOutArg extends ArgBase {
@@ -148,6 +159,12 @@ export interface InfoValueArg extends ArgBase {
   readonly size: string;
   readonly param: string;
   readonly handleParams: Readonly<Record<string, string>>;
+  /**
+   * Parameters whose value is an array of pointers to caller-allocated blobs (`CL_PROGRAM_BINARIES`), mapped to
+   * the parameter that gives the blobs' sizes as a `size_t[]` (`CL_PROGRAM_BINARY_SIZES`). The guest receives
+   * the blobs as a list of byte arrays.
+   */
+  readonly pointerArrays?: Readonly<Record<string, string>>;
 }
 /**
  * The untyped value of `clSetKernelArg`: a handle of one of `handleKinds` (sent as its id, turned into
@@ -163,6 +180,11 @@ export interface CallbackArg extends ArgBase {
   readonly role: 'callback';
   readonly proto: string;
   readonly userData: string;
+  /**
+   * True when a non-NULL callback is delivered to the guest as an event; false when only NULL is accepted and a
+   * non-NULL one is an `ERR_AVA_UNSUPPORTED` error naming the function.
+   */
+  readonly delivered: boolean;
 }
 /** The `void* user_data` of a callback: kept by the guest, never sent. */
 export interface UserDataArg extends ArgBase {
