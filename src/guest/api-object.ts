@@ -1,0 +1,44 @@
+/**
+ * Builds an API object (one async function per spec function) around a way of sending encoded calls. The
+ * guestlib proxy sends them through a session; the direct native binding executes them in-process.
+ */
+import { UnsupportedError } from '../errors.js';
+import type { ApiSpec, FunctionSpec } from '../spec/types.js';
+import type { ReplyFrame } from '../wire/frames.js';
+import type { ApiFunction, ApiObject, CallResult } from './call-shape.js';
+import type { EncodedCall, HandleCodec } from './encode.js';
+import { decodeReply, encodeCall } from './encode.js';
+import type { HandleCache } from './handle.js';
+import { Handle } from './handle.js';
+import type { StatusMode } from './status.js';
+import { checkStatus, resultOfError } from './status.js';
+
+/** Sends one encoded call and resolves with its reply. */
+export type SendCall = (f: FunctionSpec, encoded: EncodedCall) => Promise<ReplyFrame>;
+
+/** Makes the frozen API object of `spec`. */
+export function buildApiObject(spec: ApiSpec, codec: HandleCodec, mode: StatusMode, send: SendCall): ApiObject {
+  const api: Record<string, ApiFunction> = {};
+  for (const f of spec.functions) {
+    if (f.unsupported !== undefined) {
+      const reason = f.unsupported;
+      api[f.name] = () => Promise.reject(new UnsupportedError(f.name, reason));
+      continue;
+    }
+    api[f.name] = async (...args: unknown[]): Promise<CallResult> => {
+      const encoded = encodeCall(f, args, codec);
+      const reply = await send(f, encoded);
+      if (reply.error) return resultOfError(spec, f, reply.error, mode);
+      return checkStatus(spec, f, decodeReply(f, encoded, reply, codec), mode);
+    };
+  }
+  return Object.freeze(api);
+}
+
+/** The handle in 8-byte slot `index` of an info value (ids when remoted, pointers when native); null for 0. */
+export function handleInInfo(cache: HandleCache, kind: string, bytes: ArrayBufferView, index = 0): Handle | null {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (8 * index + 8 > view.byteLength) return null;
+  const id = Number(view.getBigInt64(8 * index, true));
+  return id === 0 ? null : cache.get(kind, id);
+}

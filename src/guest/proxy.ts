@@ -1,0 +1,79 @@
+/**
+ * The guestlib proxy: from a spec, an object with one async function per API function, whose calls are validated,
+ * encoded into call frames, sent through a {@link GuestSession} and decoded back. Also `wrap()`, which puts the
+ * same proxy in front of an API object an application already has.
+ */
+import type { ApiSpec } from '../spec/types.js';
+import type { WireValue } from '../wire/frames.js';
+import { buildApiObject, handleInInfo } from './api-object.js';
+import type { ApiObject } from './call-shape.js';
+import type { HandleCodec } from './encode.js';
+import { HandleCache } from './handle.js';
+import type { Handle } from './handle.js';
+import type { GuestSession } from './session.js';
+import type { StatusMode } from './status.js';
+
+/** Options of {@link createProxy}. */
+export interface ProxyOptions {
+  /** How failure statuses surface. @defaultValue `'throw'` */
+  readonly statusErrors?: StatusMode;
+}
+
+/** A proxy plus the helpers that need its handle table. */
+export interface GuestProxy {
+  /** One async function per spec function. */
+  readonly api: ApiObject;
+  /** The handle object for an id found in an info value (8-byte slots of ids; see the `info` role). */
+  handleAt(kind: string, bytes: ArrayBufferView, index?: number): Handle | null;
+}
+
+/**
+ * Makes the proxy of `spec` over `session`.
+ * @example
+ * const { api } = createProxy(spec, session);
+ * const { outs } = await api.tq_get_devices(2, true);
+ */
+export function createProxy(spec: ApiSpec, session: GuestSession, options: ProxyOptions = {}): GuestProxy {
+  const mode = options.statusErrors ?? 'throw';
+  const handles = new HandleCache();
+  const callbacks = new Map<number, { fn: (...args: unknown[]) => void; userData: unknown }>();
+  const codec: HandleCodec = {
+    idOf: (h) => h.id,
+    newId: () => session.newHandleId(),
+    handle: (kind, id) => handles.get(kind, id),
+    callback: (fn, userData) => {
+      const id = session.newCallbackId();
+      callbacks.set(id, { fn, userData });
+      return id;
+    },
+  };
+  session.onEvent((event) => {
+    const entry = callbacks.get(event.callback);
+    if (!entry) return;
+    callbacks.delete(event.callback);
+    const args = event.args.map((v: WireValue) => {
+      const h = v as { handle?: number; kind?: string } | null;
+      return h && typeof h === 'object' && typeof h.handle === 'number' && typeof h.kind === 'string' ? handles.get(h.kind, h.handle) : v;
+    });
+    entry.fn(...args, entry.userData);
+  });
+
+  const api = buildApiObject(spec, codec, mode, (f, encoded) => session.call(f.name, encoded.args, encoded.retId));
+  return { api, handleAt: (kind, bytes, index) => handleInInfo(handles, kind, bytes, index) };
+}
+
+/**
+ * Puts the proxy `api` in front of an API object the application already has: the spec's functions are served by
+ * `api`, everything else of `existing` is reached as before.
+ */
+export function overlay<T extends object>(existing: T, api: ApiObject): T & ApiObject {
+  return new Proxy(existing, {
+    get(target, key, receiver) {
+      if (typeof key === 'string' && Object.hasOwn(api, key)) return api[key];
+      return Reflect.get(target, key, receiver);
+    },
+    has(target, key) {
+      return (typeof key === 'string' && Object.hasOwn(api, key)) || Reflect.has(target, key);
+    },
+  }) as T & ApiObject;
+}

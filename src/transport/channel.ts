@@ -1,0 +1,26 @@
+/**
+ * The one interface every transport implements (local now; shm, unix and tcp with remoting). A channel carries
+ * call frames of one session to its worker and replies and callback events back.
+ */
+import type { CallFrame, EventFrame, ReplyFrame } from '../wire/frames.js';
+
+/** What a channel can do, so callers ask instead of sniffing. */
+export interface ChannelSupports {
+  /** Guest and worker share memory: byte arrays cross without copies. */
+  readonly zeroCopy: boolean;
+  /** The worker runs in another process. */
+  readonly crossProcess: boolean;
+}
+
+/** A connection of one guest session to its worker session. */
+export interface Channel extends AsyncDisposable {
+  /** `local`, `shm`, `unix` or `tcp`. */
+  readonly kind: string;
+  readonly supports: ChannelSupports;
+  /** Sends a call; resolves with its reply (errors travel inside the reply). */
+  call(frame: CallFrame): Promise<ReplyFrame>;
+  /** Subscribes to callback events; returns the unsubscribe function. */
+  onEvent(listener: (event: EventFrame) => void): () => void;
+  /** Ends the session on the worker and frees the channel. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,68 @@
+/**
+ * The `local` channel: guest and worker in one process and one thread. Frames are passed as objects, so the whole
+ * path (proxy, session, worker, koffi) runs without a codec; remote transports add framing on the same interface.
+ */
+import { ClosedError, ConfigError } from '../errors.js';
+import type { ApiSpec } from '../spec/types.js';
+import type { WorkerSession } from '../worker/session.js';
+import { Worker } from '../worker/worker.js';
+import type { CallFrame, EventFrame, ReplyFrame } from '../wire/frames.js';
+import type { Channel, ChannelSupports } from './channel.js';
+
+/** Options of {@link LocalChannel.open}. */
+export interface LocalChannelOptions {
+  /** The guest's spec; must equal the worker's (same hash). */
+  readonly spec: ApiSpec;
+  /** A worker to share between sessions; by default the channel opens (and closes) its own. */
+  readonly worker?: Worker;
+  /** The session id on the worker. */
+  readonly sessionId?: string;
+}
+
+/** See the module comment. */
+export class LocalChannel implements Channel {
+  readonly kind = 'local';
+  readonly supports: ChannelSupports = { zeroCopy: true, crossProcess: false };
+  /** The worker session this channel drives. */
+  readonly session: WorkerSession;
+  readonly #ownedWorker: Worker | undefined;
+  #closed = false;
+
+  private constructor(session: WorkerSession, ownedWorker: Worker | undefined) {
+    this.session = session;
+    this.#ownedWorker = ownedWorker;
+  }
+
+  /**
+   * Opens a session on `options.worker`, or on a new worker of the spec.
+   * @throws {ConfigError} `ERR_AVA_CONFIG` when the worker serves another spec (name or hash differ).
+   */
+  static async open(options: LocalChannelOptions): Promise<LocalChannel> {
+    const owned = options.worker ? undefined : await Worker.open({ spec: options.spec });
+    const worker = options.worker ?? owned!;
+    if (worker.spec.hash !== options.spec.hash) {
+      throw new ConfigError(`the worker serves ${worker.spec.name} (${worker.spec.hash.slice(0, 12)}), the guest speaks ${options.spec.name} (${options.spec.hash.slice(0, 12)})`);
+    }
+    return new LocalChannel(worker.openSession(options.sessionId), owned);
+  }
+
+  call(frame: CallFrame): Promise<ReplyFrame> {
+    if (this.#closed) return Promise.reject(new ClosedError('local channel'));
+    return this.session.execute(frame);
+  }
+
+  onEvent(listener: (event: EventFrame) => void): () => void {
+    return this.session.onEvent(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.session.close();
+    await this.#ownedWorker?.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,436 @@
+/**
+ * Executes one call: turns a call frame's wire values into native arguments by the spec's argument roles, calls
+ * the library, and turns what it returned and wrote into a reply. Nothing from the wire is trusted: every value is
+ * type- and size-checked here, and a bad one is a coded error, never a crash.
+ */
+import koffi from 'koffi';
+import { BadCallError, HandleError, UnsupportedError } from '../errors.js';
+import { evalLength } from '../spec/length.js';
+import type { ApiSpec, ArgSpec, FunctionSpec, ScalarType } from '../spec/types.js';
+import type { CallFrame, ReplyFrame, WireValue } from '../wire/frames.js';
+import type { NativeFunction, NativeLibrary } from './native-library.js';
+import { SCALAR_SIZE } from './native-library.js';
+
+/** How the executor maps ids to native pointers: the session's handle table, or identity for direct native use. */
+export interface HandleResolver {
+  resolve(id: unknown, kind: string, where: string): number;
+  bind(id: unknown, kind: string, ptr: number, refcounted: boolean): number;
+  idOf(kind: string, ptr: number): number;
+  kindOf(id: number): string | undefined;
+  retain(id: number): void;
+  release(id: number): boolean;
+  drop(id: number): void;
+}
+
+/** Where native callbacks go: the session turns them into event frames for its guest. */
+export interface CallbackSink {
+  /** Makes a native function pointer that delivers `callbackId`'s calls; it is freed after its first call. */
+  register(callbackId: number, proto: string, fn: string): unknown;
+}
+
+/** What one execution needs besides the frame. */
+export interface ExecutionContext {
+  readonly spec: ApiSpec;
+  readonly library: NativeLibrary;
+  readonly handles: HandleResolver;
+  readonly callbacks?: CallbackSink;
+}
+
+/** Memory of mapped regions, keyed by their pointer; kept so an unmap can write the guest's bytes back. */
+const MAPPED_KIND = '__mapped';
+const mappedRegions = new Map<number, { address: bigint; length: number }>();
+
+function isBytes(v: unknown): v is Uint8Array {
+  return v instanceof Uint8Array;
+}
+
+function scalarValue(v: unknown, type: ScalarType, where: string): number | bigint {
+  if (typeof v === 'bigint') {
+    if (SCALAR_SIZE[type] !== 8 || type === 'float' || type === 'double') throw new BadCallError(`${where}: BigInt given for a ${type}`);
+    return v;
+  }
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  if (typeof v !== 'number' || Number.isNaN(v)) throw new BadCallError(`${where}: expected a number for a ${type}, got ${typeof v}`);
+  if (type !== 'float' && type !== 'double' && !Number.isInteger(v)) throw new BadCallError(`${where}: ${v} is not an integer`);
+  return v;
+}
+
+function writeScalar(buf: Buffer, offset: number, type: ScalarType, value: number | bigint): void {
+  switch (type) {
+    case 'int8': buf.writeInt8(Number(value), offset); break;
+    case 'uint8': buf.writeUInt8(Number(value), offset); break;
+    case 'int16': buf.writeInt16LE(Number(value), offset); break;
+    case 'uint16': buf.writeUInt16LE(Number(value), offset); break;
+    case 'int32': buf.writeInt32LE(Number(value), offset); break;
+    case 'uint32': buf.writeUInt32LE(Number(value), offset); break;
+    case 'float': buf.writeFloatLE(Number(value), offset); break;
+    case 'double': buf.writeDoubleLE(Number(value), offset); break;
+    case 'int64': buf.writeBigInt64LE(BigInt(value), offset); break;
+    default: buf.writeBigUInt64LE(BigInt.asUintN(64, BigInt(value)), offset); break;
+  }
+}
+
+/** Reads a scalar; 64-bit values come back as numbers when exact, else BigInt. */
+export function readScalar(buf: Buffer, offset: number, type: ScalarType): number | bigint {
+  switch (type) {
+    case 'int8': return buf.readInt8(offset);
+    case 'uint8': return buf.readUInt8(offset);
+    case 'int16': return buf.readInt16LE(offset);
+    case 'uint16': return buf.readUInt16LE(offset);
+    case 'int32': return buf.readInt32LE(offset);
+    case 'uint32': return buf.readUInt32LE(offset);
+    case 'float': return buf.readFloatLE(offset);
+    case 'double': return buf.readDoubleLE(offset);
+    case 'int64': { const v = buf.readBigInt64LE(offset); return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v; }
+    default: { const v = buf.readBigUInt64LE(offset); return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v; }
+  }
+}
+
+function readPointer(buf: Buffer, offset: number): number {
+  const v = buf.readBigUInt64LE(offset);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new BadCallError(`native pointer 0x${v.toString(16)} does not fit a handle`);
+  return Number(v);
+}
+
+/** Bounds a length computed from untrusted arguments, so a forged size never makes the worker allocate wildly. */
+const MAX_ARG_BYTES = 2 ** 31;
+function checkedLength(n: number, where: string): number {
+  if (!Number.isSafeInteger(n) || n < 0 || n > MAX_ARG_BYTES) throw new BadCallError(`${where}: length ${n} out of range`);
+  return n;
+}
+
+/** State carried from preparing a call to finishing it. */
+interface Prepared {
+  readonly native: unknown[];
+  /** Out-argument buffers by argument index. */
+  readonly outs: (Buffer | Buffer[] | null)[];
+}
+
+/**
+ * Prepares, runs and finishes one call. Returns a reply, or a promise of one for blocking functions (run on koffi's
+ * thread pool so the event loop stays free).
+ */
+export function executeCall(ctx: ExecutionContext, frame: CallFrame): ReplyFrame | Promise<ReplyFrame> {
+  const fnSpec = ctx.spec.fn.get(frame.fn);
+  if (!fnSpec) throw new BadCallError(`unknown function ${String(frame.fn)} for spec ${ctx.spec.name}`);
+  if (fnSpec.unsupported !== undefined) throw new UnsupportedError(fnSpec.name, fnSpec.unsupported);
+  if (!Array.isArray(frame.args) || frame.args.length !== fnSpec.args.length) {
+    throw new BadCallError(`${fnSpec.name} takes ${fnSpec.args.length} arguments, the call has ${Array.isArray(frame.args) ? frame.args.length : 'none'}`);
+  }
+  const nativeFn = ctx.library.get(fnSpec.name);
+  const prepared = prepare(ctx, fnSpec, frame);
+  if (fnSpec.blocking) {
+    return new Promise<ReplyFrame>((resolve, reject) => {
+      nativeFn.async(...prepared.native, (error: unknown, result: unknown) => {
+        if (error) reject(error);
+        else {
+          try { resolve(finish(ctx, fnSpec, frame, prepared, result)); } catch (e) { reject(e); }
+        }
+      });
+    });
+  }
+  return finish(ctx, fnSpec, frame, prepared, (nativeFn as NativeFunction)(...prepared.native));
+}
+
+function prepare(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame): Prepared {
+  const args = frame.args;
+  const indexOf = new Map(f.args.map((a, i) => [a.name, i]));
+  const lookup = (name: string): unknown => args[indexOf.get(name)!];
+  const native: unknown[] = new Array(f.args.length);
+  const outs: (Buffer | Buffer[] | null)[] = new Array(f.args.length).fill(null);
+  const where = (a: ArgSpec): string => `${f.name}(${a.name})`;
+  const len = (a: ArgSpec, expr: Parameters<typeof evalLength>[0]): number => checkedLength(evalLength(expr, lookup), where(a));
+
+  f.args.forEach((a, i) => {
+    const v = args[i];
+    switch (a.role) {
+      case 'scalar': {
+        let value = a.workerValue ?? scalarValue(v, a.type, where(a));
+        if (a.rewrite && (BigInt(value) & BigInt(a.rewrite.ifSet)) !== 0n) {
+          const next = (BigInt(value) & ~BigInt(a.rewrite.clear)) | BigInt(a.rewrite.set);
+          value = typeof value === 'number' ? Number(next) : next;
+        }
+        native[i] = value;
+        break;
+      }
+      case 'count': native[i] = scalarValue(v, a.type, where(a)); break;
+      case 'handle':
+        native[i] = v === null && a.nullable ? 0 : ctx.handles.resolve(v, a.kind, where(a));
+        break;
+      case 'handles': {
+        if (v === null) {
+          if (!a.nullable && len(a, a.count) > 0) throw new BadCallError(`${where(a)} may not be NULL`);
+          native[i] = null;
+          break;
+        }
+        const n = len(a, a.count);
+        if (!Array.isArray(v) || v.length < n) throw new BadCallError(`${where(a)}: expected an array of at least ${n} handle ids`);
+        const buf = Buffer.alloc(Math.max(8 * n, 8));
+        for (let k = 0; k < n; k++) buf.writeBigUInt64LE(BigInt(ctx.handles.resolve(v[k], a.kind, `${where(a)}[${k}]`)), 8 * k);
+        native[i] = buf;
+        break;
+      }
+      case 'handleOut':
+        if (v === null || v === undefined) {
+          if (!a.optional) throw new BadCallError(`${where(a)}: a handle id is required`);
+          native[i] = null;
+        } else native[i] = outs[i] = Buffer.alloc(8);
+        break;
+      case 'handlesOut': {
+        if (v === null || v === undefined) { native[i] = null; break; }
+        const n = len(a, a.capacity);
+        if (!Array.isArray(v) || v.length < n) throw new BadCallError(`${where(a)}: expected ${n} proposed handle ids`);
+        native[i] = outs[i] = Buffer.alloc(Math.max(8 * n, 8));
+        break;
+      }
+      case 'bufferIn': {
+        if (v === null) {
+          if (!a.nullable) throw new BadCallError(`${where(a)} may not be NULL`);
+          native[i] = null;
+          break;
+        }
+        if (!isBytes(v)) throw new BadCallError(`${where(a)}: expected bytes`);
+        const n = len(a, a.length);
+        if (v.byteLength < n) throw new BadCallError(`${where(a)}: ${v.byteLength} bytes given, the call reads ${n}`);
+        native[i] = v;
+        break;
+      }
+      case 'bufferOut':
+        if (v === null || v === undefined) native[i] = null;
+        else native[i] = outs[i] = Buffer.alloc(len(a, a.length));
+        break;
+      case 'string':
+        if (v === null) {
+          if (!a.nullable) throw new BadCallError(`${where(a)} may not be NULL`);
+          native[i] = null;
+        } else if (typeof v === 'string') native[i] = Buffer.from(`${v}\0`, 'utf8');
+        else throw new BadCallError(`${where(a)}: expected a string`);
+        break;
+      case 'strings': {
+        const n = len(a, a.count);
+        if (!Array.isArray(v) || v.length < n) throw new BadCallError(`${where(a)}: expected ${n} strings or byte arrays`);
+        const blobs = v.slice(0, n).map((s, k) => {
+          if (typeof s === 'string') return Buffer.from(`${s}\0`, 'utf8');
+          if (isBytes(s)) return Buffer.from(s.buffer, s.byteOffset, s.byteLength);
+          throw new BadCallError(`${where(a)}[${k}]: expected a string or bytes`);
+        });
+        const table = Buffer.alloc(Math.max(8 * n, 8));
+        blobs.forEach((b, k) => table.writeBigUInt64LE(b.byteLength === 0 ? 0n : koffi.address(b) as bigint, 8 * k));
+        native[i] = table;
+        outs[i] = blobs; // keeps the blobs alive through the call
+        break;
+      }
+      case 'scalars': {
+        if (v === null) {
+          if (!a.nullable) throw new BadCallError(`${where(a)} may not be NULL`);
+          native[i] = null;
+          break;
+        }
+        const n = len(a, a.length);
+        if (!Array.isArray(v) || v.length < n) throw new BadCallError(`${where(a)}: expected ${n} numbers`);
+        const size = SCALAR_SIZE[a.type];
+        const buf = Buffer.alloc(Math.max(size * n, size));
+        for (let k = 0; k < n; k++) writeScalar(buf, size * k, a.type, scalarValue(v[k], a.type, `${where(a)}[${k}]`));
+        native[i] = buf;
+        break;
+      }
+      case 'properties': {
+        if (v === null) {
+          if (!a.nullable) throw new BadCallError(`${where(a)} may not be NULL`);
+          native[i] = null;
+          break;
+        }
+        if (!Array.isArray(v) || v.length > 256) throw new BadCallError(`${where(a)}: expected a property list`);
+        const size = SCALAR_SIZE[a.type];
+        const buf = Buffer.alloc(size * (v.length + 1));
+        for (let k = 0; k < v.length; k++) {
+          const key = k % 2 === 1 ? v[k - 1] : undefined;
+          const kind = key !== undefined ? a.handleKeys[String(key)] : undefined;
+          const value = kind ? ctx.handles.resolve(v[k], kind, `${where(a)}[${k}]`) : scalarValue(v[k], a.type, `${where(a)}[${k}]`);
+          writeScalar(buf, size * k, a.type, value);
+        }
+        native[i] = buf;
+        break;
+      }
+      case 'scalarOut':
+        native[i] = v === null || v === undefined ? null : (outs[i] = Buffer.alloc(SCALAR_SIZE[a.type]));
+        break;
+      case 'scalarsOut':
+        native[i] = v === null || v === undefined ? null : (outs[i] = Buffer.alloc(Math.max(len(a, a.length) * SCALAR_SIZE[a.type], 1)));
+        break;
+      case 'errcode':
+        native[i] = v === null || v === undefined ? null : (outs[i] = Buffer.alloc(SCALAR_SIZE[ctx.spec.status.type]));
+        break;
+      case 'info': {
+        if (v === null || v === undefined) { native[i] = null; break; }
+        const size = checkedLength(Number(scalarValue(lookup(a.size), 'size', where(a))), where(a));
+        const sizesParam = a.pointerArrays?.[String(lookup(a.param))];
+        if (sizesParam !== undefined) {
+          native[i] = preparePointerArray(ctx, f, frame, a, i, Number(sizesParam), size, outs);
+        } else {
+          native[i] = outs[i] = Buffer.alloc(size);
+        }
+        break;
+      }
+      case 'argValue': {
+        if (v === null) { native[i] = null; break; }
+        if (isBytes(v)) { native[i] = v; break; }
+        const id = (v as { handle?: unknown }).handle;
+        if (typeof v !== 'object' || typeof id !== 'number') throw new BadCallError(`${where(a)}: expected null, bytes or {handle: id}`);
+        const kind = ctx.handles.kindOf(id);
+        if (kind === undefined || !a.handleKinds.includes(kind)) {
+          throw new HandleError('ERR_AVA_UNKNOWN_HANDLE', `${where(a)}: ${id} is not a handle of kind ${a.handleKinds.join(' or ')}`, { details: { id } });
+        }
+        const buf = Buffer.alloc(8);
+        buf.writeBigUInt64LE(BigInt(ctx.handles.resolve(id, kind, where(a))));
+        native[i] = buf;
+        break;
+      }
+      case 'callback':
+        if (v === null || v === undefined) native[i] = null;
+        else if (!a.delivered) throw new UnsupportedError(f.name, `a non-NULL ${a.name} callback cannot be carried; pass NULL`);
+        else if (typeof v !== 'number' || !ctx.callbacks) throw new BadCallError(`${where(a)}: expected a callback id`);
+        else native[i] = ctx.callbacks.register(v, a.proto, f.name);
+        break;
+      case 'userData':
+        native[i] = null;
+        break;
+      case 'mapped': {
+        const m = v as { id?: unknown; bytes?: unknown } | null;
+        if (!m || typeof m !== 'object') throw new BadCallError(`${where(a)}: expected a mapping {id, bytes}`);
+        const ptr = ctx.handles.resolve(m.id, MAPPED_KIND, where(a));
+        const region = mappedRegions.get(ptr)!;
+        if (m.bytes !== null && m.bytes !== undefined) {
+          if (!isBytes(m.bytes) || m.bytes.byteLength !== region.length) throw new BadCallError(`${where(a)}: write-back must be ${region.length} bytes`);
+          new Uint8Array(koffi.view(region.address, region.length)).set(m.bytes);
+        }
+        native[i] = region.address;
+        break;
+      }
+    }
+  });
+  return { native, outs };
+}
+
+/** `CL_PROGRAM_BINARIES`-style values: ask for the blob sizes first, then hand the library a table of blob pointers. */
+function preparePointerArray(
+  ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, a: Extract<ArgSpec, { role: 'info' }>, i: number,
+  sizesParam: number, size: number, outs: (Buffer | Buffer[] | null)[],
+): Buffer {
+  // The same call with the sizes parameter (it has the same element count: one size_t per blob).
+  const probe = prepare(ctx, f, { ...frame, args: frame.args.map((v, k) => (f.args[k]!.name === a.param ? sizesParam : v)) });
+  const status = ctx.library.get(f.name)(...probe.native);
+  const sizes = probe.outs[i] as Buffer;
+  const blobs: Buffer[] = [];
+  const table = Buffer.alloc(Math.max(size, 8));
+  for (let k = 0; k < Math.floor(size / 8); k++) {
+    const n = status === ctx.spec.status.success ? checkedLength(Number(sizes.readBigUInt64LE(8 * k)), `${f.name}(${a.name})`) : 0;
+    const blob = Buffer.alloc(n);
+    blobs.push(blob);
+    table.writeBigUInt64LE(n === 0 ? 0n : (koffi.address(blob) as bigint), 8 * k);
+  }
+  outs[i] = blobs;
+  return table;
+}
+
+function finish(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Prepared, result: unknown): ReplyFrame {
+  const success = ctx.spec.status.success;
+  const outs: Record<string, WireValue> = {};
+  let ret: WireValue = null;
+  const refcounted = f.record === 'create';
+
+  switch (f.returns.role) {
+    case 'void': break;
+    case 'status': case 'scalar':
+      ret = typeof result === 'bigint' && result <= BigInt(Number.MAX_SAFE_INTEGER) && result >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(result) : (result as number | bigint);
+      break;
+    case 'handle': {
+      const ptr = Number(result);
+      ret = ptr === 0 ? null : ctx.handles.bind(frame.retId, f.returns.kind, ptr, refcounted);
+      break;
+    }
+    case 'mapped': {
+      const address = result as bigint | null;
+      if (address === null || address === 0n) break;
+      const length = checkedLength(evalLength(f.returns.length, (name) => frame.args[f.args.findIndex((a) => a.name === name)]), f.name);
+      const ptr = Number(address);
+      mappedRegions.set(ptr, { address, length });
+      const id = ctx.handles.bind(frame.retId, MAPPED_KIND, ptr, false);
+      ret = { id, bytes: Buffer.from(koffi.view(address, length)) };
+      break;
+    }
+  }
+  const okStatus = f.returns.role !== 'status' || ret === success;
+
+  f.args.forEach((a, i) => {
+    const buf = p.outs[i];
+    switch (a.role) {
+      case 'handleOut': {
+        if (!buf || Array.isArray(buf)) break;
+        const ptr = readPointer(buf, 0);
+        outs[a.name] = ptr === 0 ? null : ctx.handles.bind(frame.args[i], a.kind, ptr, refcounted);
+        break;
+      }
+      case 'handlesOut': {
+        if (!buf || Array.isArray(buf)) break;
+        const proposed = frame.args[i] as readonly unknown[];
+        const ids: number[] = [];
+        for (let k = 0; k < buf.byteLength / 8 && k < proposed.length; k++) {
+          const ptr = readPointer(buf, 8 * k);
+          if (ptr === 0) break;
+          ids.push(ctx.handles.bind(proposed[k], a.kind, ptr, refcounted));
+        }
+        outs[a.name] = ids;
+        break;
+      }
+      case 'bufferOut':
+        if (buf && !Array.isArray(buf)) outs[a.name] = buf;
+        break;
+      case 'scalarOut':
+        if (buf && !Array.isArray(buf)) outs[a.name] = readScalar(buf, 0, a.type);
+        break;
+      case 'scalarsOut':
+        if (buf && !Array.isArray(buf)) {
+          const size = SCALAR_SIZE[a.type];
+          outs[a.name] = Array.from({ length: Math.floor(buf.byteLength / size) }, (_, k) => readScalar(buf, size * k, a.type));
+        }
+        break;
+      case 'errcode':
+        if (buf && !Array.isArray(buf)) outs[a.name] = readScalar(buf, 0, ctx.spec.status.type);
+        break;
+      case 'info': {
+        if (!buf) break;
+        if (Array.isArray(buf)) { outs[a.name] = buf; break; }
+        const kind = a.handleParams[String(frame.args[f.args.findIndex((x) => x.name === a.param)])];
+        if (kind && okStatus) {
+          // Same layout, ids in place of pointers: one 8-byte slot per handle.
+          for (let off = 0; off + 8 <= buf.byteLength; off += 8) {
+            buf.writeBigInt64LE(BigInt(ctx.handles.idOf(kind, readPointer(buf, off))), off);
+          }
+        }
+        outs[a.name] = buf;
+        break;
+      }
+      default: break;
+    }
+  });
+
+  if (okStatus && f.target !== undefined) {
+    const target = frame.args[f.args.findIndex((a) => a.name === f.target)];
+    if (typeof target === 'number') {
+      if (f.record === 'retain') ctx.handles.retain(target);
+      else if (f.record === 'release') ctx.handles.release(target);
+    }
+  }
+  if (okStatus) {
+    f.args.forEach((a, i) => {
+      if (a.role === 'mapped') {
+        const id = (frame.args[i] as { id: number }).id;
+        const ptr = ctx.handles.resolve(id, MAPPED_KIND, f.name);
+        mappedRegions.delete(ptr);
+        ctx.handles.drop(id);
+      }
+    });
+  }
+  return { seq: frame.seq, ret, outs };
+}

@@ -1,0 +1,148 @@
+/**
+ * The worker's handle table of one session: guest-issued ids -> native pointers.
+ *
+ * Ids are chosen by the guest (so creating calls can be sent without waiting, and an id never changes when a
+ * session moves); the worker only binds them. Released objects stay as tombstones so that a stale id is told
+ * apart from a forged one. Interned kinds (platforms, devices) map one pointer to one id.
+ */
+import { BadCallError, HandleError } from '../errors.js';
+import type { HandleKindSpec } from '../spec/types.js';
+
+interface Entry {
+  readonly kind: string;
+  readonly ptr: number;
+  /** Application-visible reference count; null where the API does not count references (interned handles). */
+  refs: number | null;
+  live: boolean;
+}
+
+/** What callers learn about the handle a call refers to. */
+export interface HandleRef {
+  readonly id: number;
+  readonly kind: string;
+  readonly ptr: number;
+}
+
+/** Largest id a guest may issue: ids travel as CBOR integers and JavaScript numbers. */
+export const MAX_HANDLE_ID = Number.MAX_SAFE_INTEGER;
+
+/** One session's table. See the module comment. */
+export class HandleTable {
+  readonly #entries = new Map<number, Entry>();
+  readonly #byPtr = new Map<string, number>();
+  readonly #kinds: ReadonlyMap<string, HandleKindSpec>;
+  /** Ids the worker itself assigns (to pointers the guest never saw) count down from -1. */
+  #nextWorkerId = -1;
+
+  constructor(kinds: ReadonlyMap<string, HandleKindSpec>) {
+    this.#kinds = kinds;
+  }
+
+  #details(kind: string, extra: Record<string, unknown>): Record<string, unknown> {
+    const status = this.#kinds.get(kind)?.invalidStatus;
+    return status === undefined ? extra : { ...extra, status };
+  }
+
+  /**
+   * The native pointer of `id`, which must be a live handle of `kind`.
+   * @throws {HandleError} `ERR_AVA_UNKNOWN_HANDLE`, `ERR_AVA_STALE_HANDLE` or `ERR_AVA_HANDLE_KIND`.
+   */
+  resolve(id: unknown, kind: string, where: string): number {
+    const entry = typeof id === 'number' ? this.#entries.get(id) : undefined;
+    if (!entry) {
+      throw new HandleError('ERR_AVA_UNKNOWN_HANDLE', `${where}: ${String(id)} is not a handle of this session`, { details: this.#details(kind, { id, kind }) });
+    }
+    if (entry.kind !== kind) {
+      throw new HandleError('ERR_AVA_HANDLE_KIND', `${where}: handle ${String(id)} is a ${entry.kind}, not a ${kind}`, { details: this.#details(kind, { id, kind, actual: entry.kind }) });
+    }
+    if (!entry.live) {
+      throw new HandleError('ERR_AVA_STALE_HANDLE', `${where}: ${kind} ${String(id)} was released`, { details: this.#details(kind, { id, kind }) });
+    }
+    return entry.ptr;
+  }
+
+  /** Kind of a live or released id, if it was ever bound. */
+  kindOf(id: number): string | undefined {
+    return this.#entries.get(id)?.kind;
+  }
+
+  /**
+   * Binds a guest-issued id to a new native object. For interned kinds, a pointer that already has an id keeps it
+   * and that id is returned instead.
+   * @throws {BadCallError} when the id is not a positive safe integer or is already in use.
+   */
+  bind(id: unknown, kind: string, ptr: number, refcounted: boolean): number {
+    const interned = this.#kinds.get(kind)?.interned === true;
+    const key = `${kind}:${ptr}`;
+    if (interned) {
+      const existing = this.#byPtr.get(key);
+      if (existing !== undefined && this.#entries.get(existing)?.live) return existing;
+    }
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) {
+      throw new BadCallError(`handle id ${String(id)} is not a positive integer`);
+    }
+    if (this.#entries.has(id)) throw new BadCallError(`handle id ${id} is already in use in this session`);
+    this.#entries.set(id, { kind, ptr, refs: refcounted && !interned ? 1 : null, live: true });
+    this.#byPtr.set(key, id);
+    return id;
+  }
+
+  /** The id of a native pointer of `kind` (info values that hold handles); assigns a worker id to a pointer never seen. */
+  idOf(kind: string, ptr: number): number {
+    if (ptr === 0) return 0;
+    const key = `${kind}:${ptr}`;
+    const existing = this.#byPtr.get(key);
+    if (existing !== undefined && this.#entries.get(existing)?.live) return existing;
+    const id = this.#nextWorkerId--;
+    this.#entries.set(id, { kind, ptr, refs: null, live: true });
+    this.#byPtr.set(key, id);
+    return id;
+  }
+
+  /** Counts a successful retain of a live handle. */
+  retain(id: number): void {
+    const entry = this.#entries.get(id);
+    if (entry?.live && entry.refs !== null) entry.refs++;
+  }
+
+  /** Counts a successful release; at zero the id becomes stale. Returns true when it did. */
+  release(id: number): boolean {
+    const entry = this.#entries.get(id);
+    if (!entry?.live || entry.refs === null) return false;
+    entry.refs--;
+    if (entry.refs > 0) return false;
+    this.#kill(id, entry);
+    return true;
+  }
+
+  /** Forgets a handle the API consumed (an unmapped region): later use is stale. */
+  drop(id: number): void {
+    const entry = this.#entries.get(id);
+    if (entry?.live) this.#kill(id, entry);
+  }
+
+  #kill(id: number, entry: Entry): void {
+    entry.live = false;
+    // The allocator may hand the same address to a new object: the pointer no longer names this id.
+    const key = `${entry.kind}:${entry.ptr}`;
+    if (this.#byPtr.get(key) === id) this.#byPtr.delete(key);
+  }
+
+  /** Native pointers of the live handles of `kind`, in binding order. */
+  livePointers(kind: string): number[] {
+    const out: number[] = [];
+    for (const entry of this.#entries.values()) if (entry.live && entry.kind === kind) out.push(entry.ptr);
+    return out;
+  }
+
+  /** Live handles of every kind, in binding order. */
+  *live(): IterableIterator<HandleRef> {
+    for (const [id, entry] of this.#entries) if (entry.live) yield { id, kind: entry.kind, ptr: entry.ptr };
+  }
+
+  /** Application-visible reference count of a live handle (null when not counted). */
+  refs(id: number): number | null | undefined {
+    const entry = this.#entries.get(id);
+    return entry?.live ? entry.refs : undefined;
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * One guest session inside a worker: its own handle table (sessions never see each other's handles), its calls
+ * executed one at a time in arrival order, its callbacks turned into event frames, and explicit state.
+ */
+import koffi from 'koffi';
+import { ClosedError, toWireError, UnsupportedError } from '../errors.js';
+import type { ApiSpec, StateContext } from '../spec/types.js';
+import type { CallFrame, EventFrame, ReplyFrame, WireValue } from '../wire/frames.js';
+import type { CallbackSink, ExecutionContext } from './executor.js';
+import { executeCall } from './executor.js';
+import { HandleTable } from './handle-table.js';
+import type { NativeLibrary } from './native-library.js';
+
+const protoCache = new Map<string, unknown>();
+function callbackType(proto: string): unknown {
+  let type = protoCache.get(proto);
+  if (!type) {
+    type = koffi.pointer(koffi.proto(proto));
+    protoCache.set(proto, type);
+  }
+  return type;
+}
+
+/** A session of a worker. Create through `Worker.openSession`. */
+export class WorkerSession implements AsyncDisposable {
+  /** The session's id, unique within its worker. */
+  readonly id: string;
+  readonly spec: ApiSpec;
+  /** Ids -> native pointers of this session. */
+  readonly handles: HandleTable;
+  readonly #ctx: ExecutionContext;
+  readonly #library: NativeLibrary;
+  readonly #listeners = new Set<(event: EventFrame) => void>();
+  #tail: Promise<unknown> = Promise.resolve();
+  #pending = 0;
+  #closed = false;
+  readonly #onClose: () => void;
+
+  /** @internal */
+  constructor(id: string, spec: ApiSpec, library: NativeLibrary, onClose: () => void) {
+    this.id = id;
+    this.spec = spec;
+    this.#library = library;
+    this.handles = new HandleTable(spec.kind);
+    this.#onClose = onClose;
+    const callbacks: CallbackSink = { register: (callbackId, proto) => this.#registerCallback(callbackId, proto) };
+    this.#ctx = { spec, library, handles: this.handles, callbacks };
+  }
+
+  /**
+   * Executes a call and answers with a reply; errors (bad handles, malformed frames, unsupported functions) come back
+   * in `reply.error`, never as a rejection. Calls run one at a time in the order they arrive.
+   */
+  execute(frame: CallFrame): Promise<ReplyFrame> {
+    if (this.#closed) return Promise.resolve({ seq: frame.seq, error: toWireError(new ClosedError(`session ${this.id}`)) });
+    if (this.#pending === 0) {
+      // Fast path: nothing queued, so run now instead of hopping through the promise chain.
+      const reply = this.#run(frame);
+      if (!(reply instanceof Promise)) return Promise.resolve(reply);
+      return this.#track(reply);
+    }
+    return this.#track(this.#tail.then(() => this.#run(frame)));
+  }
+
+  #track(p: Promise<ReplyFrame>): Promise<ReplyFrame> {
+    this.#pending++;
+    const done = p.finally(() => { this.#pending--; });
+    this.#tail = done.catch(() => undefined);
+    return done;
+  }
+
+  #run(frame: CallFrame): ReplyFrame | Promise<ReplyFrame> {
+    const seq = typeof frame?.seq === 'number' ? frame.seq : -1;
+    try {
+      const reply = executeCall(this.#ctx, frame);
+      return reply instanceof Promise ? reply.catch((error: unknown) => ({ seq, error: toWireError(error) })) : reply;
+    } catch (error) {
+      return { seq, error: toWireError(error) };
+    }
+  }
+
+  /** Subscribes to the session's callback events; returns the unsubscribe function. */
+  onEvent(listener: (event: EventFrame) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #registerCallback(callbackId: number, proto: string): unknown {
+    let registered: unknown = null;
+    const deliver = (...args: unknown[]): void => {
+      // The last parameter is the C user_data: the guest keeps its own, so it is not sent.
+      const values: WireValue[] = args.slice(0, -1).map((v) => this.#callbackValue(v));
+      const event: EventFrame = { callback: callbackId, args: values };
+      for (const listener of this.#listeners) listener(event);
+      // A callback of these APIs fires once per registration; free its trampoline after it returns.
+      setImmediate(() => koffi.unregister(registered as never));
+    };
+    registered = koffi.register(deliver, callbackType(proto) as never);
+    return registered;
+  }
+
+  #callbackValue(v: unknown): WireValue {
+    if (typeof v === 'bigint') {
+      const ptr = Number(v);
+      for (const h of this.handles.live()) if (h.ptr === ptr) return { handle: h.id, kind: h.kind };
+      return null;
+    }
+    return typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean' ? v : null;
+  }
+
+  #stateContext(): StateContext {
+    return {
+      callNative: (fn, ...args) => this.#library.get(fn)(...args),
+      liveHandles: (kind) => this.handles.livePointers(kind),
+      status: this.spec.status,
+    };
+  }
+
+  /**
+   * Reads the explicit state (e.g. a buffer's bytes) of handle `id`.
+   * @throws {UnsupportedError} when its kind declares no explicit state.
+   */
+  async extractState(id: number): Promise<Uint8Array> {
+    const kind = this.handles.kindOf(id);
+    const state = kind === undefined ? undefined : this.spec.kind.get(kind)?.state;
+    if (!kind || !state) throw new UnsupportedError('extractState', `handle ${id} has no explicit state`);
+    const ptr = this.handles.resolve(id, kind, 'extractState');
+    return this.#serialized(() => state.extract(this.#stateContext(), ptr));
+  }
+
+  /** Writes explicit state read by {@link extractState} into handle `id` of the same shape. */
+  async restoreState(id: number, bytes: Uint8Array): Promise<void> {
+    const kind = this.handles.kindOf(id);
+    const state = kind === undefined ? undefined : this.spec.kind.get(kind)?.state;
+    if (!kind || !state) throw new UnsupportedError('restoreState', `handle ${id} has no explicit state`);
+    const ptr = this.handles.resolve(id, kind, 'restoreState');
+    await this.#serialized(() => state.restore(this.#stateContext(), ptr, bytes));
+  }
+
+  /** Runs state work in the session's call order, so it sees every call sent before it. */
+  #serialized<T>(work: () => T | Promise<T>): Promise<T> {
+    const p = this.#tail.then(work);
+    this.#tail = p.catch(() => undefined);
+    return p;
+  }
+
+  /**
+   * Ends the session: waits for queued calls, then releases what the guest left alive (children before parents,
+   * each as often as it was retained), so a guest that never cleans up does not leak device objects.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#tail;
+    const live = [...this.handles.live()].reverse();
+    for (const h of live) {
+      const release = [...this.spec.fn.values()].find((f) => f.record === 'release' && f.unsupported === undefined &&
+        f.args.some((a) => a.name === f.target && a.role === 'handle' && a.kind === h.kind));
+      let refs = this.handles.refs(h.id);
+      if (!release || refs === null || refs === undefined) continue;
+      for (; refs > 0; refs--) {
+        try { this.#library.get(release.name)(h.ptr); } catch { break; }
+      }
+    }
+    this.#listeners.clear();
+    this.#onClose();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
