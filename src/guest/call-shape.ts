@@ -11,7 +11,6 @@
  *
  * Every function resolves to a {@link CallResult}.
  */
-import type { ArgSpec, FunctionSpec } from '../spec/types.js';
 
 /** What a call resolves to. */
 export interface CallResult {
@@ -27,16 +26,4 @@ export type ApiFunction = (...args: unknown[]) => Promise<CallResult>;
 /** An API object: one async function per spec function. */
 export type ApiObject = Readonly<Record<string, ApiFunction>>;
 
-const PURE_OUT: ReadonlySet<ArgSpec['role']> = new Set(['errcode', 'scalarOut', 'scalarsOut']);
-
-/** True when the argument takes a position in the JavaScript call. */
-export function takesPosition(a: ArgSpec): boolean {
-  if (PURE_OUT.has(a.role)) return false;
-  return !(a.role === 'handleOut' && !a.optional);
-}
-
-/** For each C argument, its index among the JavaScript arguments, or -1 for pure outs. */
-export function positions(f: FunctionSpec): number[] {
-  let next = 0;
-  return f.args.map((a) => (takesPosition(a) ? next++ : -1));
-}
+export { takesPosition } from '../spec/plan.js';

@@ -9,7 +9,7 @@ import { evalLength } from '../spec/length.js';
 import type { ArgSpec, FunctionSpec, ScalarType } from '../spec/types.js';
 import type { ReplyFrame, WireValue } from '../wire/frames.js';
 import type { CallResult } from './call-shape.js';
-import { positions } from './call-shape.js';
+import { planOf } from '../spec/plan.js';
 import { Handle, Mapping } from './handle.js';
 
 /** How handles, new ids and callbacks are represented on one side. */
@@ -97,22 +97,22 @@ function view(f: FunctionSpec, a: ArgSpec, v: unknown, nullable: boolean, minByt
  * @throws {ArgumentTypeError} `ERR_AVA_ARG_TYPE` for a wrong argument count, type, range or array size.
  */
 export function encodeCall(f: FunctionSpec, jsArgs: readonly unknown[], codec: HandleCodec): EncodedCall {
-  const pos = positions(f);
-  const expected = pos.filter((p) => p >= 0).length;
+  const plan = planOf(f);
+  const pos = plan.positions;
+  const expected = plan.arity;
   if (jsArgs.length !== expected) {
     throw new ArgumentTypeError(`${f.name} takes ${expected} arguments, got ${jsArgs.length}`, { details: { fn: f.name } });
   }
   const value = (i: number): unknown => (pos[i]! >= 0 ? jsArgs[pos[i]!] : undefined);
-  const byName = new Map(f.args.map((a, i) => [a.name, i]));
+  const byName = plan.indexOf;
   const lookup = (name: string): unknown => {
     const v = value(byName.get(name)!);
     return ArrayBuffer.isView(v) ? Array.from(v as unknown as ArrayLike<number>) : v;
   };
   const args: WireValue[] = new Array(f.args.length);
   const dests: (ArrayBufferView | null)[] = new Array(f.args.length).fill(null);
-  let userData: unknown;
-  const ud = f.args.find((a) => a.role === 'userData');
-  if (ud) userData = value(byName.get(ud.name)!);
+  const ud = f.args.findIndex((a) => a.role === 'userData');
+  const userData = ud >= 0 ? value(ud) : undefined;
 
   f.args.forEach((a, i) => {
     const v = value(i);

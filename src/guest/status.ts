@@ -5,6 +5,7 @@
 import { ApiStatusError, fromWireError } from '../errors.js';
 import type { WireError } from '../errors.js';
 import { statusName } from '../spec/define.js';
+import { planOf } from '../spec/plan.js';
 import type { ApiSpec, FunctionSpec } from '../spec/types.js';
 import type { CallResult } from './call-shape.js';
 
@@ -20,8 +21,8 @@ export function checkStatus(spec: ApiSpec, f: FunctionSpec, result: CallResult, 
   const success = spec.status.success;
   let status: unknown = success;
   if (f.returns.role === 'status') status = result.ret;
-  const errcode = f.args.find((a) => a.role === 'errcode');
-  if (errcode && status === success && result.outs[errcode.name] !== undefined) status = result.outs[errcode.name];
+  const errcode = planOf(f).errcode;
+  if (errcode >= 0 && status === success && result.outs[f.args[errcode]!.name] !== undefined) status = result.outs[f.args[errcode]!.name];
   if (typeof status === 'number' && status !== success) throw new ApiStatusError(f.name, status, statusName(spec, status));
   return result;
 }

@@ -6,6 +6,7 @@
 import koffi from 'koffi';
 import { BadCallError, HandleError, UnsupportedError } from '../errors.js';
 import { evalLength } from '../spec/length.js';
+import { planOf } from '../spec/plan.js';
 import type { ApiSpec, ArgSpec, FunctionSpec, ScalarType } from '../spec/types.js';
 import type { CallFrame, ReplyFrame, WireValue } from '../wire/frames.js';
 import type { NativeFunction, NativeLibrary } from './native-library.js';
@@ -134,7 +135,7 @@ export function executeCall(ctx: ExecutionContext, frame: CallFrame): ReplyFrame
 
 function prepare(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame): Prepared {
   const args = frame.args;
-  const indexOf = new Map(f.args.map((a, i) => [a.name, i]));
+  const indexOf = planOf(f).indexOf;
   const lookup = (name: string): unknown => args[indexOf.get(name)!];
   const native: unknown[] = new Array(f.args.length);
   const outs: (Buffer | Buffer[] | null)[] = new Array(f.args.length).fill(null);
@@ -352,7 +353,7 @@ function finish(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Pre
     case 'mapped': {
       const address = result as bigint | null;
       if (address === null || address === 0n) break;
-      const length = checkedLength(evalLength(f.returns.length, (name) => frame.args[f.args.findIndex((a) => a.name === name)]), f.name);
+      const length = checkedLength(evalLength(f.returns.length, (name) => frame.args[planOf(f).indexOf.get(name)!]), f.name);
       const ptr = Number(address);
       mappedRegions.set(ptr, { address, length });
       const id = ctx.handles.bind(frame.retId, MAPPED_KIND, ptr, false);
@@ -401,7 +402,7 @@ function finish(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Pre
       case 'info': {
         if (!buf) break;
         if (Array.isArray(buf)) { outs[a.name] = buf; break; }
-        const kind = a.handleParams[String(frame.args[f.args.findIndex((x) => x.name === a.param)])];
+        const kind = a.handleParams[String(frame.args[planOf(f).indexOf.get(a.param)!])];
         if (kind && okStatus) {
           // Same layout, ids in place of pointers: one 8-byte slot per handle.
           for (let off = 0; off + 8 <= buf.byteLength; off += 8) {
@@ -416,7 +417,7 @@ function finish(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Pre
   });
 
   if (okStatus && f.target !== undefined) {
-    const target = frame.args[f.args.findIndex((a) => a.name === f.target)];
+    const target = frame.args[planOf(f).indexOf.get(f.target)!];
     if (typeof target === 'number') {
       if (f.record === 'retain') ctx.handles.retain(target);
       else if (f.record === 'release') ctx.handles.release(target);

@@ -1,0 +1,698 @@
+/**
+ * The OpenCL 1.2 spec: every function of `CL/cl.h` up to 1.2 ({@link OPENCL_12_FUNCTIONS}), with its exact C
+ * argument order, the role of each argument and what the call does to state.
+ *
+ * Conventions used throughout (see `src/spec/types.ts` for what each role means):
+ * - `size_t` is `'size'`, `cl_uint` / `cl_bool` / the `*_info` enums `'uint32'`, `cl_int` `'int32'`, every
+ *   `cl_bitfield` (`cl_mem_flags`, `cl_device_type`, `cl_map_flags`, queue properties, ...) `'uint64'`.
+ * - Info queries are the triple `param_name` / `param_value_size` / `param_value` (role `info`) plus
+ *   `param_value_size_ret` (`scalarOut`); the parameters whose value is a handle (or an array of handles) are
+ *   listed so that the worker turns native pointers into handle ids.
+ * - Enqueues take `num_events_in_wait_list` (`count`), `event_wait_list` (nullable `handles`) and an optional
+ *   `event` out-handle.
+ * - Blocking: the worker always performs reads and maps as blocking calls (`workerValue: 1` on `blocking_read` /
+ *   `blocking_map`), so the guest's destination array is filled when the reply arrives, whatever the program
+ *   asked for. Writes are forced to block as well: the source bytes live in the worker only for the duration of
+ *   the call, and a non-blocking write would let the device read them after the worker has dropped them.
+ *   A consequence: a read, write or map whose wait list holds a user event that the program completes later
+ *   (clSetUserEventStatus) would wait forever, since a session's calls run in order.
+ * - `CL_MEM_USE_HOST_PTR` becomes `CL_MEM_COPY_HOST_PTR` in the worker (the guest's memory is not the worker's);
+ *   the guest keeps the program's array bound to the buffer (`mirror`) and refreshes it at the buffer's sync points.
+ */
+import { ApiStatusError, BadCallError, UnsupportedError } from '../../errors.js';
+import { defineSpec } from '../../spec/define.js';
+import { arg, fn, ret, unsupported } from '../../spec/roles.js';
+import type { ArgSpec, FunctionSpec, StateContext } from '../../spec/types.js';
+import { OPENCL_12_FUNCTIONS } from './cl12-functions.js';
+import { CL, CL_STATUS_NAMES } from './constants.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Argument groups
+
+/** Decimal-string keys for `handleParams` / `handleKeys`. */
+const key = (value: number): string => String(value);
+
+/** The trailing wait list and event of every enqueue. */
+const waitList = (): ArgSpec[] => [
+  arg.count('num_events_in_wait_list'),
+  arg.handles('event_wait_list', 'event', 'num_events_in_wait_list', { nullable: true }),
+  arg.handleOut('event', 'event', { optional: true }),
+];
+
+/** The info-query tail: `param_name, param_value_size, param_value, param_value_size_ret`. */
+const infoQuery = (handleParams: Record<string, string> = {}, pointerArrays?: Record<string, string>): ArgSpec[] => [
+  arg.scalar('param_name', 'uint32'),
+  arg.scalar('param_value_size', 'size'),
+  arg.info('param_value', 'param_value_size', 'param_name', handleParams, pointerArrays),
+  arg.scalarOut('param_value_size_ret', 'size'),
+];
+
+/** A 3-element `const size_t *` (`origin`, `region`). */
+const vec3 = (name: string): ArgSpec => arg.scalars(name, 'size', 3);
+
+/** `clRetain*` / `clRelease*` of one object. */
+const retain = (name: string, param: string, kind: string): FunctionSpec =>
+  fn(name, ret.status(), 'retain', [arg.handle(param, kind)], { target: param });
+const release = (name: string, param: string, kind: string): FunctionSpec =>
+  fn(name, ret.status(), 'release', [arg.handle(param, kind)], { target: param });
+
+/** The notify callback of clBuildProgram / clCompileProgram / clLinkProgram, delivered to the guest as an event. */
+const programNotify = (protoName: string): ArgSpec =>
+  arg.callback('pfn_notify', `void ${protoName}(void *program, void *user_data)`, 'user_data', { delivered: true });
+
+/** The error callback of clCreateContext(FromType): only NULL is accepted (see the report in the module doc). */
+const contextNotify = (): ArgSpec =>
+  arg.callback(
+    'pfn_notify',
+    'void cl_context_notify(const char *errinfo, const void *private_info, size_t cb, void *user_data)',
+    'user_data',
+    { delivered: false },
+  );
+
+/** `cl_context_properties`: a zero-terminated list whose `CL_CONTEXT_PLATFORM` value is a platform. */
+const contextProperties = (): ArgSpec => arg.properties('properties', 'uintptr', { [key(CL.CONTEXT_PLATFORM)]: 'platform' });
+
+/** `flags` and `host_ptr` of clCreateBuffer: USE_HOST_PTR becomes COPY_HOST_PTR, the caller's array mirrored. */
+const hostPtrFlags = (): ArgSpec =>
+  arg.scalar('flags', 'uint64', { rewrite: { ifSet: CL.MEM_USE_HOST_PTR, clear: CL.MEM_USE_HOST_PTR, set: CL.MEM_COPY_HOST_PTR } });
+
+// ---------------------------------------------------------------------------------------------------------------
+// Handle-valued info parameters (OpenCL 1.2)
+
+const DEVICE_HANDLE_PARAMS = { [key(CL.DEVICE_PLATFORM)]: 'platform', [key(CL.DEVICE_PARENT_DEVICE)]: 'device' };
+const CONTEXT_HANDLE_PARAMS = { [key(CL.CONTEXT_DEVICES)]: 'device' };
+const QUEUE_HANDLE_PARAMS = { [key(CL.QUEUE_CONTEXT)]: 'context', [key(CL.QUEUE_DEVICE)]: 'device' };
+const MEM_HANDLE_PARAMS = { [key(CL.MEM_CONTEXT)]: 'context', [key(CL.MEM_ASSOCIATED_MEMOBJECT)]: 'mem' };
+const IMAGE_HANDLE_PARAMS = { [key(CL.IMAGE_BUFFER)]: 'mem' };
+const SAMPLER_HANDLE_PARAMS = { [key(CL.SAMPLER_CONTEXT)]: 'context' };
+const PROGRAM_HANDLE_PARAMS = { [key(CL.PROGRAM_CONTEXT)]: 'context', [key(CL.PROGRAM_DEVICES)]: 'device' };
+const PROGRAM_POINTER_ARRAYS = { [key(CL.PROGRAM_BINARIES)]: key(CL.PROGRAM_BINARY_SIZES) };
+const KERNEL_HANDLE_PARAMS = { [key(CL.KERNEL_CONTEXT)]: 'context', [key(CL.KERNEL_PROGRAM)]: 'program' };
+const EVENT_HANDLE_PARAMS = { [key(CL.EVENT_COMMAND_QUEUE)]: 'command_queue', [key(CL.EVENT_CONTEXT)]: 'context' };
+
+// ---------------------------------------------------------------------------------------------------------------
+// Explicit state of `mem`: a buffer's bytes, read and written through a command queue of its context.
+// Native calling convention of StateContext.callNative: handles are pointer-valued numbers, every pointer-role
+// argument a Buffer or null, scalars numbers. 64-bit hosts: size_t and pointers are 8 bytes.
+
+function checkStatus(fnName: string, status: unknown): void {
+  const code = Number(status);
+  if (code !== CL.SUCCESS) throw new ApiStatusError(fnName, code, CL_STATUS_NAMES[String(code)] ?? `UNKNOWN_STATUS_${code}`);
+}
+
+/** Reads an 8-byte (size_t, pointer, cl_ulong) or 4-byte (cl_uint) info value. */
+function infoNumber(ctx: StateContext, fnName: string, handle: number, param: number, bytes: 4 | 8): number {
+  const value = Buffer.alloc(bytes);
+  checkStatus(fnName, ctx.callNative(fnName, handle, param, bytes, value, null));
+  return bytes === 4 ? value.readUInt32LE(0) : Number(value.readBigUInt64LE(0));
+}
+
+/** A command queue of `context`: a live one of the session, or a temporary one on the context's first device. */
+function queueFor(ctx: StateContext, context: number): { queue: number; temporary: boolean } {
+  for (const queue of ctx.liveHandles('command_queue')) {
+    if (infoNumber(ctx, 'clGetCommandQueueInfo', queue, CL.QUEUE_CONTEXT, 8) === context) return { queue, temporary: false };
+  }
+  const sizeRet = Buffer.alloc(8);
+  checkStatus('clGetContextInfo', ctx.callNative('clGetContextInfo', context, CL.CONTEXT_DEVICES, 0, null, sizeRet));
+  const devices = Buffer.alloc(Number(sizeRet.readBigUInt64LE(0)));
+  if (devices.length < 8) throw new ApiStatusError('clGetContextInfo', CL.INVALID_CONTEXT, 'CL_INVALID_CONTEXT');
+  checkStatus('clGetContextInfo', ctx.callNative('clGetContextInfo', context, CL.CONTEXT_DEVICES, devices.length, devices, null));
+  const errcode = Buffer.alloc(4);
+  const queue = Number(ctx.callNative('clCreateCommandQueue', context, Number(devices.readBigUInt64LE(0)), 0, errcode));
+  checkStatus('clCreateCommandQueue', errcode.readInt32LE(0));
+  return { queue, temporary: true };
+}
+
+/** Size, context and flags of a buffer, after finishing every queue of the session; images are refused. */
+function describeBuffer(ctx: StateContext, mem: number): { size: number; context: number; flags: number } {
+  for (const queue of ctx.liveHandles('command_queue')) checkStatus('clFinish', ctx.callNative('clFinish', queue));
+  if (infoNumber(ctx, 'clGetMemObjectInfo', mem, CL.MEM_TYPE, 4) !== CL.MEM_OBJECT_BUFFER) {
+    throw new UnsupportedError('explicit state', 'images');
+  }
+  return {
+    size: infoNumber(ctx, 'clGetMemObjectInfo', mem, CL.MEM_SIZE, 8),
+    context: infoNumber(ctx, 'clGetMemObjectInfo', mem, CL.MEM_CONTEXT, 8),
+    flags: infoNumber(ctx, 'clGetMemObjectInfo', mem, CL.MEM_FLAGS, 8),
+  };
+}
+
+/** Runs `body` with a queue of `context`, releasing a temporary queue afterwards. */
+function withQueue<T>(ctx: StateContext, context: number, body: (queue: number) => T): T {
+  const { queue, temporary } = queueFor(ctx, context);
+  try {
+    return body(queue);
+  } finally {
+    if (temporary) checkStatus('clReleaseCommandQueue', ctx.callNative('clReleaseCommandQueue', queue));
+  }
+}
+
+/** A temporary host-accessible buffer for objects the host may not read or write (`CL_MEM_HOST_*`). */
+function withStaging<T>(ctx: StateContext, context: number, size: number, init: Buffer | null, body: (staging: number) => T): T {
+  const errcode = Buffer.alloc(4);
+  const flags = CL.MEM_READ_WRITE | (init ? CL.MEM_COPY_HOST_PTR : 0);
+  const staging = Number(ctx.callNative('clCreateBuffer', context, flags, size, init, errcode));
+  checkStatus('clCreateBuffer', errcode.readInt32LE(0));
+  try {
+    return body(staging);
+  } finally {
+    checkStatus('clReleaseMemObject', ctx.callNative('clReleaseMemObject', staging));
+  }
+}
+
+function extractBuffer(ctx: StateContext, mem: number): Uint8Array {
+  const { size, context, flags } = describeBuffer(ctx, mem);
+  const bytes = Buffer.alloc(size);
+  if (size === 0) return new Uint8Array(0);
+  withQueue(ctx, context, (queue) => {
+    const read = (source: number): void =>
+      checkStatus('clEnqueueReadBuffer', ctx.callNative('clEnqueueReadBuffer', queue, source, 1, 0, size, bytes, 0, null, null));
+    if ((flags & (CL.MEM_HOST_WRITE_ONLY | CL.MEM_HOST_NO_ACCESS)) === 0) {
+      read(mem);
+    } else {
+      withStaging(ctx, context, size, null, (staging) => {
+        checkStatus('clEnqueueCopyBuffer', ctx.callNative('clEnqueueCopyBuffer', queue, mem, staging, 0, 0, size, 0, null, null));
+        read(staging);
+      });
+    }
+  });
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function restoreBuffer(ctx: StateContext, mem: number, contents: Uint8Array): void {
+  const { size, context, flags } = describeBuffer(ctx, mem);
+  if (contents.byteLength !== size) {
+    throw new BadCallError(`cannot restore ${contents.byteLength} bytes into an OpenCL buffer of ${size} bytes`);
+  }
+  if (size === 0) return;
+  const bytes = Buffer.from(contents.buffer, contents.byteOffset, contents.byteLength);
+  withQueue(ctx, context, (queue) => {
+    if ((flags & (CL.MEM_HOST_READ_ONLY | CL.MEM_HOST_NO_ACCESS)) === 0) {
+      checkStatus('clEnqueueWriteBuffer', ctx.callNative('clEnqueueWriteBuffer', queue, mem, 1, 0, size, bytes, 0, null, null));
+    } else {
+      withStaging(ctx, context, size, bytes, (staging) => {
+        checkStatus('clEnqueueCopyBuffer', ctx.callNative('clEnqueueCopyBuffer', queue, staging, mem, 0, 0, size, 0, null, null));
+        checkStatus('clFinish', ctx.callNative('clFinish', queue));
+      });
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reasons of the functions the spec declares but does not support
+
+const IMAGE_ELEMENT_SIZE =
+  'the host_ptr length depends on the element size of the image format (channel order x channel type), ' +
+  'which no length expression of the spec DSL can compute';
+
+const UNSUPPORTED_REASONS = {
+  clCreateImage:
+    'image_desc is a cl_image_desc struct that mixes cl_uint, size_t and a cl_mem handle (no struct role to carry ' +
+    `it), and ${IMAGE_ELEMENT_SIZE}`,
+  clCreateImage2D: IMAGE_ELEMENT_SIZE,
+  clCreateImage3D: IMAGE_ELEMENT_SIZE,
+  clEnqueueReadImage:
+    "the length of ptr depends on the image's element size, a property of the image object and not an argument",
+  clEnqueueWriteImage:
+    "the length of ptr depends on the image's element size, a property of the image object and not an argument",
+  clEnqueueMapImage:
+    'the mapped length depends on the pitches the call itself returns and on the image element size',
+  clEnqueueNativeKernel:
+    'runs a host function pointer of the application on the device queue; the worker cannot call guest code',
+  clSetCommandQueueProperty:
+    'removed in OpenCL 1.1 (declared only under CL_USE_DEPRECATED_OPENCL_1_0_APIS); the ICD loader still exports it ' +
+    'but PoCL has no entry for it, and calling it crashes the process (PoCL 3.1, ocl-icd 2.3.1)',
+  clEnqueueWaitForEvents:
+    'PoCL does not implement it and aborts the whole process when it is called (PoCL 3.1: "The entire ' +
+    'clEnqueueWaitForEvents call is unimplemented"); its 1.2 replacement clEnqueueBarrierWithWaitList is supported',
+  clGetExtensionFunctionAddressForPlatform: 'returns a host function pointer in the worker process, meaningless to the guest',
+  clGetExtensionFunctionAddress: 'returns a host function pointer in the worker process, meaningless to the guest',
+} as const;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Functions, in the order of cl.h
+
+const functions: FunctionSpec[] = [
+  // Platform
+  fn('clGetPlatformIDs', ret.status(), 'global', [
+    arg.count('num_entries'),
+    arg.handlesOut('platforms', 'platform', 'num_entries', { optional: true }),
+    arg.scalarOut('num_platforms', 'uint32'),
+  ]),
+  fn('clGetPlatformInfo', ret.status(), 'query', [arg.handle('platform', 'platform', { nullable: true }), ...infoQuery()]),
+
+  // Devices
+  fn('clGetDeviceIDs', ret.status(), 'global', [
+    arg.handle('platform', 'platform', { nullable: true }),
+    arg.scalar('device_type', 'uint64'),
+    arg.count('num_entries'),
+    arg.handlesOut('devices', 'device', 'num_entries', { optional: true }),
+    arg.scalarOut('num_devices', 'uint32'),
+  ]),
+  fn('clGetDeviceInfo', ret.status(), 'query', [arg.handle('device', 'device'), ...infoQuery(DEVICE_HANDLE_PARAMS)]),
+  fn('clCreateSubDevices', ret.status(), 'create', [
+    arg.handle('in_device', 'device'),
+    arg.properties('properties', 'uintptr'),
+    arg.count('num_devices'),
+    arg.handlesOut('out_devices', 'device', 'num_devices', { optional: true }),
+    arg.scalarOut('num_devices_ret', 'uint32'),
+  ]),
+  retain('clRetainDevice', 'device', 'device'),
+  release('clReleaseDevice', 'device', 'device'),
+
+  // Contexts
+  fn('clCreateContext', ret.handle('context'), 'create', [
+    contextProperties(),
+    arg.count('num_devices'),
+    arg.handles('devices', 'device', 'num_devices'),
+    contextNotify(),
+    arg.userData('user_data'),
+    arg.errcode('errcode_ret'),
+  ]),
+  fn('clCreateContextFromType', ret.handle('context'), 'create', [
+    contextProperties(),
+    arg.scalar('device_type', 'uint64'),
+    contextNotify(),
+    arg.userData('user_data'),
+    arg.errcode('errcode_ret'),
+  ]),
+  retain('clRetainContext', 'context', 'context'),
+  release('clReleaseContext', 'context', 'context'),
+  fn('clGetContextInfo', ret.status(), 'query', [arg.handle('context', 'context'), ...infoQuery(CONTEXT_HANDLE_PARAMS)]),
+
+  // Command queues
+  retain('clRetainCommandQueue', 'command_queue', 'command_queue'),
+  release('clReleaseCommandQueue', 'command_queue', 'command_queue'),
+  fn('clGetCommandQueueInfo', ret.status(), 'query', [
+    arg.handle('command_queue', 'command_queue'),
+    ...infoQuery(QUEUE_HANDLE_PARAMS),
+  ]),
+
+  // Memory objects
+  fn('clCreateBuffer', ret.handle('mem'), 'create', [
+    arg.handle('context', 'context'),
+    hostPtrFlags(),
+    arg.scalar('size', 'size'),
+    arg.bufferIn('host_ptr', 'size', { nullable: true, mirror: { flags: 'flags', mask: CL.MEM_USE_HOST_PTR } }),
+    arg.errcode('errcode_ret'),
+  ]),
+  fn('clCreateSubBuffer', ret.handle('mem'), 'create', [
+    arg.handle('buffer', 'mem'),
+    arg.scalar('flags', 'uint64'),
+    arg.scalar('buffer_create_type', 'uint32'),
+    // `const void *` to the only 1.2 create type's struct, cl_buffer_region { size_t origin; size_t size; }:
+    // the same layout as two size_t.
+    arg.scalars('buffer_create_info', 'size', 2),
+    arg.errcode('errcode_ret'),
+  ]),
+  unsupported('clCreateImage', 'create', UNSUPPORTED_REASONS.clCreateImage),
+  retain('clRetainMemObject', 'memobj', 'mem'),
+  release('clReleaseMemObject', 'memobj', 'mem'),
+  fn('clGetSupportedImageFormats', ret.status(), 'query', [
+    arg.handle('context', 'context'),
+    arg.scalar('flags', 'uint64'),
+    arg.scalar('image_type', 'uint32'),
+    arg.count('num_entries'),
+    // cl_image_format[num_entries]: { cl_channel_order; cl_channel_type; }, 8 bytes each.
+    arg.bufferOut('image_formats', { mul: ['num_entries', 8] }, { optional: true }),
+    arg.scalarOut('num_image_formats', 'uint32'),
+  ]),
+  fn('clGetMemObjectInfo', ret.status(), 'query', [arg.handle('memobj', 'mem'), ...infoQuery(MEM_HANDLE_PARAMS)]),
+  fn('clGetImageInfo', ret.status(), 'query', [arg.handle('image', 'mem'), ...infoQuery(IMAGE_HANDLE_PARAMS)]),
+  fn('clSetMemObjectDestructorCallback', ret.status(), 'configure', [
+    arg.handle('memobj', 'mem'),
+    arg.callback('pfn_notify', 'void cl_mem_destructor_notify(void *memobj, void *user_data)', 'user_data', { delivered: false }),
+    arg.userData('user_data'),
+  ], { target: 'memobj' }),
+
+  // Samplers
+  retain('clRetainSampler', 'sampler', 'sampler'),
+  release('clReleaseSampler', 'sampler', 'sampler'),
+  fn('clGetSamplerInfo', ret.status(), 'query', [arg.handle('sampler', 'sampler'), ...infoQuery(SAMPLER_HANDLE_PARAMS)]),
+
+  // Programs
+  fn('clCreateProgramWithSource', ret.handle('program'), 'create', [
+    arg.handle('context', 'context'),
+    arg.count('count'),
+    arg.strings('strings', 'count', 'lengths'),
+    arg.scalars('lengths', 'size', 'count', { nullable: true }),
+    arg.errcode('errcode_ret'),
+  ]),
+  fn('clCreateProgramWithBinary', ret.handle('program'), 'create', [
+    arg.handle('context', 'context'),
+    arg.count('num_devices'),
+    arg.handles('device_list', 'device', 'num_devices'),
+    arg.scalars('lengths', 'size', 'num_devices'),
+    arg.strings('binaries', 'num_devices', 'lengths'),
+    arg.scalarsOut('binary_status', 'int32', 'num_devices'),
+    arg.errcode('errcode_ret'),
+  ]),
+  fn('clCreateProgramWithBuiltInKernels', ret.handle('program'), 'create', [
+    arg.handle('context', 'context'),
+    arg.count('num_devices'),
+    arg.handles('device_list', 'device', 'num_devices'),
+    arg.string('kernel_names'),
+    arg.errcode('errcode_ret'),
+  ]),
+  retain('clRetainProgram', 'program', 'program'),
+  release('clReleaseProgram', 'program', 'program'),
+  fn('clBuildProgram', ret.status(), 'configure', [
+    arg.handle('program', 'program'),
+    arg.count('num_devices'),
+    arg.handles('device_list', 'device', 'num_devices', { nullable: true }),
+    arg.string('options', { nullable: true }),
+    programNotify('cl_build_notify'),
+    arg.userData('user_data'),
+  ], { target: 'program', blocking: true }),
+  fn('clCompileProgram', ret.status(), 'configure', [
+    arg.handle('program', 'program'),
+    arg.count('num_devices'),
+    arg.handles('device_list', 'device', 'num_devices', { nullable: true }),
+    arg.string('options', { nullable: true }),
+    arg.count('num_input_headers'),
+    arg.handles('input_headers', 'program', 'num_input_headers', { nullable: true }),
+    arg.strings('header_include_names', 'num_input_headers'),
+    programNotify('cl_compile_notify'),
+    arg.userData('user_data'),
+  ], { target: 'program', blocking: true }),
+  fn('clLinkProgram', ret.handle('program'), 'create', [
+    arg.handle('context', 'context'),
+    arg.count('num_devices'),
+    arg.handles('device_list', 'device', 'num_devices', { nullable: true }),
+    arg.string('options', { nullable: true }),
+    arg.count('num_input_programs'),
+    arg.handles('input_programs', 'program', 'num_input_programs'),
+    programNotify('cl_link_notify'),
+    arg.userData('user_data'),
+    arg.errcode('errcode_ret'),
+  ], { blocking: true }),
+  fn('clUnloadPlatformCompiler', ret.status(), 'global', [arg.handle('platform', 'platform')]),
+  fn('clGetProgramInfo', ret.status(), 'query', [
+    arg.handle('program', 'program'),
+    ...infoQuery(PROGRAM_HANDLE_PARAMS, PROGRAM_POINTER_ARRAYS),
+  ]),
+  fn('clGetProgramBuildInfo', ret.status(), 'query', [
+    arg.handle('program', 'program'),
+    arg.handle('device', 'device'),
+    ...infoQuery(),
+  ]),
+
+  // Kernels
+  fn('clCreateKernel', ret.handle('kernel'), 'create', [
+    arg.handle('program', 'program'),
+    arg.string('kernel_name'),
+    arg.errcode('errcode_ret'),
+  ]),
+  fn('clCreateKernelsInProgram', ret.status(), 'create', [
+    arg.handle('program', 'program'),
+    arg.count('num_kernels'),
+    arg.handlesOut('kernels', 'kernel', 'num_kernels', { optional: true }),
+    arg.scalarOut('num_kernels_ret', 'uint32'),
+  ]),
+  retain('clRetainKernel', 'kernel', 'kernel'),
+  release('clReleaseKernel', 'kernel', 'kernel'),
+  fn('clSetKernelArg', ret.status(), 'configure', [
+    arg.handle('kernel', 'kernel'),
+    arg.scalar('arg_index', 'uint32'),
+    arg.scalar('arg_size', 'size'),
+    arg.argValue('arg_value', 'arg_size', ['mem', 'sampler']),
+  ], { target: 'kernel', supersedeKey: ['arg_index'] }),
+  fn('clGetKernelInfo', ret.status(), 'query', [arg.handle('kernel', 'kernel'), ...infoQuery(KERNEL_HANDLE_PARAMS)]),
+  fn('clGetKernelArgInfo', ret.status(), 'query', [
+    arg.handle('kernel', 'kernel'),
+    arg.scalar('arg_indx', 'uint32'),
+    ...infoQuery(),
+  ]),
+  fn('clGetKernelWorkGroupInfo', ret.status(), 'query', [
+    arg.handle('kernel', 'kernel'),
+    // NULL is allowed when the kernel's program is built for a single device.
+    arg.handle('device', 'device', { nullable: true }),
+    ...infoQuery(),
+  ]),
+
+  // Events
+  fn('clWaitForEvents', ret.status(), 'sync', [
+    arg.count('num_events'),
+    arg.handles('event_list', 'event', 'num_events'),
+  ], { blocking: true }),
+  fn('clGetEventInfo', ret.status(), 'query', [arg.handle('event', 'event'), ...infoQuery(EVENT_HANDLE_PARAMS)]),
+  fn('clCreateUserEvent', ret.handle('event'), 'create', [arg.handle('context', 'context'), arg.errcode('errcode_ret')]),
+  retain('clRetainEvent', 'event', 'event'),
+  release('clReleaseEvent', 'event', 'event'),
+  fn('clSetUserEventStatus', ret.status(), 'configure', [
+    arg.handle('event', 'event'),
+    arg.scalar('execution_status', 'int32'),
+  ], { target: 'event' }),
+  fn('clSetEventCallback', ret.status(), 'configure', [
+    arg.handle('event', 'event'),
+    arg.scalar('command_exec_callback_type', 'int32'),
+    arg.callback('pfn_notify', 'void cl_event_notify(void *event, int32_t event_command_status, void *user_data)', 'user_data', {
+      delivered: true,
+    }),
+    arg.userData('user_data'),
+  ], { target: 'event' }),
+
+  // Profiling
+  fn('clGetEventProfilingInfo', ret.status(), 'query', [arg.handle('event', 'event'), ...infoQuery()]),
+
+  // Flush and finish
+  fn('clFlush', ret.status(), 'sync', [arg.handle('command_queue', 'command_queue')]),
+  fn('clFinish', ret.status(), 'sync', [arg.handle('command_queue', 'command_queue')], { blocking: true }),
+
+  // Enqueued commands: buffers
+  fn('clEnqueueReadBuffer', ret.status(), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('buffer', 'mem'),
+    arg.scalar('blocking_read', 'uint32', { workerValue: 1 }),
+    arg.scalar('offset', 'size'),
+    arg.scalar('size', 'size'),
+    arg.bufferOut('ptr', 'size'),
+    ...waitList(),
+  ], { blocking: true }),
+  fn('clEnqueueReadBufferRect', ret.status(), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('buffer', 'mem'),
+    arg.scalar('blocking_read', 'uint32', { workerValue: 1 }),
+    vec3('buffer_origin'),
+    vec3('host_origin'),
+    vec3('region'),
+    arg.scalar('buffer_row_pitch', 'size'),
+    arg.scalar('buffer_slice_pitch', 'size'),
+    arg.scalar('host_row_pitch', 'size'),
+    arg.scalar('host_slice_pitch', 'size'),
+    arg.bufferOut('ptr', { fn: 'rectExtent', args: ['host_origin', 'region', 'host_row_pitch', 'host_slice_pitch'] }),
+    ...waitList(),
+  ], { blocking: true }),
+  fn('clEnqueueWriteBuffer', ret.status(), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('buffer', 'mem'),
+    arg.scalar('blocking_write', 'uint32', { workerValue: 1 }),
+    arg.scalar('offset', 'size'),
+    arg.scalar('size', 'size'),
+    arg.bufferIn('ptr', 'size'),
+    ...waitList(),
+  ], { blocking: true }),
+  fn('clEnqueueWriteBufferRect', ret.status(), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('buffer', 'mem'),
+    arg.scalar('blocking_write', 'uint32', { workerValue: 1 }),
+    vec3('buffer_origin'),
+    vec3('host_origin'),
+    vec3('region'),
+    arg.scalar('buffer_row_pitch', 'size'),
+    arg.scalar('buffer_slice_pitch', 'size'),
+    arg.scalar('host_row_pitch', 'size'),
+    arg.scalar('host_slice_pitch', 'size'),
+    arg.bufferIn('ptr', { fn: 'rectExtent', args: ['host_origin', 'region', 'host_row_pitch', 'host_slice_pitch'] }),
+    ...waitList(),
+  ], { blocking: true }),
+  fn('clEnqueueFillBuffer', ret.status(), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('buffer', 'mem'),
+    arg.bufferIn('pattern', 'pattern_size'),
+    arg.scalar('pattern_size', 'size'),
+    arg.scalar('offset', 'size'),
+    arg.scalar('size', 'size'),
+    ...waitList(),
+  ]),
+  fn('clEnqueueCopyBuffer', ret.status(), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('src_buffer', 'mem'),
+    arg.handle('dst_buffer', 'mem'),
+    arg.scalar('src_offset', 'size'),
+    arg.scalar('dst_offset', 'size'),
+    arg.scalar('size', 'size'),
+    ...waitList(),
+  ]),
+  fn('clEnqueueCopyBufferRect', ret.status(), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('src_buffer', 'mem'),
+    arg.handle('dst_buffer', 'mem'),
+    vec3('src_origin'),
+    vec3('dst_origin'),
+    vec3('region'),
+    arg.scalar('src_row_pitch', 'size'),
+    arg.scalar('src_slice_pitch', 'size'),
+    arg.scalar('dst_row_pitch', 'size'),
+    arg.scalar('dst_slice_pitch', 'size'),
+    ...waitList(),
+  ]),
+
+  // Enqueued commands: images
+  unsupported('clEnqueueReadImage', 'transfer', UNSUPPORTED_REASONS.clEnqueueReadImage),
+  unsupported('clEnqueueWriteImage', 'transfer', UNSUPPORTED_REASONS.clEnqueueWriteImage),
+  fn('clEnqueueFillImage', ret.status(), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('image', 'mem'),
+    // float4, int4 or uint4 by the image's channel type: always 16 bytes.
+    arg.bufferIn('fill_color', 16),
+    vec3('origin'),
+    vec3('region'),
+    ...waitList(),
+  ]),
+  fn('clEnqueueCopyImage', ret.status(), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('src_image', 'mem'),
+    arg.handle('dst_image', 'mem'),
+    vec3('src_origin'),
+    vec3('dst_origin'),
+    vec3('region'),
+    ...waitList(),
+  ]),
+  fn('clEnqueueCopyImageToBuffer', ret.status(), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('src_image', 'mem'),
+    arg.handle('dst_buffer', 'mem'),
+    vec3('src_origin'),
+    vec3('region'),
+    arg.scalar('dst_offset', 'size'),
+    ...waitList(),
+  ]),
+  fn('clEnqueueCopyBufferToImage', ret.status(), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('src_buffer', 'mem'),
+    arg.handle('dst_image', 'mem'),
+    arg.scalar('src_offset', 'size'),
+    vec3('dst_origin'),
+    vec3('region'),
+    ...waitList(),
+  ]),
+
+  // Map / unmap / migrate
+  fn('clEnqueueMapBuffer', ret.mapped('size'), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('buffer', 'mem'),
+    arg.scalar('blocking_map', 'uint32', { workerValue: 1 }),
+    arg.scalar('map_flags', 'uint64'),
+    arg.scalar('offset', 'size'),
+    arg.scalar('size', 'size'),
+    ...waitList(),
+    arg.errcode('errcode_ret'),
+  ], { blocking: true }),
+  unsupported('clEnqueueMapImage', 'transfer', UNSUPPORTED_REASONS.clEnqueueMapImage),
+  fn('clEnqueueUnmapMemObject', ret.status(), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('memobj', 'mem'),
+    arg.mapped('mapped_ptr'),
+    ...waitList(),
+  ]),
+  fn('clEnqueueMigrateMemObjects', ret.status(), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.count('num_mem_objects'),
+    arg.handles('mem_objects', 'mem', 'num_mem_objects'),
+    arg.scalar('flags', 'uint64'),
+    ...waitList(),
+  ]),
+
+  // Kernels and synchronisation commands
+  fn('clEnqueueNDRangeKernel', ret.status(), 'execute', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('kernel', 'kernel'),
+    arg.count('work_dim'),
+    arg.scalars('global_work_offset', 'size', 'work_dim', { nullable: true }),
+    arg.scalars('global_work_size', 'size', 'work_dim'),
+    arg.scalars('local_work_size', 'size', 'work_dim', { nullable: true }),
+    ...waitList(),
+  ]),
+  unsupported('clEnqueueNativeKernel', 'execute', UNSUPPORTED_REASONS.clEnqueueNativeKernel),
+  fn('clEnqueueMarkerWithWaitList', ret.status(), 'execute', [arg.handle('command_queue', 'command_queue'), ...waitList()]),
+  fn('clEnqueueBarrierWithWaitList', ret.status(), 'execute', [arg.handle('command_queue', 'command_queue'), ...waitList()]),
+
+  // Extension function access
+  unsupported('clGetExtensionFunctionAddressForPlatform', 'query', UNSUPPORTED_REASONS.clGetExtensionFunctionAddressForPlatform),
+
+  // Deprecated 1.0 API (declared under CL_USE_DEPRECATED_OPENCL_1_0_APIS, still exported by the ICD loader)
+  unsupported('clSetCommandQueueProperty', 'configure', UNSUPPORTED_REASONS.clSetCommandQueueProperty),
+
+  // Deprecated 1.1 APIs
+  unsupported('clCreateImage2D', 'create', UNSUPPORTED_REASONS.clCreateImage2D),
+  unsupported('clCreateImage3D', 'create', UNSUPPORTED_REASONS.clCreateImage3D),
+  fn('clEnqueueMarker', ret.status(), 'execute', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handleOut('event', 'event'),
+  ]),
+  unsupported('clEnqueueWaitForEvents', 'execute', UNSUPPORTED_REASONS.clEnqueueWaitForEvents),
+  fn('clEnqueueBarrier', ret.status(), 'execute', [arg.handle('command_queue', 'command_queue')]),
+  fn('clUnloadCompiler', ret.status(), 'global', []),
+  unsupported('clGetExtensionFunctionAddress', 'query', UNSUPPORTED_REASONS.clGetExtensionFunctionAddress),
+
+  // Deprecated 2.0 APIs (the 1.x way to make queues and samplers, and single work-item kernels)
+  fn('clCreateCommandQueue', ret.handle('command_queue'), 'create', [
+    arg.handle('context', 'context'),
+    arg.handle('device', 'device'),
+    arg.scalar('properties', 'uint64'),
+    arg.errcode('errcode_ret'),
+  ]),
+  fn('clCreateSampler', ret.handle('sampler'), 'create', [
+    arg.handle('context', 'context'),
+    arg.scalar('normalized_coords', 'uint32'),
+    arg.scalar('addressing_mode', 'uint32'),
+    arg.scalar('filter_mode', 'uint32'),
+    arg.errcode('errcode_ret'),
+  ]),
+  fn('clEnqueueTask', ret.status(), 'execute', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('kernel', 'kernel'),
+    ...waitList(),
+  ]),
+];
+
+/** Puts the functions in the order of {@link OPENCL_12_FUNCTIONS} (the header's), so the spec reads like cl.h. */
+function inHeaderOrder(list: readonly FunctionSpec[]): FunctionSpec[] {
+  const rank = new Map(OPENCL_12_FUNCTIONS.map((name, i) => [name, i]));
+  return [...list].sort((a, b) => (rank.get(a.name) ?? Infinity) - (rank.get(b.name) ?? Infinity));
+}
+
+/**
+ * The OpenCL 1.2 spec.
+ * @example
+ * import { openclSpec, CL } from 'ava-migrate/apis/opencl';
+ * openclSpec.fn.get('clEnqueueReadBuffer')?.record; // 'transfer'
+ */
+export const openclSpec = defineSpec({
+  name: 'opencl',
+  version: '1.2',
+  library: { names: ['libOpenCL.so.1', 'libOpenCL.so'] },
+  status: { type: 'int32', success: CL.SUCCESS, names: CL_STATUS_NAMES },
+  handles: [
+    { name: 'platform', interned: true, invalidStatus: CL.INVALID_PLATFORM },
+    // Root devices and sub-devices (clCreateSubDevices) are one kind.
+    { name: 'device', interned: true, invalidStatus: CL.INVALID_DEVICE },
+    { name: 'context', invalidStatus: CL.INVALID_CONTEXT },
+    { name: 'command_queue', invalidStatus: CL.INVALID_COMMAND_QUEUE },
+    {
+      // Buffers, sub-buffers and images. Explicit state covers buffers and sub-buffers; extracting or restoring an
+      // image throws ERR_AVA_UNSUPPORTED (images cannot be created through this spec anyway, see clCreateImage).
+      name: 'mem',
+      invalidStatus: CL.INVALID_MEM_OBJECT,
+      state: {
+        extract: (ctx, mem) => extractBuffer(ctx, mem),
+        restore: (ctx, mem, bytes) => restoreBuffer(ctx, mem, bytes),
+      },
+    },
+    { name: 'program', invalidStatus: CL.INVALID_PROGRAM },
+    { name: 'kernel', invalidStatus: CL.INVALID_KERNEL },
+    { name: 'event', transient: true, invalidStatus: CL.INVALID_EVENT },
+    { name: 'sampler', invalidStatus: CL.INVALID_SAMPLER },
+  ],
+  functions: inHeaderOrder(functions),
+});

@@ -1,0 +1,44 @@
+/**
+ * Per-function facts derived once from a spec and cached (argument positions, name lookup), so the hot path of a
+ * call allocates nothing for them.
+ */
+import type { ArgSpec, FunctionSpec } from './types.js';
+
+/** Derived facts of one function. */
+export interface FunctionPlan {
+  /** C argument index by name. */
+  readonly indexOf: ReadonlyMap<string, number>;
+  /** For each C argument, its index among the JavaScript arguments, or -1 for pure outs. */
+  readonly positions: readonly number[];
+  /** Number of JavaScript arguments. */
+  readonly arity: number;
+  /** Index of the `errcode` argument, or -1. */
+  readonly errcode: number;
+}
+
+const PURE_OUT: ReadonlySet<ArgSpec['role']> = new Set(['errcode', 'scalarOut', 'scalarsOut']);
+
+/** True when the argument takes a position in the JavaScript call (see src/guest/call-shape.ts). */
+export function takesPosition(a: ArgSpec): boolean {
+  if (PURE_OUT.has(a.role)) return false;
+  return !(a.role === 'handleOut' && !a.optional);
+}
+
+const plans = new WeakMap<FunctionSpec, FunctionPlan>();
+
+/** The cached plan of `f`. */
+export function planOf(f: FunctionSpec): FunctionPlan {
+  let plan = plans.get(f);
+  if (!plan) {
+    let next = 0;
+    const positions = f.args.map((a) => (takesPosition(a) ? next++ : -1));
+    plan = {
+      indexOf: new Map(f.args.map((a, i) => [a.name, i])),
+      positions,
+      arity: next,
+      errcode: f.args.findIndex((a) => a.role === 'errcode'),
+    };
+    plans.set(f, plan);
+  }
+  return plan;
+}
