@@ -145,7 +145,7 @@ export function encodeCall(f: FunctionSpec, jsArgs: readonly unknown[], codec: H
         const need = a.role === 'info' ? () => Number(lookup(a.size)) : () => evalLength(a.length, lookup);
         const dest = view(f, a, v, a.role === 'info' || a.optional, need);
         dests[i] = dest === null ? null : (v as ArrayBufferView);
-        args[i] = dest === null ? null : true;
+        args[i] = dest === null ? null : a.role === 'bufferOut' && a.preserve ? dest.subarray(0, need()) : true;
         break;
       }
       case 'string':
@@ -154,6 +154,7 @@ export function encodeCall(f: FunctionSpec, jsArgs: readonly unknown[], codec: H
         else args[i] = v;
         break;
       case 'strings': {
+        if ((v === null || v === undefined) && a.nullable) { args[i] = null; break; }
         if (!Array.isArray(v)) fail(f, a, 'an array of strings or byte arrays', v);
         args[i] = v.map((s) => {
           if (typeof s === 'string') return s;

@@ -34,11 +34,13 @@ export const arg = {
   bufferIn: (name: string, length: LengthExpr, opts: { nullable?: boolean; mirror?: BufferInArg['mirror'] } = {}): BufferInArg =>
     ({ role: 'bufferIn', name, length, nullable: opts.nullable ?? false, ...(opts.mirror ? { mirror: opts.mirror } : {}) }),
   /** `void*` of `length` bytes written by the call. */
-  bufferOut: (name: string, length: LengthExpr, opts: { optional?: boolean } = {}): BufferOutArg => ({ role: 'bufferOut', name, length, optional: opts.optional ?? false }),
+  bufferOut: (name: string, length: LengthExpr, opts: { optional?: boolean; preserve?: boolean } = {}): BufferOutArg =>
+    ({ role: 'bufferOut', name, length, optional: opts.optional ?? false, ...(opts.preserve ? { preserve: true } : {}) }),
   /** A NUL-terminated string. */
   string: (name: string, opts: { nullable?: boolean } = {}): StringArg => ({ role: 'string', name, nullable: opts.nullable ?? false }),
   /** An array of strings or byte blobs with an optional parallel lengths argument. */
-  strings: (name: string, count: LengthExpr, lengths?: string): StringsArg => ({ role: 'strings', name, count, ...(lengths ? { lengths } : {}) }),
+  strings: (name: string, count: LengthExpr, lengths?: string, opts: { nullable?: boolean } = {}): StringsArg =>
+    ({ role: 'strings', name, count, ...(lengths ? { lengths } : {}), ...(opts.nullable ? { nullable: true } : {}) }),
   /** A `const T*` array of scalars. */
   scalars: (name: string, type: ScalarType, length: LengthExpr, opts: { nullable?: boolean } = {}): ScalarsArg =>
     ({ role: 'scalars', name, type, length, nullable: opts.nullable ?? false }),

@@ -101,6 +101,11 @@ export interface BufferOutArg extends ArgBase {
   readonly role: 'bufferOut';
   readonly length: LengthExpr;
   readonly optional: boolean;
+  /**
+   * The callee writes only parts of the buffer (a rectangular region): the caller's current bytes travel with the
+   * call so that the bytes it does not write are kept.
+   */
+  readonly preserve?: boolean;
 }
 /** A NUL-terminated `const char*`. */
 export interface StringArg extends ArgBase {
@@ -115,6 +120,7 @@ export interface StringsArg extends ArgBase {
   readonly role: 'strings';
   readonly count: LengthExpr;
   readonly lengths?: string;
+  readonly nullable?: boolean;
 }
 /** A `const T*` array of scalars, `length` elements long (`global_work_size`, `origin[3]`). */
 export interface ScalarsArg extends ArgBase {

@@ -196,10 +196,16 @@ function prepare(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame): Prep
         native[i] = v;
         break;
       }
-      case 'bufferOut':
-        if (v === null || v === undefined) native[i] = null;
-        else native[i] = outs[i] = Buffer.alloc(len(a, a.length));
+      case 'bufferOut': {
+        if (v === null || v === undefined) { native[i] = null; break; }
+        const out = Buffer.alloc(len(a, a.length));
+        if (a.preserve) {
+          if (!isBytes(v) || v.byteLength !== out.byteLength) throw new BadCallError(`${where(a)}: expected the ${out.byteLength} bytes to preserve`);
+          out.set(v);
+        }
+        native[i] = outs[i] = out;
         break;
+      }
       case 'string':
         if (v === null) {
           if (!a.nullable) throw new BadCallError(`${where(a)} may not be NULL`);
@@ -208,6 +214,7 @@ function prepare(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame): Prep
         else throw new BadCallError(`${where(a)}: expected a string`);
         break;
       case 'strings': {
+        if (v === null && a.nullable) { native[i] = null; break; }
         const n = len(a, a.count);
         if (!Array.isArray(v) || v.length < n) throw new BadCallError(`${where(a)}: expected ${n} strings or byte arrays`);
         const blobs = v.slice(0, n).map((s, k) => {

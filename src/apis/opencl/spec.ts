@@ -60,7 +60,11 @@ const release = (name: string, param: string, kind: string): FunctionSpec =>
 const programNotify = (protoName: string): ArgSpec =>
   arg.callback('pfn_notify', `void ${protoName}(void *program, void *user_data)`, 'user_data', { delivered: true });
 
-/** The error callback of clCreateContext(FromType): only NULL is accepted (see the report in the module doc). */
+/**
+ * The error callback of clCreateContext(FromType): only NULL is accepted. The implementation may call it any number
+ * of times, from its own threads, for the context's whole life, with an opaque `private_info` blob: not an event the
+ * guest can be sent once.
+ */
 const contextNotify = (): ArgSpec =>
   arg.callback(
     'pfn_notify',
@@ -370,7 +374,7 @@ const functions: FunctionSpec[] = [
     arg.string('options', { nullable: true }),
     arg.count('num_input_headers'),
     arg.handles('input_headers', 'program', 'num_input_headers', { nullable: true }),
-    arg.strings('header_include_names', 'num_input_headers'),
+    arg.strings('header_include_names', 'num_input_headers', undefined, { nullable: true }),
     programNotify('cl_compile_notify'),
     arg.userData('user_data'),
   ], { target: 'program', blocking: true }),
@@ -479,7 +483,7 @@ const functions: FunctionSpec[] = [
     arg.scalar('buffer_slice_pitch', 'size'),
     arg.scalar('host_row_pitch', 'size'),
     arg.scalar('host_slice_pitch', 'size'),
-    arg.bufferOut('ptr', { fn: 'rectExtent', args: ['host_origin', 'region', 'host_row_pitch', 'host_slice_pitch'] }),
+    arg.bufferOut('ptr', { fn: 'rectExtent', args: ['host_origin', 'region', 'host_row_pitch', 'host_slice_pitch'] }, { preserve: true }),
     ...waitList(),
   ], { blocking: true }),
   fn('clEnqueueWriteBuffer', ret.status(), 'transfer', [
