@@ -16,8 +16,11 @@ import { checkStatus, resultOfError } from './status.js';
 /** Sends one encoded call and resolves with its reply. */
 export type SendCall = (f: FunctionSpec, encoded: EncodedCall) => Promise<ReplyFrame>;
 
+/** Runs after a call succeeded, before its result reaches the application (host-memory mirrors use it). */
+export type AfterCall = (f: FunctionSpec, encoded: EncodedCall, result: CallResult) => Promise<void> | void;
+
 /** Makes the frozen API object of `spec`. */
-export function buildApiObject(spec: ApiSpec, codec: HandleCodec, mode: StatusMode, send: SendCall): ApiObject {
+export function buildApiObject(spec: ApiSpec, codec: HandleCodec, mode: StatusMode, send: SendCall, after?: AfterCall): ApiObject {
   const api: Record<string, ApiFunction> = {};
   for (const f of spec.functions) {
     if (f.unsupported !== undefined) {
@@ -29,7 +32,9 @@ export function buildApiObject(spec: ApiSpec, codec: HandleCodec, mode: StatusMo
       const encoded = encodeCall(f, args, codec);
       const reply = await send(f, encoded);
       if (reply.error) return resultOfError(spec, f, reply.error, mode);
-      return checkStatus(spec, f, decodeReply(f, encoded, reply, codec), mode);
+      const result = checkStatus(spec, f, decodeReply(f, encoded, reply, codec), mode);
+      if (after) await after(f, encoded, result);
+      return result;
     };
   }
   return Object.freeze(api);

@@ -9,6 +9,7 @@ import { buildApiObject, handleInInfo } from './api-object.js';
 import type { ApiObject } from './call-shape.js';
 import type { HandleCodec } from './encode.js';
 import { HandleCache } from './handle.js';
+import { HostMirrors } from './host-mirror.js';
 import type { Handle } from './handle.js';
 import type { GuestSession } from './session.js';
 import type { StatusMode } from './status.js';
@@ -58,7 +59,9 @@ export function createProxy(spec: ApiSpec, session: GuestSession, options: Proxy
     entry.fn(...args, entry.userData);
   });
 
-  const api = buildApiObject(spec, codec, mode, (f, encoded) => session.call(f.name, encoded.args, encoded.retId));
+  const mirrors = new HostMirrors((id) => session.extractState(id));
+  const api = buildApiObject(spec, codec, mode, (f, encoded) => session.call(f.name, encoded.args, encoded.retId),
+    (f, encoded, result) => mirrors.afterCall(f, encoded, result));
   return { api, handleAt: (kind, bytes, index) => handleInInfo(handles, kind, bytes, index) };
 }
 

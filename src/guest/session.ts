@@ -56,6 +56,12 @@ export class GuestSession implements AsyncDisposable {
     return this.channel.call(frame);
   }
 
+  /** Reads the explicit state of handle `id` on the worker (after every call sent before). */
+  extractState(id: number): Promise<Uint8Array> {
+    if (this.#closed) return Promise.reject(new ClosedError(`session ${this.id}`));
+    return this.channel.extractState(id);
+  }
+
   /** Subscribes to callback events of this session. */
   onEvent(listener: (event: EventFrame) => void): () => void {
     return this.channel.onEvent(listener);

@@ -19,6 +19,8 @@ export interface Channel extends AsyncDisposable {
   readonly supports: ChannelSupports;
   /** Sends a call; resolves with its reply (errors travel inside the reply). */
   call(frame: CallFrame): Promise<ReplyFrame>;
+  /** Reads the explicit state (e.g. a buffer's bytes) of one of the session's handles, after the calls sent before. */
+  extractState(id: number): Promise<Uint8Array>;
   /** Subscribes to callback events; returns the unsubscribe function. */
   onEvent(listener: (event: EventFrame) => void): () => void;
   /** Ends the session on the worker and frees the channel. */

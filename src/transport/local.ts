@@ -51,6 +51,11 @@ export class LocalChannel implements Channel {
     return this.session.execute(frame);
   }
 
+  extractState(id: number): Promise<Uint8Array> {
+    if (this.#closed) return Promise.reject(new ClosedError('local channel'));
+    return this.session.extractState(id);
+  }
+
   onEvent(listener: (event: EventFrame) => void): () => void {
     return this.session.onEvent(listener);
   }
