@@ -4,6 +4,7 @@
  */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { ConfigError } from './errors.js';
 
 /** Environment to read; defaults to `process.env`, tests pass their own. */
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -21,4 +22,80 @@ export function cacheDir(env: Env = process.env): string {
 /** The C compiler for native fixtures: `CC`, else `cc`. */
 export function cCompiler(env: Env = process.env): string {
   return env.CC && env.CC.trim() !== '' ? env.CC.trim() : 'cc';
+}
+
+/** Where a worker or manager listens. */
+export type Address = { readonly kind: 'unix'; readonly path: string } | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
+
+/**
+ * Parses an address: `unix:/path` or an absolute path (unix socket); `tcp:host:port`, `host:port`, or a bare port
+ * (localhost).
+ * @throws {ConfigError} naming `what` (e.g. `AVA_MANAGER_ADDR`).
+ */
+export function parseAddress(text: string, what = 'address'): Address {
+  const value = text.trim();
+  if (value.startsWith('unix:')) return { kind: 'unix', path: resolve(value.slice(5)) };
+  if (value.startsWith('/')) return { kind: 'unix', path: value };
+  const rest = value.startsWith('tcp:') ? value.slice(4) : value;
+  const m = /^(?:(\[[^\]]+\]|[^:]+):)?(\d{1,5})$/.exec(rest);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new ConfigError(`${what}: "${text}" is not an address (unix:/path, host:port or port)`);
+  return { kind: 'tcp', host: (m[1] ?? '127.0.0.1').replace(/^\[|\]$/g, ''), port };
+}
+
+/** Formats an address the way {@link parseAddress} reads it. */
+export function formatAddress(address: Address): string {
+  return address.kind === 'unix' ? `unix:${address.path}` : `tcp:${address.host}:${address.port}`;
+}
+
+/** The transports `AVA_CHANNEL` can name. */
+export type ChannelKind = 'local' | 'shm' | 'unix' | 'tcp';
+
+/**
+ * `AVA_CHANNEL`: LOCAL (default), SHM, UNIX or TCP (any case). VSOCK, AvA's VM channel, is refused with a clear
+ * error, as is anything unknown.
+ */
+export function channelKind(env: Env = process.env): ChannelKind {
+  const raw = env.AVA_CHANNEL?.trim();
+  if (!raw) return 'local';
+  const kind = raw.toLowerCase();
+  if (kind === 'local' || kind === 'shm' || kind === 'unix' || kind === 'tcp') return kind;
+  if (kind === 'vsock') throw new ConfigError('AVA_CHANNEL=VSOCK is not supported: ava-migrate runs guests as processes, not VMs; use LOCAL, SHM, UNIX or TCP');
+  throw new ConfigError(`AVA_CHANNEL="${raw}" is not supported; use LOCAL, SHM, UNIX or TCP`);
+}
+
+/** `AVA_MANAGER_ADDR`, parsed, or undefined. */
+export function managerAddress(env: Env = process.env): Address | undefined {
+  const raw = env.AVA_MANAGER_ADDR?.trim();
+  return raw ? parseAddress(raw, 'AVA_MANAGER_ADDR') : undefined;
+}
+
+/** `AVA_WORKER_ADDR` (connect straight to a worker, no manager), parsed, or undefined. */
+export function workerAddress(env: Env = process.env): Address | undefined {
+  const raw = env.AVA_WORKER_ADDR?.trim();
+  return raw ? parseAddress(raw, 'AVA_WORKER_ADDR') : undefined;
+}
+
+/** `AVA_TOKEN`: the shared secret tcp listeners require. */
+export function authToken(env: Env = process.env): string | undefined {
+  const raw = env.AVA_TOKEN?.trim();
+  return raw ? raw : undefined;
+}
+
+/** `AVA_WPOOL=TRUE|FALSE` (also 1/0, yes/no): keep a pool of started workers in the manager. */
+export function workerPool(env: Env = process.env): boolean {
+  return flag(env, 'AVA_WPOOL', false);
+}
+
+/** `AVA_PRINT_TIMESTAMP=1`: print the seven stage timestamps of every call. */
+export function printTimestamps(env: Env = process.env): boolean {
+  return flag(env, 'AVA_PRINT_TIMESTAMP', false);
+}
+
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(`${name}="${env[name]}" is not a boolean (use TRUE or FALSE)`);
 }

@@ -4,7 +4,8 @@
  */
 import { UnsupportedError } from '../errors.js';
 import type { ApiSpec, FunctionSpec } from '../spec/types.js';
-import type { ReplyFrame } from '../wire/frames.js';
+import type { ReplyFrame, WireValue } from '../wire/frames.js';
+import { planOf } from '../spec/plan.js';
 import type { ApiFunction, ApiObject, CallResult } from './call-shape.js';
 import type { EncodedCall, HandleCodec } from './encode.js';
 import { decodeReply, encodeCall } from './encode.js';
@@ -16,16 +17,33 @@ import { checkStatus, resultOfError } from './status.js';
 /** Sends one encoded call and resolves with its reply. */
 export type SendCall = (f: FunctionSpec, encoded: EncodedCall) => Promise<ReplyFrame>;
 
+/**
+ * Sends a call without waiting (see `GuestSession.post`); absent where calls always wait. The application gets the
+ * result the call is known to have when it succeeds; a failure surfaces at the next waiting call.
+ */
+export type PostCall = (f: FunctionSpec, encoded: EncodedCall) => void;
+
 /** Runs after a call succeeded, before its result reaches the application (host-memory mirrors use it). */
 export type AfterCall = (f: FunctionSpec, encoded: EncodedCall, result: CallResult) => Promise<void> | void;
 
 /** Makes the frozen API object of `spec`. */
-export function buildApiObject(spec: ApiSpec, codec: HandleCodec, mode: StatusMode, send: SendCall, after?: AfterCall): ApiObject {
+export function buildApiObject(spec: ApiSpec, codec: HandleCodec, mode: StatusMode, send: SendCall, after?: AfterCall, post?: PostCall): ApiObject {
   const api: Record<string, ApiFunction> = {};
   for (const f of spec.functions) {
     if (f.unsupported !== undefined) {
       const reason = f.unsupported;
       api[f.name] = () => Promise.reject(new UnsupportedError(f.name, reason));
+      continue;
+    }
+    if (post && mode === 'throw' && planOf(f).asyncEligible) {
+      api[f.name] = async (...args: unknown[]): Promise<CallResult> => {
+        // Input bytes are copied: the application may reuse its arrays as soon as the call returns.
+        const encoded = encodeCall(f, args, codec, { copyInputs: true });
+        post(f, encoded);
+        const result = decodeReply(f, encoded, expectedReply(spec, f, encoded), codec);
+        if (after) await after(f, encoded, result);
+        return result;
+      };
       continue;
     }
     api[f.name] = async (...args: unknown[]): Promise<CallResult> => {
@@ -38,6 +56,17 @@ export function buildApiObject(spec: ApiSpec, codec: HandleCodec, mode: StatusMo
     };
   }
   return Object.freeze(api);
+}
+
+/** The reply an asynchronous call has when it succeeds: success status, the guest-issued handle ids. */
+function expectedReply(spec: ApiSpec, f: FunctionSpec, encoded: EncodedCall): ReplyFrame {
+  const outs: Record<string, WireValue> = {};
+  f.args.forEach((a, i) => {
+    if (a.role === 'errcode') outs[a.name] = spec.status.success;
+    else if (a.role === 'handleOut') outs[a.name] = encoded.args[i] ?? null;
+  });
+  const ret = f.returns.role === 'status' ? spec.status.success : f.returns.role === 'handle' ? encoded.retId : null;
+  return { seq: -1, ret, outs };
 }
 
 /** The handle in 8-byte slot `index` of an info value (ids when remoted, pointers when native); null for 0. */

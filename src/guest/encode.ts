@@ -96,7 +96,7 @@ function view(f: FunctionSpec, a: ArgSpec, v: unknown, nullable: boolean, minByt
  * Encodes one call.
  * @throws {ArgumentTypeError} `ERR_AVA_ARG_TYPE` for a wrong argument count, type, range or array size.
  */
-export function encodeCall(f: FunctionSpec, jsArgs: readonly unknown[], codec: HandleCodec): EncodedCall {
+export function encodeCall(f: FunctionSpec, jsArgs: readonly unknown[], codec: HandleCodec, options: { copyInputs?: boolean } = {}): EncodedCall {
   const plan = planOf(f);
   const pos = plan.positions;
   const expected = plan.arity;
@@ -140,7 +140,12 @@ export function encodeCall(f: FunctionSpec, jsArgs: readonly unknown[], codec: H
         args[i] = Array.from({ length: n }, () => codec.newId());
         break;
       }
-      case 'bufferIn': args[i] = view(f, a, v, a.nullable, () => evalLength(a.length, lookup)); break;
+      case 'bufferIn': {
+        const bytes = view(f, a, v, a.nullable, () => evalLength(a.length, lookup));
+        // A mirrored array stays the application's own (it is refreshed in place), so it is never copied.
+        args[i] = bytes && options.copyInputs && !a.mirror ? bytes.slice() : bytes;
+        break;
+      }
       case 'bufferOut': case 'info': {
         const need = a.role === 'info' ? () => Number(lookup(a.size)) : () => evalLength(a.length, lookup);
         const dest = view(f, a, v, a.role === 'info' || a.optional, need);
@@ -184,7 +189,7 @@ export function encodeCall(f: FunctionSpec, jsArgs: readonly unknown[], codec: H
       case 'argValue':
         if (v === null || v === undefined) args[i] = null;
         else if (v instanceof Handle) args[i] = { handle: codec.idOf(v) };
-        else if (ArrayBuffer.isView(v)) args[i] = bytesOf(v);
+        else if (ArrayBuffer.isView(v)) args[i] = options.copyInputs ? bytesOf(v).slice() : bytesOf(v);
         else fail(f, a, 'a handle, an ArrayBufferView or null', v);
         break;
       case 'callback':

@@ -18,6 +18,12 @@ import type { StatusMode } from './status.js';
 export interface ProxyOptions {
   /** How failure statuses surface. @defaultValue `'throw'` */
   readonly statusErrors?: StatusMode;
+  /**
+   * Send calls whose result is known in advance (creates with guest-issued ids, configure, enqueue, release...)
+   * without waiting, batched; their failures surface at the next waiting call. Only in `throw` mode.
+   * @defaultValue true on remote channels, false on the local channel
+   */
+  readonly asyncCalls?: boolean;
 }
 
 /** A proxy plus the helpers that need its handle table. */
@@ -60,8 +66,10 @@ export function createProxy(spec: ApiSpec, session: GuestSession, options: Proxy
   });
 
   const mirrors = new HostMirrors((id) => session.extractState(id));
+  const asyncCalls = options.asyncCalls ?? session.channel.kind !== 'local';
   const api = buildApiObject(spec, codec, mode, (f, encoded) => session.call(f.name, encoded.args, encoded.retId),
-    (f, encoded, result) => mirrors.afterCall(f, encoded, result));
+    (f, encoded, result) => mirrors.afterCall(f, encoded, result),
+    asyncCalls ? (f, encoded) => session.post(f.name, encoded.args, encoded.retId) : undefined);
   return { api, handleAt: (kind, bytes, index) => handleInInfo(handles, kind, bytes, index) };
 }
 

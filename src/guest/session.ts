@@ -5,7 +5,7 @@
  * second front, the C guestlib of a later release, can feed the very same session code.
  */
 import { randomUUID } from 'node:crypto';
-import { ClosedError } from '../errors.js';
+import { AvaError, ClosedError } from '../errors.js';
 import type { ApiSpec } from '../spec/types.js';
 import type { Channel } from '../transport/channel.js';
 import type { CallFrame, EventFrame, ReplyFrame, WireValue } from '../wire/frames.js';
@@ -16,6 +16,21 @@ export interface GuestSessionOptions {
   readonly channel: Channel;
   /** Session id (defaults to a random UUID). */
   readonly id?: string;
+  /** Most asynchronous calls gathered into one batch frame. @defaultValue 512 */
+  readonly maxBatch?: number;
+}
+
+/**
+ * An asynchronous call failed (`ERR_AVA_ASYNC_CALL_FAILED`); reported at the next call that waits for a result.
+ * `details` name the call (`fn`, `seq`) and carry its status or the worker's error.
+ */
+export class AsyncCallError extends AvaError {
+  constructor(reply: ReplyFrame) {
+    const what = reply.error ? `${reply.error.code}: ${reply.error.message}` : `status ${String(reply.ret ?? JSON.stringify(reply.outs))}`;
+    super('ERR_AVA_ASYNC_CALL_FAILED', `asynchronous call #${reply.seq} ${reply.fn ?? ''} failed: ${what}`, {
+      details: { seq: reply.seq, fn: reply.fn ?? null, ret: (reply.ret ?? null) as never, outs: (reply.outs ?? null) as never, error: (reply.error ?? null) as never },
+    });
+  }
 }
 
 /** See the module comment. */
@@ -27,11 +42,17 @@ export class GuestSession implements AsyncDisposable {
   #nextHandleId = 1;
   #nextCallbackId = 1;
   #closed = false;
+  readonly #maxBatch: number;
+  #batch: CallFrame[] = [];
+  #flushScheduled = false;
+  #asyncFailure: ReplyFrame | undefined;
 
   constructor(options: GuestSessionOptions) {
     this.spec = options.spec;
     this.channel = options.channel;
     this.id = options.id ?? randomUUID();
+    this.#maxBatch = options.maxBatch ?? 512;
+    this.channel.onAsyncFailure((reply) => { this.#asyncFailure ??= reply; });
   }
 
   /** A fresh handle id; ids are never reused within a session. */
@@ -49,16 +70,55 @@ export class GuestSession implements AsyncDisposable {
     return this.#seq;
   }
 
-  /** Sends one call and resolves with its reply. */
-  call(fn: string, args: readonly WireValue[], retId: number | null = null): Promise<ReplyFrame> {
-    if (this.#closed) return Promise.reject(new ClosedError(`session ${this.id}`));
+  /**
+   * Sends one call and resolves with its reply, after every asynchronous call posted before it. If one of those
+   * failed, rejects with {@link AsyncCallError} naming it.
+   */
+  async call(fn: string, args: readonly WireValue[], retId: number | null = null): Promise<ReplyFrame> {
+    if (this.#closed) throw new ClosedError(`session ${this.id}`);
+    this.flush();
     const frame: CallFrame = { seq: this.#seq++, fn, args, retId };
-    return this.channel.call(frame);
+    const reply = await this.channel.call(frame);
+    this.#throwAsyncFailure();
+    return reply;
+  }
+
+  /**
+   * Queues a call whose result the application does not wait for; queued calls go out in one batch frame at the next
+   * waiting call, when the batch is full, or once the current turn of the event loop ends.
+   * @throws {AsyncCallError} when an earlier asynchronous call has been reported failed.
+   */
+  post(fn: string, args: readonly WireValue[], retId: number | null = null): void {
+    if (this.#closed) throw new ClosedError(`session ${this.id}`);
+    this.#throwAsyncFailure();
+    this.#batch.push({ seq: this.#seq++, fn, args, retId, async: true });
+    if (this.#batch.length >= this.#maxBatch) this.flush();
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Sends the queued asynchronous calls now. */
+  flush(): void {
+    this.#flushScheduled = false;
+    if (this.#batch.length === 0 || this.#closed) return;
+    const batch = this.#batch;
+    this.#batch = [];
+    this.channel.post(batch);
+  }
+
+  #throwAsyncFailure(): void {
+    const failure = this.#asyncFailure;
+    if (!failure) return;
+    this.#asyncFailure = undefined;
+    throw new AsyncCallError(failure);
   }
 
   /** Reads the explicit state of handle `id` on the worker (after every call sent before). */
   extractState(id: number): Promise<Uint8Array> {
     if (this.#closed) return Promise.reject(new ClosedError(`session ${this.id}`));
+    this.flush();
     return this.channel.extractState(id);
   }
 
@@ -70,6 +130,7 @@ export class GuestSession implements AsyncDisposable {
   /** Ends the session and its channel. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.flush();
     this.#closed = true;
     await this.channel.close();
   }

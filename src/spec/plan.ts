@@ -14,6 +14,22 @@ export interface FunctionPlan {
   readonly arity: number;
   /** Index of the `errcode` argument, or -1. */
   readonly errcode: number;
+  /**
+   * The call can be sent without waiting: it changes state or enqueues work, and everything it gives back is known
+   * to the guest in advance (a status expected to be success, handles with guest-issued ids).
+   */
+  readonly asyncEligible: boolean;
+}
+
+const ASYNC_CLASSES: ReadonlySet<string> = new Set(['create', 'configure', 'retain', 'release', 'transfer', 'execute']);
+const ASYNC_ROLES: ReadonlySet<ArgSpec['role']> = new Set([
+  'scalar', 'count', 'handle', 'handles', 'handleOut', 'bufferIn', 'string', 'strings', 'scalars', 'properties',
+  'errcode', 'argValue', 'callback', 'userData', 'mapped',
+]);
+
+function asyncEligible(f: FunctionSpec): boolean {
+  return f.unsupported === undefined && ASYNC_CLASSES.has(f.record) && ['void', 'status', 'handle'].includes(f.returns.role) &&
+    f.args.every((a) => ASYNC_ROLES.has(a.role));
 }
 
 const PURE_OUT: ReadonlySet<ArgSpec['role']> = new Set(['errcode', 'scalarOut', 'scalarsOut']);
@@ -37,6 +53,7 @@ export function planOf(f: FunctionSpec): FunctionPlan {
       positions,
       arity: next,
       errcode: f.args.findIndex((a) => a.role === 'errcode'),
+      asyncEligible: asyncEligible(f),
     };
     plans.set(f, plan);
   }

@@ -19,6 +19,13 @@ export interface Channel extends AsyncDisposable {
   readonly supports: ChannelSupports;
   /** Sends a call; resolves with its reply (errors travel inside the reply). */
   call(frame: CallFrame): Promise<ReplyFrame>;
+  /**
+   * Sends asynchronous calls (`async: true`) without waiting: the worker runs them in order before any later call
+   * and answers only those that fail, through {@link onAsyncFailure}.
+   */
+  post(frames: readonly CallFrame[]): void;
+  /** Subscribes to the failure replies of asynchronous calls. */
+  onAsyncFailure(listener: (reply: ReplyFrame) => void): () => void;
   /** Reads the explicit state (e.g. a buffer's bytes) of one of the session's handles, after the calls sent before. */
   extractState(id: number): Promise<Uint8Array>;
   /** Subscribes to callback events; returns the unsubscribe function. */

@@ -5,6 +5,7 @@
 import { ClosedError, ConfigError } from '../errors.js';
 import type { ApiSpec } from '../spec/types.js';
 import type { WorkerSession } from '../worker/session.js';
+import { replyFailed } from '../worker/serve.js';
 import { Worker } from '../worker/worker.js';
 import type { CallFrame, EventFrame, ReplyFrame } from '../wire/frames.js';
 import type { Channel, ChannelSupports } from './channel.js';
@@ -49,6 +50,21 @@ export class LocalChannel implements Channel {
   call(frame: CallFrame): Promise<ReplyFrame> {
     if (this.#closed) return Promise.reject(new ClosedError('local channel'));
     return this.session.execute(frame);
+  }
+
+  post(frames: readonly CallFrame[]): void {
+    if (this.#closed) throw new ClosedError('local channel');
+    for (const frame of frames) {
+      void this.session.execute(frame).then((reply) => {
+        if (replyFailed(this.session, frame, reply)) for (const l of this.#asyncListeners) l({ ...reply, fn: frame.fn });
+      });
+    }
+  }
+
+  readonly #asyncListeners = new Set<(reply: ReplyFrame) => void>();
+  onAsyncFailure(listener: (reply: ReplyFrame) => void): () => void {
+    this.#asyncListeners.add(listener);
+    return () => this.#asyncListeners.delete(listener);
   }
 
   extractState(id: number): Promise<Uint8Array> {

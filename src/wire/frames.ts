@@ -1,9 +1,12 @@
 /**
- * The frames that carry calls between a guest and a worker. Values use only types every CBOR reader knows
- * (integers, floats, byte strings, text, arrays, maps, null, booleans), so a guest in C speaks the same protocol.
- * The wire document is docs/WIRE.md; the framing and codec arrive with the remote transports.
+ * The frames that travel between a guest and a worker. Values use only types every CBOR reader knows
+ * (integers, floats, byte strings, text, arrays, maps, null, booleans), so a guest written in C speaks the same
+ * protocol. docs/WIRE.md is the reference; `t` tells the frame type.
  */
 import type { WireError } from '../errors.js';
+
+/** The protocol version a hello carries; a peer with another version is refused. */
+export const PROTOCOL_VERSION = 1;
 
 /** A value inside a frame. */
 export type WireValue =
@@ -13,26 +16,96 @@ export type WireValue =
 
 /**
  * One call. `args` has one entry per C argument, in C order; what each entry holds depends on the argument's role
- * (see docs/WIRE.md): handles are ids, out-arguments are `true`/null (requested or NULL) or, for new handles, the
- * id the guest issues, buffers are byte strings. `retId` is the id the guest issues for a returned handle.
+ * (docs/WIRE.md). `retId` is the id the guest issues for a returned handle. `async`: the guest does not wait for
+ * this call; the worker answers it only when it fails.
  */
 export interface CallFrame {
+  readonly t?: 'call';
   readonly seq: number;
   readonly fn: string;
   readonly args: readonly WireValue[];
   readonly retId?: number | null;
+  readonly async?: boolean;
+}
+
+/** Worker-side timestamps of a call (ms since the epoch, µs resolution): AvA's stages 3 to 6. */
+export interface WorkerTimings {
+  readonly afterReceiveCommand: number;
+  readonly afterUnmarshal: number;
+  readonly afterExecution: number;
+  readonly afterMarshal: number;
 }
 
 /** The answer to one call: its return value and out-arguments by name, or an error. */
 export interface ReplyFrame {
+  readonly t?: 'reply';
   readonly seq: number;
   readonly ret?: WireValue;
   readonly outs?: { readonly [name: string]: WireValue };
   readonly error?: WireError;
+  readonly timings?: WorkerTimings;
+  /** Set on the reply to a failed asynchronous call, so the guest can name the call without remembering it. */
+  readonly fn?: string;
 }
 
 /** A callback the native library made, delivered to the guest that registered it. */
 export interface EventFrame {
+  readonly t?: 'event';
   readonly callback: number;
   readonly args: readonly WireValue[];
 }
+
+/** Opens a session: the first frame a guest sends on a connection. */
+export interface HelloFrame {
+  readonly t: 'hello';
+  readonly v: number;
+  readonly spec: string;
+  readonly hash: string;
+  readonly session: string;
+  /** Required by tcp listeners; compared in constant time. */
+  readonly token?: string;
+}
+
+/** The worker's answer to a hello. */
+export interface WelcomeFrame {
+  readonly t: 'welcome';
+  readonly v: number;
+  readonly worker: string;
+  readonly session: string;
+}
+
+/** Several calls in one frame (asynchronous calls gathered by the guest). */
+export interface BatchFrame {
+  readonly t: 'batch';
+  readonly calls: readonly CallFrame[];
+}
+
+/** A request outside the API: explicit state, liveness, closing. */
+export interface ControlFrame {
+  readonly t: 'control';
+  readonly id: number;
+  readonly op: 'extract' | 'restore' | 'ping' | 'close';
+  readonly handle?: number;
+  readonly bytes?: Uint8Array;
+}
+
+/** The answer to a control frame. */
+export interface ControlReplyFrame {
+  readonly t: 'controlReply';
+  readonly id: number;
+  readonly bytes?: Uint8Array;
+  readonly error?: WireError;
+}
+
+/** A connection-level error; the sender closes the connection after it. */
+export interface ErrorFrame {
+  readonly t: 'error';
+  readonly error: WireError;
+}
+
+/** Every frame guests send. */
+export type GuestFrame = HelloFrame | (CallFrame & { readonly t: 'call' }) | BatchFrame | ControlFrame;
+/** Every frame workers send. */
+export type WorkerFrame = WelcomeFrame | (ReplyFrame & { readonly t: 'reply' }) | (EventFrame & { readonly t: 'event' }) | ControlReplyFrame | ErrorFrame;
+/** Any frame. */
+export type Frame = GuestFrame | WorkerFrame;

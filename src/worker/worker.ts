@@ -22,6 +22,8 @@ export interface WorkerOptions {
 export class Worker implements AsyncDisposable {
   readonly spec: ApiSpec;
   readonly library: NativeLibrary;
+  /** This worker's id (process id and a random suffix), reported in welcome frames. */
+  readonly id = `${process.pid}-${randomUUID().slice(0, 8)}`;
   readonly #sessions = new Map<string, WorkerSession>();
   #closed = false;
 

@@ -1,0 +1,41 @@
+/**
+ * `ava-worker`: a worker process. Serves guest sessions of one spec on a unix socket or a tcp port and prints one
+ * JSON line when it listens (`{"event":"listening","address":...,"pid":...,"token":...}`), so that a manager or a
+ * script can start it and read where it is. SIGTERM and SIGINT close it cleanly (sessions release their objects).
+ */
+import { authToken, formatAddress, parseAddress } from '../config.js';
+import { loadSpec, SPEC_NAMES } from '../apis/registry.js';
+import { WorkerListener } from '../worker/listener.js';
+import { Worker } from '../worker/worker.js';
+import { parseCli } from './common.js';
+
+const HELP = `Usage: ava-worker --spec <${SPEC_NAMES.join('|')}> --listen <unix:/path | host:port | port> [--token <secret>]
+
+Serves guest sessions (several at once, isolated from each other) of one API over a unix socket or tcp.
+Tcp always requires a token: give one with --token or AVA_TOKEN, or one is generated and printed.
+Prints {"event":"listening",...} as one JSON line on stdout once ready.
+`;
+
+/** The CLI's main function. */
+export async function main(argv: string[]): Promise<void> {
+  const { values } = parseCli(argv, {
+    spec: { type: 'string' }, listen: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const spec = await loadSpec((values.spec as string | undefined) ?? 'toyacc');
+  const address = parseAddress((values.listen as string | undefined) ?? 'tcp:127.0.0.1:0', '--listen');
+  const worker = await Worker.open({ spec });
+  const token = (values.token as string | undefined) ?? authToken();
+  const listener = await WorkerListener.listen({ worker, address, ...(token ? { token } : {}) });
+  process.stdout.write(`${JSON.stringify({ event: 'listening', address: formatAddress(listener.address), pid: process.pid, spec: spec.name, token: listener.token ?? null })}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => { resolve(); };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await listener.close();
+  await worker.close();
+}

@@ -1,0 +1,89 @@
+/**
+ * A frame link: a duplex pipe of whole frames between two peers. Sockets (unix, tcp) and the shared-memory ring
+ * are links; the guest channel and the worker's connection handler are written once against this interface.
+ */
+import type { Socket } from 'node:net';
+import { toWireError } from '../errors.js';
+import { FrameReader, encodeFrame } from '../wire/codec.js';
+import type { WireLimits } from '../wire/codec.js';
+import type { Frame } from '../wire/frames.js';
+
+/** A duplex pipe of frames. */
+export interface FrameLink {
+  /** Sends a frame; frames arrive in order. */
+  send(frame: Frame): void;
+  /** Called for every frame received, in order. */
+  onFrame(listener: (frame: Frame) => void): void;
+  /** Called once when the link closes; `error` is set when it broke (a bad frame, a reset). */
+  onClose(listener: (error?: Error) => void): void;
+  /** Closes the link (pending frames are flushed first). */
+  close(): void;
+}
+
+/** A frame link over a stream socket, with the codec's length prefix. */
+export class SocketLink implements FrameLink {
+  readonly socket: Socket;
+  readonly #reader: FrameReader;
+  readonly #frameListeners: ((frame: Frame) => void)[] = [];
+  readonly #closeListeners: ((error?: Error) => void)[] = [];
+  #closed = false;
+  #error: Error | undefined;
+
+  constructor(socket: Socket, limits: Partial<WireLimits> = {}) {
+    this.socket = socket;
+    this.#reader = new FrameReader(limits);
+    socket.setNoDelay?.(true);
+    socket.on('data', (chunk: Buffer) => {
+      if (this.#closed) return;
+      let frames: Frame[];
+      try {
+        frames = this.#reader.push(chunk);
+      } catch (error) {
+        this.#fail(error as Error);
+        return;
+      }
+      for (const frame of frames) for (const l of this.#frameListeners) l(frame);
+    });
+    socket.on('error', (error) => { this.#error ??= error; });
+    socket.on('close', () => this.#closedNow());
+  }
+
+  /** The error that broke the link (a bad frame), kept so the owner can answer it before closing. */
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  /** A received frame broke the protocol: answer with an error frame, then close (the peer cannot be resynced). */
+  #fail(error: Error): void {
+    this.#error = error;
+    if (!this.socket.destroyed) this.socket.write(encodeFrame({ t: 'error', error: toWireError(error) }));
+    this.close();
+  }
+
+  #closedNow(): void {
+    if (this.#closed && this.#closeListeners.length === 0) return;
+    this.#closed = true;
+    const listeners = this.#closeListeners.splice(0);
+    for (const l of listeners) l(this.#error);
+  }
+
+  send(frame: Frame): void {
+    if (this.#closed || this.socket.destroyed) return;
+    this.socket.write(encodeFrame(frame));
+  }
+
+  onFrame(listener: (frame: Frame) => void): void {
+    this.#frameListeners.push(listener);
+  }
+
+  onClose(listener: (error?: Error) => void): void {
+    if (this.#closed && this.socket.destroyed) listener(this.#error);
+    else this.#closeListeners.push(listener);
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * The one codec of the wire: CBOR (cbor-x, with its JavaScript-only extensions off) behind a 4-byte big-endian
+ * length prefix. Every frame read from a peer is untrusted: the length is checked before anything is buffered,
+ * the CBOR is decoded defensively, and the result is validated field by field ({@link validateFrame}). A bad frame is
+ * a {@link WireFormatError}; it never throws anything else and never crashes the reader.
+ */
+import { Encoder } from 'cbor-x';
+import { AvaError } from '../errors.js';
+import type { AvaErrorOptions } from '../errors.js';
+import type { Frame, WireValue } from './frames.js';
+import { PROTOCOL_VERSION } from './frames.js';
+
+/** Limits against hostile or broken peers. */
+export interface WireLimits {
+  /** Largest frame body in bytes. @defaultValue 1 GiB */
+  readonly maxFrameBytes: number;
+  /** Most calls in one batch. @defaultValue 65536 */
+  readonly maxBatchCalls: number;
+  /** Most arguments of one call. @defaultValue 64 */
+  readonly maxArgs: number;
+  /** Deepest nesting of arrays and maps in a value. @defaultValue 8 */
+  readonly maxDepth: number;
+  /** Most elements of one array or map in a value. @defaultValue 1048576 */
+  readonly maxElements: number;
+}
+
+/** The default {@link WireLimits}. */
+export const DEFAULT_LIMITS: WireLimits = Object.freeze({
+  maxFrameBytes: 2 ** 30,
+  maxBatchCalls: 65536,
+  maxArgs: 64,
+  maxDepth: 8,
+  maxElements: 2 ** 20,
+});
+
+/** A frame that breaks the protocol: `ERR_AVA_BAD_FRAME`, `ERR_AVA_FRAME_TOO_LARGE` or `ERR_AVA_PROTOCOL_VERSION`. */
+export class WireFormatError extends AvaError {
+  constructor(code: 'ERR_AVA_BAD_FRAME' | 'ERR_AVA_FRAME_TOO_LARGE' | 'ERR_AVA_PROTOCOL_VERSION', message: string, options?: AvaErrorOptions) {
+    super(code, message, options);
+  }
+}
+
+const encoder = new Encoder({
+  useRecords: false, mapsAsObjects: true, tagUint8Array: false, bundleStrings: false, pack: false, structuredClone: false,
+  // Maps with non-string keys or other tags are not part of the protocol.
+});
+
+/** Encodes one frame body (no prefix). */
+export function encodeBody(frame: Frame): Uint8Array {
+  return encoder.encode(frame);
+}
+
+/** Encodes one frame with its length prefix. */
+export function encodeFrame(frame: Frame): Buffer {
+  const body = encoder.encode(frame);
+  const out = Buffer.allocUnsafe(4 + body.byteLength);
+  out.writeUInt32BE(body.byteLength, 0);
+  out.set(body, 4);
+  return out;
+}
+
+/** Decodes and validates one frame body. */
+export function decodeBody(body: Uint8Array, limits: WireLimits = DEFAULT_LIMITS): Frame {
+  let value: unknown;
+  try {
+    value = encoder.decode(body);
+  } catch (error) {
+    throw new WireFormatError('ERR_AVA_BAD_FRAME', `undecodable CBOR: ${(error as Error).message}`, { cause: error });
+  }
+  return validateFrame(value, limits);
+}
+
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+
+function bad(message: string): never {
+  throw new WireFormatError('ERR_AVA_BAD_FRAME', message);
+}
+
+function checkValue(v: unknown, limits: WireLimits, depth: number, where: string): void {
+  if (v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'string' || v instanceof Uint8Array) return;
+  if (depth >= limits.maxDepth) bad(`${where}: nested deeper than ${limits.maxDepth}`);
+  if (Array.isArray(v)) {
+    if (v.length > limits.maxElements) bad(`${where}: array of ${v.length} elements`);
+    for (const x of v) checkValue(x, limits, depth + 1, where);
+    return;
+  }
+  if (isObject(v) && Object.getPrototypeOf(v) === Object.prototype) {
+    const keys = Object.keys(v);
+    if (keys.length > limits.maxElements) bad(`${where}: map of ${keys.length} entries`);
+    for (const k of keys) checkValue(v[k], limits, depth + 1, where);
+    return;
+  }
+  bad(`${where}: a value of type ${typeof v} is not part of the protocol`);
+}
+
+function checkCall(v: unknown, limits: WireLimits, where: string): void {
+  if (!isObject(v)) bad(`${where}: a call must be a map`);
+  if (!isInt(v.seq) || v.seq < 0) bad(`${where}: seq must be a non-negative integer`);
+  if (typeof v.fn !== 'string' || v.fn.length === 0 || v.fn.length > 256) bad(`${where}: fn must be a function name`);
+  if (!Array.isArray(v.args) || v.args.length > limits.maxArgs) bad(`${where}: args must be an array of at most ${limits.maxArgs} values`);
+  checkValue(v.args, limits, 0, `${where}.args`);
+  if (v.retId !== undefined && v.retId !== null && !isInt(v.retId)) bad(`${where}: retId must be an integer or null`);
+  if (v.async !== undefined && typeof v.async !== 'boolean') bad(`${where}: async must be a boolean`);
+}
+
+function checkError(v: unknown, where: string): void {
+  if (!isObject(v) || typeof v.code !== 'string' || typeof v.message !== 'string' || typeof v.name !== 'string') bad(`${where}: malformed error`);
+  if (v.details !== undefined && !isObject(v.details)) bad(`${where}: error details must be a map`);
+}
+
+/**
+ * Checks that a decoded value is a well-formed frame.
+ * @throws {WireFormatError} naming the field at fault.
+ */
+export function validateFrame(v: unknown, limits: WireLimits = DEFAULT_LIMITS): Frame {
+  if (!isObject(v)) bad('a frame must be a map');
+  switch (v.t) {
+    case 'hello':
+      if (!isInt(v.v)) bad('hello: v must be an integer');
+      if (v.v !== PROTOCOL_VERSION) throw new WireFormatError('ERR_AVA_PROTOCOL_VERSION', `protocol version ${v.v} is not supported (this side speaks ${PROTOCOL_VERSION})`);
+      if (typeof v.spec !== 'string' || typeof v.hash !== 'string' || typeof v.session !== 'string' || v.session.length === 0 || v.session.length > 200) bad('hello: spec, hash and session must be strings');
+      if (v.token !== undefined && typeof v.token !== 'string') bad('hello: token must be a string');
+      break;
+    case 'welcome':
+      if (!isInt(v.v) || typeof v.worker !== 'string' || typeof v.session !== 'string') bad('welcome: malformed');
+      break;
+    case 'call':
+      checkCall(v, limits, 'call');
+      break;
+    case 'batch':
+      if (!Array.isArray(v.calls) || v.calls.length === 0 || v.calls.length > limits.maxBatchCalls) bad(`batch: calls must be an array of 1 to ${limits.maxBatchCalls} calls`);
+      v.calls.forEach((c, i) => checkCall(c, limits, `batch.calls[${i}]`));
+      break;
+    case 'reply':
+      if (!isInt(v.seq)) bad('reply: seq must be an integer');
+      if (v.outs !== undefined && !isObject(v.outs)) bad('reply: outs must be a map');
+      checkValue(v.ret ?? null, limits, 0, 'reply.ret');
+      checkValue(v.outs ?? null, limits, 0, 'reply.outs');
+      if (v.error !== undefined) checkError(v.error, 'reply');
+      break;
+    case 'event':
+      if (!isInt(v.callback) || !Array.isArray(v.args)) bad('event: malformed');
+      checkValue(v.args, limits, 0, 'event.args');
+      break;
+    case 'control':
+      if (!isInt(v.id) || !['extract', 'restore', 'ping', 'close'].includes(v.op as string)) bad('control: malformed');
+      if (v.handle !== undefined && !isInt(v.handle)) bad('control: handle must be an integer');
+      if (v.bytes !== undefined && !(v.bytes instanceof Uint8Array)) bad('control: bytes must be a byte string');
+      break;
+    case 'controlReply':
+      if (!isInt(v.id)) bad('controlReply: id must be an integer');
+      if (v.error !== undefined) checkError(v.error, 'controlReply');
+      break;
+    case 'error':
+      checkError(v.error, 'error');
+      break;
+    default:
+      bad(`unknown frame type ${JSON.stringify(v.t)?.slice(0, 40)}`);
+  }
+  return v as unknown as Frame;
+}
+
+/**
+ * Reassembles length-prefixed frames from a byte stream. Push chunks as they arrive; complete frames come out in
+ * order. A length over the limit is refused before its body is buffered.
+ */
+export class FrameReader {
+  readonly #limits: WireLimits;
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+
+  constructor(limits: Partial<WireLimits> = {}) {
+    this.#limits = { ...DEFAULT_LIMITS, ...limits };
+  }
+
+  /**
+   * Adds bytes and returns the frames they complete.
+   * @throws {WireFormatError} on the first bad frame; the reader must then be discarded with its connection.
+   */
+  push(chunk: Buffer): Frame[] {
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.byteLength;
+    const frames: Frame[] = [];
+    for (;;) {
+      if (this.#buffered < 4) break;
+      const head = this.#peek(4);
+      const length = head.readUInt32BE(0);
+      if (length > this.#limits.maxFrameBytes) {
+        throw new WireFormatError('ERR_AVA_FRAME_TOO_LARGE', `frame of ${length} bytes is over the limit of ${this.#limits.maxFrameBytes}`);
+      }
+      if (this.#buffered < 4 + length) break;
+      const all = this.#take(4 + length);
+      frames.push(decodeBody(all.subarray(4), this.#limits));
+    }
+    return frames;
+  }
+
+  #peek(n: number): Buffer {
+    if (this.#chunks[0]!.byteLength >= n) return this.#chunks[0]!;
+    return (this.#chunks = [Buffer.concat(this.#chunks)])[0]!;
+  }
+
+  #take(n: number): Buffer {
+    const joined = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
+    const out = joined.subarray(0, n);
+    const rest = joined.subarray(n);
+    this.#chunks = rest.byteLength > 0 ? [rest] : [];
+    this.#buffered = rest.byteLength;
+    return out;
+  }
+}
+
+/** @internal exported for tests: checks a value the way a frame's values are checked. */
+export function checkWireValue(v: unknown, limits: WireLimits = DEFAULT_LIMITS): v is WireValue {
+  checkValue(v, limits, 0, 'value');
+  return true;
+}

@@ -1,0 +1,107 @@
+/**
+ * The worker's side of one connection: the hello handshake (protocol version, spec name and hash, token), then
+ * calls, batches and control requests of the session it opened. A bad frame or a failed handshake is answered with
+ * an error frame and closes this connection only; the worker and its other sessions go on.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { AvaError, toWireError } from '../errors.js';
+import { planOf } from '../spec/plan.js';
+import type { FrameLink } from '../transport/link.js';
+import type { CallFrame, ControlFrame, Frame, ReplyFrame } from '../wire/frames.js';
+import { PROTOCOL_VERSION } from '../wire/frames.js';
+import type { WorkerSession } from './session.js';
+import type { Worker } from './worker.js';
+
+/** Options of {@link serveLink}. */
+export interface ServeOptions {
+  /** When set, a hello must carry this token. */
+  readonly token?: string;
+  /** Called when the connection's session ends. */
+  readonly onSessionClosed?: (sessionId: string) => void;
+}
+
+/** A refused handshake (`ERR_AVA_AUTH`, `ERR_AVA_SPEC_MISMATCH`, `ERR_AVA_HANDSHAKE`). */
+export class HandshakeError extends AvaError {}
+
+function tokensEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.byteLength === y.byteLength && timingSafeEqual(x, y);
+}
+
+/** True when a reply reports failure: an error, a failing status, or a failing `errcode_ret`. */
+export function replyFailed(session: WorkerSession, frame: CallFrame, reply: ReplyFrame): boolean {
+  if (reply.error) return true;
+  const f = session.spec.fn.get(frame.fn);
+  if (!f) return true;
+  const success = session.spec.status.success;
+  if (f.returns.role === 'status' && reply.ret !== success) return true;
+  const errcode = planOf(f).errcode;
+  if (errcode >= 0) {
+    const v = reply.outs?.[f.args[errcode]!.name];
+    if (v !== undefined && v !== success) return true;
+  }
+  return false;
+}
+
+/** Serves one connection of `worker`. */
+export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions = {}): void {
+  let session: WorkerSession | undefined;
+  const refuse = (error: AvaError): void => {
+    link.send({ t: 'error', error: toWireError(error) });
+    link.close();
+  };
+  const runCall = (frame: CallFrame): void => {
+    void session!.execute(frame).then((reply) => {
+      if (!frame.async) link.send({ ...reply, t: 'reply' });
+      else if (replyFailed(session!, frame, reply)) link.send({ ...reply, t: 'reply', fn: frame.fn });
+    });
+  };
+  const runControl = (frame: ControlFrame): void => {
+    const s = session!;
+    const answer = (p: Promise<Uint8Array | undefined>): void => {
+      p.then(
+        (bytes) => link.send(bytes ? { t: 'controlReply', id: frame.id, bytes } : { t: 'controlReply', id: frame.id }),
+        (error: unknown) => link.send({ t: 'controlReply', id: frame.id, error: toWireError(error) }),
+      );
+    };
+    switch (frame.op) {
+      case 'extract': answer(s.extractState(frame.handle ?? 0)); break;
+      case 'restore': answer(s.restoreState(frame.handle ?? 0, frame.bytes ?? new Uint8Array()).then(() => undefined)); break;
+      case 'ping': answer(Promise.resolve(undefined)); break;
+      case 'close': answer(s.close().then(() => undefined)); break;
+    }
+  };
+
+  link.onFrame((frame: Frame) => {
+    try {
+      if (!session) {
+        if (frame.t !== 'hello') throw new HandshakeError('ERR_AVA_HANDSHAKE', `expected a hello frame first, got ${frame.t}`);
+        if (options.token !== undefined && (frame.token === undefined || !tokensEqual(frame.token, options.token))) {
+          throw new HandshakeError('ERR_AVA_AUTH', 'this worker needs a valid token (AVA_TOKEN)');
+        }
+        if (frame.spec !== worker.spec.name || frame.hash !== worker.spec.hash) {
+          throw new HandshakeError('ERR_AVA_SPEC_MISMATCH', `the worker serves ${worker.spec.name} ${worker.spec.hash.slice(0, 12)}, the guest speaks ${frame.spec} ${frame.hash.slice(0, 12)}`);
+        }
+        session = worker.openSession(frame.session);
+        const opened = session;
+        opened.onEvent((event) => link.send({ ...event, t: 'event' }));
+        link.send({ t: 'welcome', v: PROTOCOL_VERSION, worker: worker.id, session: opened.id });
+        return;
+      }
+      switch (frame.t) {
+        case 'call': runCall(frame); break;
+        case 'batch': for (const call of frame.calls) runCall(call); break;
+        case 'control': runControl(frame); break;
+        default: throw new HandshakeError('ERR_AVA_BAD_FRAME', `a guest may not send ${frame.t} frames`);
+      }
+    } catch (error) {
+      refuse(AvaError.isAvaError(error) ? error : new AvaError('ERR_AVA_INTERNAL', String(error)));
+    }
+  });
+  link.onClose(() => {
+    const s = session;
+    if (!s) return;
+    void s.close().then(() => options.onSessionClosed?.(s.id));
+  });
+}
