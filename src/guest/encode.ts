@@ -189,8 +189,13 @@ export function encodeCall(f: FunctionSpec, jsArgs: readonly unknown[], codec: H
       case 'argValue':
         if (v === null || v === undefined) args[i] = null;
         else if (v instanceof Handle) args[i] = { handle: codec.idOf(v) };
-        else if (ArrayBuffer.isView(v)) args[i] = options.copyInputs ? bytesOf(v).slice() : bytesOf(v);
-        else fail(f, a, 'a handle, an ArrayBufferView or null', v);
+        else if (ArrayBuffer.isView(v)) {
+          const size = Number(lookup(a.size));
+          if (v.byteLength < size) {
+            throw new ArgumentTypeError(`${f.name}: argument "${a.name}" has ${v.byteLength} bytes, "${a.size}" says ${size}`, { details: { fn: f.name, arg: a.name } });
+          }
+          args[i] = options.copyInputs ? bytesOf(v).slice() : bytesOf(v);
+        } else fail(f, a, 'a handle, an ArrayBufferView or null', v);
         break;
       case 'callback':
         if (v === null || v === undefined) args[i] = null;

@@ -3,7 +3,11 @@
  */
 import type { ApiSpec } from '../spec/types.js';
 import type { Channel } from '../transport/channel.js';
-import { LocalChannel } from '../transport/local.js';
+import { randomUUID } from 'node:crypto';
+import type { ChannelKind } from '../config.js';
+import { printTimestamps } from '../config.js';
+import { formatStages } from '../intercept/interceptor.js';
+import { openChannel } from '../transport/open-channel.js';
 import type { Worker } from '../worker/worker.js';
 import type { ApiObject } from './call-shape.js';
 import type { Handle } from './handle.js';
@@ -13,8 +17,10 @@ import { GuestSession } from './session.js';
 
 /** Options of {@link openGuestlib} and {@link wrap}. */
 export interface GuestlibOptions extends ProxyOptions {
-  /** A channel already open to a worker session; by default a `local` channel to an in-process worker. */
+  /** A channel already open to a worker session; by default the one `AVA_CHANNEL` names (see `openChannel`). */
   readonly channel?: Channel;
+  /** Overrides `AVA_CHANNEL` when no channel is given. */
+  readonly transport?: ChannelKind;
   /** For the default local channel: a worker to share (e.g. to put several sessions on one worker). */
   readonly worker?: Worker;
   /** Session id. */
@@ -32,8 +38,13 @@ export interface Guestlib<T = ApiObject> extends AsyncDisposable {
 }
 
 async function openSession(spec: ApiSpec, options: GuestlibOptions): Promise<GuestSession> {
-  const channel = options.channel ?? (await LocalChannel.open({ spec, worker: options.worker, sessionId: options.sessionId }));
-  return new GuestSession({ spec, channel, id: options.sessionId });
+  const id = options.sessionId ?? randomUUID();
+  const channel = options.channel ?? (await openChannel({
+    spec, sessionId: id, ...(options.transport ? { kind: options.transport } : {}), ...(options.worker ? { worker: options.worker } : {}),
+  }));
+  const session = new GuestSession({ spec, channel, id });
+  if (printTimestamps()) session.interceptor.calls$.subscribe((event) => process.stderr.write(`${formatStages(event)}\n`));
+  return session;
 }
 
 function guestlib<T>(api: T, session: GuestSession, handleAt: Guestlib['handleAt']): Guestlib<T> {

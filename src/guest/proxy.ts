@@ -67,9 +67,9 @@ export function createProxy(spec: ApiSpec, session: GuestSession, options: Proxy
 
   const mirrors = new HostMirrors((id) => session.extractState(id));
   const asyncCalls = options.asyncCalls ?? session.channel.kind !== 'local';
-  const api = buildApiObject(spec, codec, mode, (f, encoded) => session.call(f.name, encoded.args, encoded.retId),
+  const api = buildApiObject(spec, codec, mode, (f, encoded, t0) => session.call(f.name, encoded.args, encoded.retId, t0),
     (f, encoded, result) => mirrors.afterCall(f, encoded, result),
-    asyncCalls ? (f, encoded) => session.post(f.name, encoded.args, encoded.retId) : undefined);
+    asyncCalls ? (f, encoded, t0) => session.post(f.name, encoded.args, encoded.retId, t0) : undefined);
   return { api, handleAt: (kind, bytes, index) => handleInInfo(handles, kind, bytes, index) };
 }
 
@@ -78,13 +78,16 @@ export function createProxy(spec: ApiSpec, session: GuestSession, options: Proxy
  * `api`, everything else of `existing` is reached as before.
  */
 export function overlay<T extends object>(existing: T, api: ApiObject): T & ApiObject {
-  return new Proxy(existing, {
-    get(target, key, receiver) {
+  // A separate target: `existing` may be frozen (its own members could not be replaced through a proxy of it), and
+  // its methods run with `this` = `existing`, so classes with #private fields keep working.
+  return new Proxy(Object.create(null) as object, {
+    get(_target, key) {
       if (typeof key === 'string' && Object.hasOwn(api, key)) return api[key];
-      return Reflect.get(target, key, receiver);
+      const value: unknown = Reflect.get(existing, key, existing);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(existing) : value;
     },
-    has(target, key) {
-      return (typeof key === 'string' && Object.hasOwn(api, key)) || Reflect.has(target, key);
+    has(_target, key) {
+      return (typeof key === 'string' && Object.hasOwn(api, key)) || Reflect.has(existing, key);
     },
   }) as T & ApiObject;
 }

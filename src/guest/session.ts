@@ -6,7 +6,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AvaError, ClosedError } from '../errors.js';
-import type { ApiSpec } from '../spec/types.js';
+import { Interceptor } from '../intercept/interceptor.js';
+import type { ApiSpec, RecordClass } from '../spec/types.js';
+import { wallClock } from '../wire/clock.js';
 import type { Channel } from '../transport/channel.js';
 import type { CallFrame, EventFrame, ReplyFrame, WireValue } from '../wire/frames.js';
 
@@ -38,6 +40,8 @@ export class GuestSession implements AsyncDisposable {
   readonly id: string;
   readonly spec: ApiSpec;
   readonly channel: Channel;
+  /** Every call of this session passes through it; subscribe to `interceptor.calls$`. */
+  readonly interceptor = new Interceptor();
   #seq = 0;
   #nextHandleId = 1;
   #nextCallbackId = 1;
@@ -74,13 +78,28 @@ export class GuestSession implements AsyncDisposable {
    * Sends one call and resolves with its reply, after every asynchronous call posted before it. If one of those
    * failed, rejects with {@link AsyncCallError} naming it.
    */
-  async call(fn: string, args: readonly WireValue[], retId: number | null = null): Promise<ReplyFrame> {
+  async call(fn: string, args: readonly WireValue[], retId: number | null = null, beforeMarshal?: number): Promise<ReplyFrame> {
     if (this.#closed) throw new ClosedError(`session ${this.id}`);
     this.flush();
     const frame: CallFrame = { seq: this.#seq++, fn, args, retId };
+    if (!this.interceptor.observed) {
+      const reply = await this.channel.call(frame);
+      this.#throwAsyncFailure();
+      return reply;
+    }
+    const beforeSendCommand = wallClock();
     const reply = await this.channel.call(frame);
+    const t = reply.timings;
+    this.interceptor.emit({
+      session: this.id, seq: frame.seq, fn, record: this.#record(fn), args, async: false, reply,
+      stages: { beforeMarshal: beforeMarshal ?? beforeSendCommand, beforeSendCommand, ...t, afterReceiveResult: wallClock() },
+    });
     this.#throwAsyncFailure();
     return reply;
+  }
+
+  #record(fn: string): RecordClass {
+    return this.spec.fn.get(fn)?.record ?? 'query';
   }
 
   /**
@@ -88,10 +107,15 @@ export class GuestSession implements AsyncDisposable {
    * waiting call, when the batch is full, or once the current turn of the event loop ends.
    * @throws {AsyncCallError} when an earlier asynchronous call has been reported failed.
    */
-  post(fn: string, args: readonly WireValue[], retId: number | null = null): void {
+  post(fn: string, args: readonly WireValue[], retId: number | null = null, beforeMarshal?: number): void {
     if (this.#closed) throw new ClosedError(`session ${this.id}`);
     this.#throwAsyncFailure();
-    this.#batch.push({ seq: this.#seq++, fn, args, retId, async: true });
+    const frame: CallFrame = { seq: this.#seq++, fn, args, retId, async: true };
+    this.#batch.push(frame);
+    if (this.interceptor.observed) {
+      const now = wallClock();
+      this.interceptor.emit({ session: this.id, seq: frame.seq, fn, record: this.#record(fn), args, async: true, stages: { beforeMarshal: beforeMarshal ?? now, beforeSendCommand: now } });
+    }
     if (this.#batch.length >= this.#maxBatch) this.flush();
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -133,6 +157,7 @@ export class GuestSession implements AsyncDisposable {
     this.flush();
     this.#closed = true;
     await this.channel.close();
+    this.interceptor.complete();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -57,7 +57,8 @@ export const arg = {
   info: (name: string, size: string, param: string, handleParams: Record<string, string> = {}, pointerArrays?: Record<string, string>): InfoValueArg =>
     ({ role: 'info', name, size, param, handleParams, ...(pointerArrays ? { pointerArrays } : {}) }),
   /** `clSetKernelArg`'s untyped value. */
-  argValue: (name: string, size: string, handleKinds: readonly string[]): ArgValueArg => ({ role: 'argValue', name, size, handleKinds }),
+  argValue: (name: string, size: string, handleKinds: readonly string[], opts: { invalidStatus?: number } = {}): ArgValueArg =>
+    ({ role: 'argValue', name, size, handleKinds, ...(opts.invalidStatus === undefined ? {} : { invalidStatus: opts.invalidStatus }) }),
   /** A callback function pointer with its user-data argument. */
   callback: (name: string, proto: string, userData: string, opts: { delivered?: boolean } = {}): CallbackArg =>
     ({ role: 'callback', name, proto, userData, delivered: opts.delivered ?? false }),

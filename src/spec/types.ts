@@ -180,6 +180,11 @@ export interface ArgValueArg extends ArgBase {
   readonly role: 'argValue';
   readonly size: string;
   readonly handleKinds: readonly string[];
+  /**
+   * The API's status for a value that is not a valid object (`TQ_INVALID_ARG_VALUE`, `CL_INVALID_MEM_OBJECT`): what the
+   * worker reports for an unknown, released or wrong-kind id, which it never passes to the library.
+   */
+  readonly invalidStatus?: number;
 }
 /** A C function pointer the callee calls later; delivered to the guest as an event. `proto` is its koffi prototype. */
 export interface CallbackArg extends ArgBase {

@@ -17,6 +17,8 @@ export interface SocketChannelOptions {
   readonly sessionId: string;
   readonly token?: string;
   readonly limits?: Partial<WireLimits>;
+  /** Runs after the channel closed. */
+  readonly dispose?: () => Promise<void>;
 }
 
 /** Opens a socket to `address`. @throws `ERR_AVA_CONNECT` when nothing listens there. */
@@ -34,5 +36,6 @@ export async function connectSocketChannel(options: SocketChannelOptions): Promi
   return RemoteChannel.open({
     kind: options.address.kind, link: new SocketLink(socket, options.limits), spec: options.spec, sessionId: options.sessionId,
     ...(options.token ? { token: options.token } : {}),
+    ...(options.dispose ? { dispose: options.dispose } : {}),
   });
 }

@@ -20,6 +20,8 @@ export interface RemoteChannelOptions {
   readonly token?: string;
   /** How long to wait for the worker's welcome. @defaultValue 10000 ms */
   readonly helloTimeoutMs?: number;
+  /** Runs after the channel closed (e.g. stops a worker process the channel owns). */
+  readonly dispose?: () => Promise<void>;
 }
 
 interface Pending {
@@ -40,10 +42,12 @@ export class RemoteChannel implements Channel {
   readonly #asyncFailures = new Set<(reply: ReplyFrame) => void>();
   #nextControl = 1;
   #closed: AvaError | undefined;
+  readonly #dispose: (() => Promise<void>) | undefined;
 
   private constructor(options: RemoteChannelOptions) {
     this.kind = options.kind;
     this.#link = options.link;
+    this.#dispose = options.dispose;
     this.supports = { zeroCopy: false, crossProcess: options.kind !== 'shm' };
   }
 
@@ -173,6 +177,7 @@ export class RemoteChannel implements Channel {
     }
     this.#closed = new ClosedError(`${this.kind} channel`);
     this.#link.close();
+    await this.#dispose?.();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

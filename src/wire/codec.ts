@@ -123,6 +123,16 @@ export function validateFrame(v: unknown, limits: WireLimits = DEFAULT_LIMITS): 
       if (typeof v.spec !== 'string' || typeof v.hash !== 'string' || typeof v.session !== 'string' || v.session.length === 0 || v.session.length > 200) bad('hello: spec, hash and session must be strings');
       if (v.token !== undefined && typeof v.token !== 'string') bad('hello: token must be a string');
       break;
+    case 'assign':
+      if (!isInt(v.v)) bad('assign: v must be an integer');
+      if (v.v !== PROTOCOL_VERSION) throw new WireFormatError('ERR_AVA_PROTOCOL_VERSION', `protocol version ${v.v} is not supported (this side speaks ${PROTOCOL_VERSION})`);
+      if (typeof v.spec !== 'string' || typeof v.hash !== 'string' || typeof v.session !== 'string') bad('assign: spec, hash and session must be strings');
+      if (v.token !== undefined && typeof v.token !== 'string') bad('assign: token must be a string');
+      break;
+    case 'assigned':
+      if (typeof v.address !== 'string' || typeof v.worker !== 'string') bad('assigned: address and worker must be strings');
+      if (v.token !== undefined && typeof v.token !== 'string') bad('assigned: token must be a string');
+      break;
     case 'welcome':
       if (!isInt(v.v) || typeof v.worker !== 'string' || typeof v.session !== 'string') bad('welcome: malformed');
       break;

@@ -103,9 +103,27 @@ export interface ErrorFrame {
   readonly error: WireError;
 }
 
+/** A guest asks a manager for a worker of a spec. */
+export interface AssignFrame {
+  readonly t: 'assign';
+  readonly v: number;
+  readonly spec: string;
+  readonly hash: string;
+  readonly session: string;
+  readonly token?: string;
+}
+
+/** The manager's answer: where the worker listens and the token it wants. */
+export interface AssignedFrame {
+  readonly t: 'assigned';
+  readonly address: string;
+  readonly worker: string;
+  readonly token?: string;
+}
+
 /** Every frame guests send. */
-export type GuestFrame = HelloFrame | (CallFrame & { readonly t: 'call' }) | BatchFrame | ControlFrame;
-/** Every frame workers send. */
-export type WorkerFrame = WelcomeFrame | (ReplyFrame & { readonly t: 'reply' }) | (EventFrame & { readonly t: 'event' }) | ControlReplyFrame | ErrorFrame;
+export type GuestFrame = HelloFrame | (CallFrame & { readonly t: 'call' }) | BatchFrame | ControlFrame | AssignFrame;
+/** Every frame workers and managers send. */
+export type WorkerFrame = WelcomeFrame | (ReplyFrame & { readonly t: 'reply' }) | (EventFrame & { readonly t: 'event' }) | ControlReplyFrame | ErrorFrame | AssignedFrame;
 /** Any frame. */
 export type Frame = GuestFrame | WorkerFrame;

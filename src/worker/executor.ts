@@ -7,6 +7,7 @@ import koffi from 'koffi';
 import { BadCallError, HandleError, UnsupportedError } from '../errors.js';
 import { evalLength } from '../spec/length.js';
 import { planOf } from '../spec/plan.js';
+import { wallClock } from '../wire/clock.js';
 import type { ApiSpec, ArgSpec, FunctionSpec, ScalarType } from '../spec/types.js';
 import type { CallFrame, ReplyFrame, WireValue } from '../wire/frames.js';
 import type { NativeFunction, NativeLibrary } from './native-library.js';
@@ -16,6 +17,8 @@ import { SCALAR_SIZE } from './native-library.js';
 export interface HandleResolver {
   resolve(id: unknown, kind: string, where: string): number;
   bind(id: unknown, kind: string, ptr: number, refcounted: boolean): number;
+  checkNewId(id: unknown, kind: string): void;
+  checkNewIds(ids: readonly unknown[], kind: string): void;
   idOf(kind: string, ptr: number): number;
   kindOf(id: number): string | undefined;
   retain(id: number): void;
@@ -111,7 +114,7 @@ interface Prepared {
  * Prepares, runs and finishes one call. Returns a reply, or a promise of one for blocking functions (run on koffi's
  * thread pool so the event loop stays free).
  */
-export function executeCall(ctx: ExecutionContext, frame: CallFrame): ReplyFrame | Promise<ReplyFrame> {
+export function executeCall(ctx: ExecutionContext, frame: CallFrame, received?: number): ReplyFrame | Promise<ReplyFrame> {
   const fnSpec = ctx.spec.fn.get(frame.fn);
   if (!fnSpec) throw new BadCallError(`unknown function ${String(frame.fn)} for spec ${ctx.spec.name}`);
   if (fnSpec.unsupported !== undefined) throw new UnsupportedError(fnSpec.name, fnSpec.unsupported);
@@ -120,23 +123,32 @@ export function executeCall(ctx: ExecutionContext, frame: CallFrame): ReplyFrame
   }
   const nativeFn = ctx.library.get(fnSpec.name);
   const prepared = prepare(ctx, fnSpec, frame);
+  const afterUnmarshal = received === undefined ? 0 : wallClock();
+  const done = (result: unknown): ReplyFrame => {
+    const afterExecution = received === undefined ? 0 : wallClock();
+    const reply = finish(ctx, fnSpec, frame, prepared, result);
+    if (received === undefined) return reply;
+    return { ...reply, timings: { afterReceiveCommand: received, afterUnmarshal, afterExecution, afterMarshal: wallClock() } };
+  };
   if (fnSpec.blocking) {
     return new Promise<ReplyFrame>((resolve, reject) => {
       nativeFn.async(...prepared.native, (error: unknown, result: unknown) => {
         if (error) reject(error);
         else {
-          try { resolve(finish(ctx, fnSpec, frame, prepared, result)); } catch (e) { reject(e); }
+          try { resolve(done(result)); } catch (e) { reject(e); }
         }
       });
     });
   }
-  return finish(ctx, fnSpec, frame, prepared, (nativeFn as NativeFunction)(...prepared.native));
+  return done((nativeFn as NativeFunction)(...prepared.native));
 }
 
 function prepare(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame): Prepared {
   const args = frame.args;
   const indexOf = planOf(f).indexOf;
   const lookup = (name: string): unknown => args[indexOf.get(name)!];
+  if (f.returns.role === 'handle') ctx.handles.checkNewId(frame.retId, f.returns.kind);
+  else if (f.returns.role === 'mapped') ctx.handles.checkNewId(frame.retId, MAPPED_KIND);
   const native: unknown[] = new Array(f.args.length);
   const outs: (Buffer | Buffer[] | null)[] = new Array(f.args.length).fill(null);
   const where = (a: ArgSpec): string => `${f.name}(${a.name})`;
@@ -175,12 +187,16 @@ function prepare(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame): Prep
         if (v === null || v === undefined) {
           if (!a.optional) throw new BadCallError(`${where(a)}: a handle id is required`);
           native[i] = null;
-        } else native[i] = outs[i] = Buffer.alloc(8);
+        } else {
+          ctx.handles.checkNewId(v, a.kind);
+          native[i] = outs[i] = Buffer.alloc(8);
+        }
         break;
       case 'handlesOut': {
         if (v === null || v === undefined) { native[i] = null; break; }
         const n = len(a, a.capacity);
         if (!Array.isArray(v) || v.length < n) throw new BadCallError(`${where(a)}: expected ${n} proposed handle ids`);
+        ctx.handles.checkNewIds(v.slice(0, n), a.kind);
         native[i] = outs[i] = Buffer.alloc(Math.max(8 * n, 8));
         break;
       }
@@ -276,21 +292,36 @@ function prepare(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame): Prep
         if (sizesParam !== undefined) {
           native[i] = preparePointerArray(ctx, f, frame, a, i, Number(sizesParam), size, outs);
         } else {
-          native[i] = outs[i] = Buffer.alloc(size);
+          // Never a zero-length Buffer: koffi passes that as NULL, which would turn the call into a size probe.
+          const buf = Buffer.alloc(Math.max(size, 1));
+          native[i] = buf;
+          outs[i] = buf.subarray(0, size);
         }
         break;
       }
       case 'argValue': {
         if (v === null) { native[i] = null; break; }
-        if (isBytes(v)) { native[i] = v; break; }
+        const size = checkedLength(Number(scalarValue(lookup(a.size), 'size', where(a))), where(a));
+        if (isBytes(v)) {
+          if (v.byteLength < size) throw new BadCallError(`${where(a)}: ${v.byteLength} bytes given, the call reads ${size}`);
+          native[i] = v;
+          break;
+        }
         const id = (v as { handle?: unknown }).handle;
         if (typeof v !== 'object' || typeof id !== 'number') throw new BadCallError(`${where(a)}: expected null, bytes or {handle: id}`);
         const kind = ctx.handles.kindOf(id);
-        if (kind === undefined || !a.handleKinds.includes(kind)) {
-          throw new HandleError('ERR_AVA_UNKNOWN_HANDLE', `${where(a)}: ${id} is not a handle of kind ${a.handleKinds.join(' or ')}`, { details: { id } });
+        const details = a.invalidStatus === undefined ? { id } : { id, status: a.invalidStatus };
+        if (kind === undefined) throw new HandleError('ERR_AVA_UNKNOWN_HANDLE', `${where(a)}: ${id} is not a handle of this session`, { details });
+        if (!a.handleKinds.includes(kind)) throw new HandleError('ERR_AVA_HANDLE_KIND', `${where(a)}: handle ${id} is a ${kind}, not a ${a.handleKinds.join(' or ')}`, { details });
+        let ptr: number;
+        try {
+          ptr = ctx.handles.resolve(id, kind, where(a));
+        } catch (error) {
+          // A released object is never handed to the library (it may be freed memory); report the argument's status.
+          throw new HandleError('ERR_AVA_STALE_HANDLE', (error as Error).message, { details });
         }
         const buf = Buffer.alloc(8);
-        buf.writeBigUInt64LE(BigInt(ctx.handles.resolve(id, kind, where(a))));
+        buf.writeBigUInt64LE(BigInt(ptr));
         native[i] = buf;
         break;
       }
@@ -345,7 +376,8 @@ function finish(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Pre
   const success = ctx.spec.status.success;
   const outs: Record<string, WireValue> = {};
   let ret: WireValue = null;
-  const refcounted = f.record === 'create';
+  // Every handle a call stores is counted (an enqueue's event too); interned kinds are never counted (bind knows).
+  const refcounted = true;
 
   switch (f.returns.role) {
     case 'void': break;
@@ -364,11 +396,19 @@ function finish(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Pre
       const ptr = Number(address);
       mappedRegions.set(ptr, { address, length });
       const id = ctx.handles.bind(frame.retId, MAPPED_KIND, ptr, false);
-      ret = { id, bytes: Buffer.from(koffi.view(address, length)) };
+      // A copy: the application may keep the bytes past the unmap, when the mapped memory is gone.
+      ret = { id, bytes: Buffer.from(new Uint8Array(koffi.view(address, length))) };
       break;
     }
   }
-  const okStatus = f.returns.role !== 'status' || ret === success;
+  const errcodeIndex = planOf(f).errcode;
+  const errcodeBuf = errcodeIndex >= 0 ? p.outs[errcodeIndex] : null;
+  const okStatus = (f.returns.role !== 'status' || ret === success) &&
+    !(errcodeBuf && !Array.isArray(errcodeBuf) && readScalar(errcodeBuf, 0, ctx.spec.status.type) !== success);
+  // What the library reports it wrote: info values are cut to the parameter's true size.
+  const sizeRetIndex = f.args.findIndex((a) => a.role === 'scalarOut' && a.type === 'size');
+  const sizeRetBuf = sizeRetIndex >= 0 ? p.outs[sizeRetIndex] : null;
+  const sizeRet = sizeRetBuf && !Array.isArray(sizeRetBuf) ? Number(readScalar(sizeRetBuf, 0, 'size')) : undefined;
 
   f.args.forEach((a, i) => {
     const buf = p.outs[i];
@@ -392,7 +432,8 @@ function finish(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Pre
         break;
       }
       case 'bufferOut':
-        if (buf && !Array.isArray(buf)) outs[a.name] = buf;
+        // On failure the library wrote nothing: send nothing, so the caller's array keeps its bytes.
+        if (buf && !Array.isArray(buf) && okStatus) outs[a.name] = buf;
         break;
       case 'scalarOut':
         if (buf && !Array.isArray(buf)) outs[a.name] = readScalar(buf, 0, a.type);
@@ -407,16 +448,17 @@ function finish(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Pre
         if (buf && !Array.isArray(buf)) outs[a.name] = readScalar(buf, 0, ctx.spec.status.type);
         break;
       case 'info': {
-        if (!buf) break;
+        if (!buf || !okStatus) break;
         if (Array.isArray(buf)) { outs[a.name] = buf; break; }
+        const value = sizeRet !== undefined && sizeRet < buf.byteLength ? buf.subarray(0, sizeRet) : buf;
         const kind = a.handleParams[String(frame.args[planOf(f).indexOf.get(a.param)!])];
         if (kind && okStatus) {
           // Same layout, ids in place of pointers: one 8-byte slot per handle.
-          for (let off = 0; off + 8 <= buf.byteLength; off += 8) {
-            buf.writeBigInt64LE(BigInt(ctx.handles.idOf(kind, readPointer(buf, off))), off);
+          for (let off = 0; off + 8 <= value.byteLength; off += 8) {
+            value.writeBigInt64LE(BigInt(ctx.handles.idOf(kind, readPointer(value, off))), off);
           }
         }
-        outs[a.name] = buf;
+        outs[a.name] = value;
         break;
       }
       default: break;

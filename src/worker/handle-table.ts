@@ -87,6 +87,25 @@ export class HandleTable {
     return id;
   }
 
+  /**
+   * Checks, before the native call that creates it, that `id` can name a new handle of `kind`, so that a bad id never
+   * leaves a native object nobody can release.
+   * @throws {BadCallError} when the id is not a positive safe integer or is already in use.
+   */
+  checkNewId(id: unknown, kind: string): void {
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) {
+      if (this.#kinds.get(kind)?.interned === true && id === undefined) return;
+      throw new BadCallError(`handle id ${String(id)} is not a positive integer`);
+    }
+    if (this.#entries.has(id)) throw new BadCallError(`handle id ${id} is already in use in this session`);
+  }
+
+  /** {@link checkNewId} for each id of an array out-argument, which must also be distinct. */
+  checkNewIds(ids: readonly unknown[], kind: string): void {
+    if (new Set(ids).size !== ids.length) throw new BadCallError('proposed handle ids repeat');
+    for (const id of ids) this.checkNewId(id, kind);
+  }
+
   /** The id of a native pointer of `kind` (info values that hold handles); assigns a worker id to a pointer never seen. */
   idOf(kind: string, ptr: number): number {
     if (ptr === 0) return 0;
@@ -97,6 +116,15 @@ export class HandleTable {
     this.#entries.set(id, { kind, ptr, refs: null, live: true });
     this.#byPtr.set(key, id);
     return id;
+  }
+
+  /** The live handle of any kind that a native pointer names (callback arguments carry no kind). */
+  findLive(ptr: number): HandleRef | undefined {
+    for (const kind of this.#kinds.keys()) {
+      const id = this.#byPtr.get(`${kind}:${ptr}`);
+      if (id !== undefined && this.#entries.get(id)?.live) return { id, kind, ptr };
+    }
+    return undefined;
   }
 
   /** Counts a successful retain of a live handle. */

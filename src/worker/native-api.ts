@@ -14,7 +14,7 @@ import type { StatusMode } from '../guest/status.js';
 import type { ApiSpec } from '../spec/types.js';
 import type { ExecutionContext, HandleResolver } from './executor.js';
 import { executeCall } from './executor.js';
-import { NativeLibrary } from './native-library.js';
+import { NativeLibrary, callbackType } from './native-library.js';
 
 /** A direct native binding. */
 export interface NativeApi extends AsyncDisposable {
@@ -36,6 +36,8 @@ class IdentityHandles implements HandleResolver {
     this.#kinds.set(ptr, kind);
     return ptr;
   }
+  checkNewId(): void {}
+  checkNewIds(): void {}
   idOf(kind: string, ptr: number): number {
     if (ptr !== 0) this.#kinds.set(ptr, kind);
     return ptr;
@@ -70,8 +72,13 @@ export async function openNativeApi(spec: ApiSpec, options: { statusErrors?: Sta
           const entry = callbacks.get(callbackId);
           callbacks.delete(callbackId);
           setImmediate(() => koffi.unregister(registered as never));
-          entry?.fn(...args.slice(0, -1).map((v) => (typeof v === 'bigint' ? Number(v) : v)), entry.userData);
-        }, koffi.pointer(koffi.proto(proto)) as never);
+          const values = args.slice(0, -1).map((v) => {
+            if (typeof v !== 'bigint') return v;
+            const kind = resolver.kindOf(Number(v));
+            return kind ? cache.get(kind, Number(v)) : Number(v);
+          });
+          entry?.fn(...values, entry.userData);
+        }, callbackType(proto) as never);
         return registered;
       },
     },

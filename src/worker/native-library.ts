@@ -38,6 +38,21 @@ function koffiReturnType(r: ReturnSpec, status: ScalarType): string {
   }
 }
 
+const callbackTypes = new Map<string, unknown>();
+
+/**
+ * The koffi type of a callback prototype, declared once per process (koffi refuses a second declaration of the same
+ * prototype name).
+ */
+export function callbackType(proto: string): unknown {
+  let type = callbackTypes.get(proto);
+  if (!type) {
+    type = koffi.pointer(koffi.proto(proto));
+    callbackTypes.set(proto, type);
+  }
+  return type;
+}
+
 /** A declared native function: call it synchronously, or with `async` off the event loop (koffi's thread pool). */
 export interface NativeFunction {
   (...args: unknown[]): unknown;

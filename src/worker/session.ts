@@ -7,19 +7,12 @@ import { ClosedError, toWireError, UnsupportedError } from '../errors.js';
 import type { ApiSpec, StateContext } from '../spec/types.js';
 import type { CallFrame, EventFrame, ReplyFrame, WireValue } from '../wire/frames.js';
 import type { CallbackSink, ExecutionContext } from './executor.js';
+import { wallClock } from '../wire/clock.js';
 import { executeCall } from './executor.js';
 import { HandleTable } from './handle-table.js';
 import type { NativeLibrary } from './native-library.js';
+import { callbackType } from './native-library.js';
 
-const protoCache = new Map<string, unknown>();
-function callbackType(proto: string): unknown {
-  let type = protoCache.get(proto);
-  if (!type) {
-    type = koffi.pointer(koffi.proto(proto));
-    protoCache.set(proto, type);
-  }
-  return type;
-}
 
 /** A session of a worker. Create through `Worker.openSession`. */
 export class WorkerSession implements AsyncDisposable {
@@ -32,6 +25,8 @@ export class WorkerSession implements AsyncDisposable {
   readonly #library: NativeLibrary;
   readonly #listeners = new Set<(event: EventFrame) => void>();
   #tail: Promise<unknown> = Promise.resolve();
+  /** Record AvA's worker-side stage timestamps in every reply. */
+  timed = true;
   #pending = 0;
   #closed = false;
   readonly #onClose: () => void;
@@ -72,7 +67,7 @@ export class WorkerSession implements AsyncDisposable {
   #run(frame: CallFrame): ReplyFrame | Promise<ReplyFrame> {
     const seq = typeof frame?.seq === 'number' ? frame.seq : -1;
     try {
-      const reply = executeCall(this.#ctx, frame);
+      const reply = executeCall(this.#ctx, frame, this.timed ? wallClock() : undefined);
       return reply instanceof Promise ? reply.catch((error: unknown) => ({ seq, error: toWireError(error) })) : reply;
     } catch (error) {
       return { seq, error: toWireError(error) };
@@ -101,9 +96,8 @@ export class WorkerSession implements AsyncDisposable {
 
   #callbackValue(v: unknown): WireValue {
     if (typeof v === 'bigint') {
-      const ptr = Number(v);
-      for (const h of this.handles.live()) if (h.ptr === ptr) return { handle: h.id, kind: h.kind };
-      return null;
+      const found = this.handles.findLive(Number(v));
+      return found ? { handle: found.id, kind: found.kind } : null;
     }
     return typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean' ? v : null;
   }
@@ -139,7 +133,9 @@ export class WorkerSession implements AsyncDisposable {
 
   /** Runs state work in the session's call order, so it sees every call sent before it. */
   #serialized<T>(work: () => T | Promise<T>): Promise<T> {
-    const p = this.#tail.then(work);
+    // Counted as pending so that a call sent after it never takes execute()'s fast path ahead of it.
+    this.#pending++;
+    const p = this.#tail.then(work).finally(() => { this.#pending--; });
     this.#tail = p.catch(() => undefined);
     return p;
   }

@@ -418,7 +418,7 @@ const functions: FunctionSpec[] = [
     arg.handle('kernel', 'kernel'),
     arg.scalar('arg_index', 'uint32'),
     arg.scalar('arg_size', 'size'),
-    arg.argValue('arg_value', 'arg_size', ['mem', 'sampler']),
+    arg.argValue('arg_value', 'arg_size', ['mem', 'sampler'], { invalidStatus: CL.INVALID_MEM_OBJECT }),
   ], { target: 'kernel', supersedeKey: ['arg_index'] }),
   fn('clGetKernelInfo', ret.status(), 'query', [arg.handle('kernel', 'kernel'), ...infoQuery(KERNEL_HANDLE_PARAMS)]),
   fn('clGetKernelArgInfo', ret.status(), 'query', [

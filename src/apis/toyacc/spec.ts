@@ -13,8 +13,16 @@ function check(fnName: string, result: unknown): void {
   if (result !== TQ.SUCCESS) throw new ApiStatusError(fnName, Number(result), statusName({ status }, Number(result)));
 }
 
-/** Runs `work` with a temporary queue on the buffer's context (toyacc, like OpenCL, moves data through queues). */
-function withQueue<T>(ctx: StateContext, buffer: number, work: (queue: number) => T): T {
+/**
+ * Runs `work` with a queue of the buffer's context (toyacc, like OpenCL, moves data through queues): a live queue of
+ * the session where one fits (the context itself may already be released by the application), else a temporary one.
+ */
+function withQueue(ctx: StateContext, buffer: number, work: (queue: number) => number): void {
+  for (const queue of ctx.liveHandles('queue')) {
+    const status = work(queue);
+    if (status === TQ.SUCCESS) return;
+    if (status !== TQ.INVALID_CONTEXT) check('state transfer', status);
+  }
   const value = Buffer.alloc(8);
   check('tq_get_buffer_info', ctx.callNative('tq_get_buffer_info', buffer, TQ.BUFFER_CONTEXT, 8, value, null));
   const context = Number(value.readBigUInt64LE(0));
@@ -24,7 +32,7 @@ function withQueue<T>(ctx: StateContext, buffer: number, work: (queue: number) =
   const queue = ctx.callNative('tq_create_queue', context, Number(devices.readBigUInt64LE(0)), err) as number;
   check('tq_create_queue', err.readInt32LE(0));
   try {
-    return work(queue);
+    check('state transfer', work(queue));
   } finally {
     ctx.callNative('tq_release_queue', queue);
   }
@@ -70,13 +78,13 @@ export const toyaccSpec = defineSpec({
           // toyacc runs work at enqueue time, so finishing queues only keeps the OpenCL-shaped contract.
           for (const q of ctx.liveHandles('queue')) ctx.callNative('tq_finish', q);
           const bytes = Buffer.alloc(bufferSize(ctx, buffer));
-          withQueue(ctx, buffer, (q) => check('tq_enqueue_read', ctx.callNative('tq_enqueue_read', q, buffer, 0, bytes.byteLength, bytes)));
+          withQueue(ctx, buffer, (q) => ctx.callNative('tq_enqueue_read', q, buffer, 0, bytes.byteLength, bytes) as number);
           return bytes;
         },
         restore(ctx, buffer, bytes) {
           const size = bufferSize(ctx, buffer);
           if (size !== bytes.byteLength) throw new ApiStatusError('restore', TQ.INVALID_VALUE, `buffer holds ${size} bytes, state has ${bytes.byteLength}`);
-          withQueue(ctx, buffer, (q) => check('tq_enqueue_write', ctx.callNative('tq_enqueue_write', q, buffer, 0, size, bytes)));
+          withQueue(ctx, buffer, (q) => ctx.callNative('tq_enqueue_write', q, buffer, 0, size, bytes) as number);
         },
       },
     },
@@ -110,7 +118,7 @@ export const toyaccSpec = defineSpec({
     fn('tq_create_kernel', ret.handle('kernel'), 'create', [arg.handle('program', 'program'), arg.string('name'), arg.errcode()]),
     ...lifetime('kernel', 'kernel'),
     fn('tq_set_kernel_arg', ret.status(), 'configure', [
-      arg.handle('kernel', 'kernel'), arg.scalar('index', 'uint32'), arg.scalar('size', 'size'), arg.argValue('value', 'size', ['buffer']),
+      arg.handle('kernel', 'kernel'), arg.scalar('index', 'uint32'), arg.scalar('size', 'size'), arg.argValue('value', 'size', ['buffer'], { invalidStatus: TQ.INVALID_ARG_VALUE }),
     ], { target: 'kernel', supersedeKey: ['index'] }),
     fn('tq_enqueue_write', ret.status(), 'transfer', [
       arg.handle('queue', 'queue'), arg.handle('buffer', 'buffer'), arg.scalar('offset', 'size'), arg.scalar('size', 'size'), arg.bufferIn('src', 'size'),
