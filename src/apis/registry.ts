@@ -18,7 +18,7 @@ export const SPEC_NAMES: readonly string[] = Object.keys(LOADERS);
  * @throws {ConfigError} `ERR_AVA_CONFIG` for an unknown name.
  */
 export async function loadSpec(name: string): Promise<ApiSpec> {
-  const load = LOADERS[name];
+  const load = Object.hasOwn(LOADERS, name) ? LOADERS[name] : undefined;
   if (!load) throw new ConfigError(`unknown spec "${name}"; shipped specs: ${SPEC_NAMES.join(', ')}`);
   return load();
 }

@@ -14,12 +14,14 @@ const HELP = `Usage: ava-worker --spec <${SPEC_NAMES.join('|')}> --listen <unix:
 Serves guest sessions (several at once, isolated from each other) of one API over a unix socket or tcp.
 Tcp always requires a token: give one with --token or AVA_TOKEN, or one is generated and printed.
 Prints {"event":"listening",...} as one JSON line on stdout once ready.
+  --exit-with-parent   exit when standard input closes (used when a manager or guest starts the worker)
 `;
 
 /** The CLI's main function. */
 export async function main(argv: string[]): Promise<void> {
   const { values } = parseCli(argv, {
     spec: { type: 'string' }, listen: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    'exit-with-parent': { type: 'boolean' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -30,11 +32,16 @@ export async function main(argv: string[]): Promise<void> {
   const worker = await Worker.open({ spec });
   const token = (values.token as string | undefined) ?? authToken();
   const listener = await WorkerListener.listen({ worker, address, ...(token ? { token } : {}) });
-  process.stdout.write(`${JSON.stringify({ event: 'listening', address: formatAddress(listener.address), pid: process.pid, spec: spec.name, token: listener.token ?? null })}\n`);
+  process.stdout.write(`${JSON.stringify({ event: 'listening', address: formatAddress(listener.address), pid: process.pid, worker: worker.id, spec: spec.name, token: listener.token ?? null })}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => { resolve(); };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    // Started by a manager or a guest: its stdin is a pipe from that parent, which closes when the parent dies
+    // (even by kill -9), so the worker never outlives it.
+    if (values['exit-with-parent']) {
+      process.stdin.on('end', stop).on('close', stop).resume();
+    }
   });
   await listener.close();
   await worker.close();

@@ -28,6 +28,8 @@ export interface SpawnWorkerOptions {
 export interface WorkerProcess {
   readonly child: ChildProcess;
   readonly pid: number;
+  /** The worker's id, as its welcome frames report it. */
+  readonly id: string;
   readonly address: Address;
   readonly token: string | undefined;
   /** Resolves with the exit code (or signal name) when the process ends. */
@@ -54,15 +56,15 @@ export function workerCommand(): { command: string; args: string[] } {
 export async function spawnWorkerProcess(options: SpawnWorkerOptions): Promise<WorkerProcess> {
   const { command, args } = workerCommand();
   const listen = formatAddress(options.listen ?? { kind: 'tcp', host: '127.0.0.1', port: 0 });
-  const child = spawn(command, [...args, '--spec', options.spec, '--listen', listen, ...(options.token ? ['--token', options.token] : [])], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawn(command, [...args, '--spec', options.spec, '--listen', listen, '--exit-with-parent', ...(options.token ? ['--token', options.token] : [])], {
+    stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
   });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
   const timeout = options.startTimeoutMs ?? 30_000;
-  const info = await new Promise<{ address: string; token: string | null; pid: number }>((resolve, reject) => {
+  const info = await new Promise<{ address: string; token: string | null; pid: number; worker: string }>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new AvaError('ERR_AVA_WORKER_START', `worker did not listen within ${timeout} ms: ${stderr}`)); }, timeout);
     lines.once('line', (line) => {
@@ -78,5 +80,5 @@ export async function spawnWorkerProcess(options: SpawnWorkerOptions): Promise<W
     await exited;
     clearTimeout(timer);
   };
-  return { child, pid: info.pid, address: parseAddress(info.address), token: info.token ?? undefined, exited, stop };
+  return { child, pid: info.pid, id: info.worker, address: parseAddress(info.address), token: info.token ?? undefined, exited, stop };
 }
