@@ -6,7 +6,6 @@ import { UnsupportedError } from '../errors.js';
 import type { ApiSpec, FunctionSpec } from '../spec/types.js';
 import type { ReplyFrame, WireValue } from '../wire/frames.js';
 import { planOf } from '../spec/plan.js';
-import { wallClock } from '../wire/clock.js';
 import type { ApiFunction, ApiObject, CallResult } from './call-shape.js';
 import type { EncodedCall, HandleCodec } from './encode.js';
 import { decodeReply, encodeCall } from './encode.js';
@@ -16,19 +15,22 @@ import type { StatusMode } from './status.js';
 import { checkStatus, resultOfError } from './status.js';
 
 /** Sends one encoded call and resolves with its reply. */
-export type SendCall = (f: FunctionSpec, encoded: EncodedCall, beforeMarshal: number) => Promise<ReplyFrame>;
+export type SendCall = (f: FunctionSpec, encoded: EncodedCall, beforeMarshal: number | undefined) => Promise<ReplyFrame>;
 
 /**
  * Sends a call without waiting (see `GuestSession.post`); absent where calls always wait. The application gets the
  * result the call is known to have when it succeeds; a failure surfaces at the next waiting call.
  */
-export type PostCall = (f: FunctionSpec, encoded: EncodedCall, beforeMarshal: number) => void;
+export type PostCall = (f: FunctionSpec, encoded: EncodedCall, beforeMarshal: number | undefined) => void;
 
 /** Runs after a call succeeded, before its result reaches the application (host-memory mirrors use it). */
 export type AfterCall = (f: FunctionSpec, encoded: EncodedCall, result: CallResult) => Promise<void> | void;
 
 /** Makes the frozen API object of `spec`. */
-export function buildApiObject(spec: ApiSpec, codec: HandleCodec, mode: StatusMode, send: SendCall, after?: AfterCall, post?: PostCall): ApiObject {
+export function buildApiObject(
+  spec: ApiSpec, codec: HandleCodec, mode: StatusMode, send: SendCall, after?: AfterCall, post?: PostCall,
+  stamp: () => number | undefined = () => undefined,
+): ApiObject {
   const api: Record<string, ApiFunction> = {};
   for (const f of spec.functions) {
     if (f.unsupported !== undefined) {
@@ -38,7 +40,7 @@ export function buildApiObject(spec: ApiSpec, codec: HandleCodec, mode: StatusMo
     }
     if (post && mode === 'throw' && planOf(f).asyncEligible) {
       api[f.name] = async (...args: unknown[]): Promise<CallResult> => {
-        const beforeMarshal = wallClock();
+        const beforeMarshal = stamp();
         // Input bytes are copied: the application may reuse its arrays as soon as the call returns.
         const encoded = encodeCall(f, args, codec, { copyInputs: true });
         post(f, encoded, beforeMarshal);
@@ -49,7 +51,7 @@ export function buildApiObject(spec: ApiSpec, codec: HandleCodec, mode: StatusMo
       continue;
     }
     api[f.name] = async (...args: unknown[]): Promise<CallResult> => {
-      const beforeMarshal = wallClock();
+      const beforeMarshal = stamp();
       const encoded = encodeCall(f, args, codec);
       const reply = await send(f, encoded, beforeMarshal);
       if (reply.error) return resultOfError(spec, f, reply.error, mode);

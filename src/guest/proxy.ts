@@ -10,6 +10,7 @@ import type { ApiObject } from './call-shape.js';
 import type { HandleCodec } from './encode.js';
 import { HandleCache } from './handle.js';
 import { HostMirrors } from './host-mirror.js';
+import { wallClock } from '../wire/clock.js';
 import type { Handle } from './handle.js';
 import type { GuestSession } from './session.js';
 import type { StatusMode } from './status.js';
@@ -69,7 +70,8 @@ export function createProxy(spec: ApiSpec, session: GuestSession, options: Proxy
   const asyncCalls = options.asyncCalls ?? session.channel.kind !== 'local';
   const api = buildApiObject(spec, codec, mode, (f, encoded, t0) => session.call(f.name, encoded.args, encoded.retId, t0),
     (f, encoded, result) => mirrors.afterCall(f, encoded, result),
-    asyncCalls ? (f, encoded, t0) => session.post(f.name, encoded.args, encoded.retId, t0) : undefined);
+    asyncCalls ? (f, encoded, t0) => session.post(f.name, encoded.args, encoded.retId, t0) : undefined,
+    () => (session.interceptor.observed ? wallClock() : undefined));
   return { api, handleAt: (kind, bytes, index) => handleInInfo(handles, kind, bytes, index) };
 }
 

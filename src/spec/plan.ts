@@ -8,12 +8,16 @@ import type { ArgSpec, FunctionSpec } from './types.js';
 export interface FunctionPlan {
   /** C argument index by name. */
   readonly indexOf: ReadonlyMap<string, number>;
+  /** `fn(arg)` of each argument, for error messages (made once, not per call). */
+  readonly labels: readonly string[];
   /** For each C argument, its index among the JavaScript arguments, or -1 for pure outs. */
   readonly positions: readonly number[];
   /** Number of JavaScript arguments. */
   readonly arity: number;
   /** Index of the `errcode` argument, or -1. */
   readonly errcode: number;
+  /** Index of the `size_t` scalar out (an info query's `param_value_size_ret`), or -1. */
+  readonly sizeRet: number;
   /**
    * The call can be sent without waiting: it changes state or enqueues work, and everything it gives back is known
    * to the guest in advance (a status expected to be success, handles with guest-issued ids).
@@ -50,9 +54,11 @@ export function planOf(f: FunctionSpec): FunctionPlan {
     const positions = f.args.map((a) => (takesPosition(a) ? next++ : -1));
     plan = {
       indexOf: new Map(f.args.map((a, i) => [a.name, i])),
+      labels: f.args.map((a) => `${f.name}(${a.name})`),
       positions,
       arity: next,
       errcode: f.args.findIndex((a) => a.role === 'errcode'),
+      sizeRet: f.args.findIndex((a) => a.role === 'scalarOut' && a.type === 'size'),
       asyncEligible: asyncEligible(f),
     };
     plans.set(f, plan);

@@ -2,6 +2,7 @@
  * The `local` channel: guest and worker in one process and one thread. Frames are passed as objects, so the whole
  * path (proxy, session, worker, koffi) runs without a codec; remote transports add framing on the same interface.
  */
+import { printTimestamps } from '../config.js';
 import { ClosedError, ConfigError } from '../errors.js';
 import type { ApiSpec } from '../spec/types.js';
 import type { WorkerSession } from '../worker/session.js';
@@ -44,7 +45,9 @@ export class LocalChannel implements Channel {
     if (worker.spec.hash !== options.spec.hash) {
       throw new ConfigError(`the worker serves ${worker.spec.name} (${worker.spec.hash.slice(0, 12)}), the guest speaks ${options.spec.name} (${options.spec.hash.slice(0, 12)})`);
     }
-    return new LocalChannel(worker.openSession(options.sessionId), owned);
+    const session = worker.openSession(options.sessionId);
+    session.timed = printTimestamps();
+    return new LocalChannel(session, owned);
   }
 
   call(frame: CallFrame): Promise<ReplyFrame> {

@@ -284,7 +284,8 @@ export class RingWriter {
   readonly #hasRoom = (): boolean => Atomics.load(this.#i32, W.TAIL) !== this.#tail || Atomics.load(this.#i32, W.CLOSED) !== 0;
 
   readonly #pump = (): void => {
-    for (let round = 0; ; round++) {
+    const started = performance.now();
+    for (;;) {
       if (this.dead) {
         this.#drop();
         return;
@@ -296,7 +297,7 @@ export class RingWriter {
         return;
       }
       // Let the event loop breathe while streaming a big message.
-      if (round >= 64) {
+      if (performance.now() - started > 1) {
         setImmediate(this.#pump);
         return;
       }

@@ -90,6 +90,7 @@ export async function openShmChannel(options: ShmChannelOptions): Promise<Remote
     if (grace !== undefined) clearTimeout(grace);
     link.destroy(new AvaError('ERR_AVA_WORKER_EXIT', `the shm worker thread exited (code ${code})${threadError ? `: ${threadError.message}` : ''}`, threadError ? { cause: threadError } : {}));
   });
+  const ended = new Promise<void>((resolve) => thread.once('exit', () => resolve()));
   link.onClose(() => {
     if (!exited) grace = setTimeout(() => void thread.terminate(), options.closeGraceMs ?? 2000);
   });
@@ -98,6 +99,8 @@ export async function openShmChannel(options: ShmChannelOptions): Promise<Remote
     const channel = await RemoteChannel.open({
       kind: 'shm', link, spec: options.spec, sessionId: options.sessionId,
       ...(options.helloTimeoutMs === undefined ? {} : { helloTimeoutMs: options.helloTimeoutMs }),
+      // close() resolves once the thread is gone (it ends by itself, or is terminated after the grace period).
+      dispose: () => ended,
     });
     threads.set(channel, thread);
     return channel;

@@ -84,6 +84,7 @@ export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions
           throw new HandshakeError('ERR_AVA_SPEC_MISMATCH', `the worker serves ${worker.spec.name} ${worker.spec.hash.slice(0, 12)}, the guest speaks ${frame.spec} ${frame.hash.slice(0, 12)}`);
         }
         session = worker.openSession(frame.session);
+        session.timed = true;
         const opened = session;
         opened.onEvent((event) => link.send({ ...event, t: 'event' }));
         link.send({ t: 'welcome', v: PROTOCOL_VERSION, worker: worker.id, session: opened.id });

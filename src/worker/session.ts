@@ -25,8 +25,8 @@ export class WorkerSession implements AsyncDisposable {
   readonly #library: NativeLibrary;
   readonly #listeners = new Set<(event: EventFrame) => void>();
   #tail: Promise<unknown> = Promise.resolve();
-  /** Record AvA's worker-side stage timestamps in every reply. */
-  timed = true;
+  /** Record AvA's worker-side stage timestamps in every reply (remote connections do; the local channel on request). */
+  timed = false;
   #pending = 0;
   #closed = false;
   readonly #onClose: () => void;
