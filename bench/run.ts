@@ -6,6 +6,7 @@
 const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   'toyacc-query': () => import('./toyacc-query.js'),
   'opencl-workloads': () => import('./opencl-workloads.js'),
+  shm: () => import('./shm.js'),
 };
 
 const argv = process.argv.slice(2);

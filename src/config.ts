@@ -99,3 +99,22 @@ function flag(env: Env, name: string, fallback: boolean): boolean {
   if (['0', 'false', 'no', 'off'].includes(raw)) return false;
   throw new ConfigError(`${name}="${env[name]}" is not a boolean (use TRUE or FALSE)`);
 }
+
+/** `AVA_RECORD_REPLAY=1`: journal every session. */
+export function recordReplay(env: Env = process.env): boolean {
+  return flag(env, 'AVA_RECORD_REPLAY', false);
+}
+
+/** `AVA_JOURNAL`: the journal folder (default `.ava/journal` under the working directory). */
+export function journalPath(env: Env = process.env): string {
+  const raw = env.AVA_JOURNAL?.trim();
+  return resolve(raw ? raw : join('.ava', 'journal'));
+}
+
+/** `AVA_JOURNAL_DURABILITY`: none, batch (default) or sync. */
+export function journalDurability(env: Env = process.env): 'none' | 'batch' | 'sync' {
+  const raw = env.AVA_JOURNAL_DURABILITY?.trim().toLowerCase();
+  if (!raw) return 'batch';
+  if (raw === 'none' || raw === 'batch' || raw === 'sync') return raw;
+  throw new ConfigError(`AVA_JOURNAL_DURABILITY="${env.AVA_JOURNAL_DURABILITY}" is not one of none, batch, sync`);
+}

@@ -24,7 +24,7 @@ export type SendCall = (f: FunctionSpec, encoded: EncodedCall, beforeMarshal: nu
 export type PostCall = (f: FunctionSpec, encoded: EncodedCall, beforeMarshal: number | undefined) => void;
 
 /** Runs after a call succeeded, before its result reaches the application (host-memory mirrors use it). */
-export type AfterCall = (f: FunctionSpec, encoded: EncodedCall, result: CallResult) => Promise<void> | void;
+export type AfterCall = (f: FunctionSpec, encoded: EncodedCall, result: CallResult) => Promise<void> | undefined;
 
 /** Makes the frozen API object of `spec`. */
 export function buildApiObject(
@@ -45,7 +45,8 @@ export function buildApiObject(
         const encoded = encodeCall(f, args, codec, { copyInputs: true });
         post(f, encoded, beforeMarshal);
         const result = decodeReply(f, encoded, expectedReply(spec, f, encoded), codec);
-        if (after) await after(f, encoded, result);
+        const pending = after?.(f, encoded, result);
+        if (pending) await pending;
         return result;
       };
       continue;
@@ -56,7 +57,8 @@ export function buildApiObject(
       const reply = await send(f, encoded, beforeMarshal);
       if (reply.error) return resultOfError(spec, f, reply.error, mode);
       const result = checkStatus(spec, f, decodeReply(f, encoded, reply, codec), mode);
-      if (after) await after(f, encoded, result);
+      const pending = after?.(f, encoded, result);
+      if (pending) await pending;
       return result;
     };
   }

@@ -27,16 +27,19 @@ export class HostMirrors {
     return this.#arrays.size;
   }
 
-  /** Call after each successful call: binds new mirrors and refreshes those the call synchronizes. */
-  async afterCall(f: FunctionSpec, encoded: EncodedCall, result: CallResult): Promise<void> {
+  /**
+   * Call after each successful call: binds new mirrors and refreshes those the call synchronizes. Returns a promise
+   * only when there is something to refresh (the common case costs no promise).
+   */
+  afterCall(f: FunctionSpec, encoded: EncodedCall, result: CallResult): Promise<void> | undefined {
     if (f.record === 'create') this.#bind(f, encoded, result);
-    if (this.#arrays.size === 0) return;
-    if (f.record === 'sync') {
-      await this.#refresh([...this.#arrays.keys()]);
-    } else if (f.record === 'transfer') {
+    if (this.#arrays.size === 0) return undefined;
+    if (f.record === 'sync') return this.#refresh([...this.#arrays.keys()]);
+    if (f.record === 'transfer') {
       const ids = f.args.flatMap((a, i) => (a.role === 'handle' && this.#arrays.has(encoded.args[i] as number) ? [encoded.args[i] as number] : []));
-      await this.#refresh(ids);
+      if (ids.length > 0) return this.#refresh(ids);
     }
+    return undefined;
   }
 
   #bind(f: FunctionSpec, encoded: EncodedCall, result: CallResult): void {

@@ -5,7 +5,11 @@ import type { ApiSpec } from '../spec/types.js';
 import type { Channel } from '../transport/channel.js';
 import { randomUUID } from 'node:crypto';
 import type { ChannelKind } from '../config.js';
-import { printTimestamps } from '../config.js';
+import { journalDurability, journalPath, printTimestamps, recordReplay } from '../config.js';
+import type { Durability, SessionJournal } from '../../journal/journal.js';
+import { record } from '../../journal/recorder.js';
+import { acquireJournal } from '../../journal/shared.js';
+import type { SharedJournal } from '../../journal/shared.js';
 import { formatStages } from '../intercept/interceptor.js';
 import { openChannel } from '../transport/open-channel.js';
 import type { Worker } from '../worker/worker.js';
@@ -25,6 +29,11 @@ export interface GuestlibOptions extends ProxyOptions {
   readonly worker?: Worker;
   /** Session id. */
   readonly sessionId?: string;
+  /**
+   * Journal the session (default: `AVA_RECORD_REPLAY`): `true` for the folder `AVA_JOURNAL` with durability
+   * `AVA_JOURNAL_DURABILITY`, or a path and durability.
+   */
+  readonly journal?: boolean | { readonly path?: string; readonly durability?: Durability };
 }
 
 /** An open guestlib. Close it (or `await using` it) to end the session. */
@@ -32,28 +41,57 @@ export interface Guestlib<T = ApiObject> extends AsyncDisposable {
   /** The API: one async function per spec function. */
   readonly api: T;
   readonly session: GuestSession;
+  /** The session's journal, when journaling. */
+  readonly journal: SessionJournal | undefined;
   /** The handle for an id found in an info value (e.g. `CL_CONTEXT_DEVICES`). */
   handleAt(kind: string, bytes: ArrayBufferView, index?: number): Handle | null;
   close(): Promise<void>;
 }
 
-async function openSession(spec: ApiSpec, options: GuestlibOptions): Promise<GuestSession> {
+interface Opened {
+  readonly session: GuestSession;
+  readonly journal: SessionJournal | undefined;
+  close(): Promise<void>;
+}
+
+async function openSession(spec: ApiSpec, options: GuestlibOptions): Promise<Opened> {
   const id = options.sessionId ?? randomUUID();
   const channel = options.channel ?? (await openChannel({
     spec, sessionId: id, ...(options.transport ? { kind: options.transport } : {}), ...(options.worker ? { worker: options.worker } : {}),
   }));
   const session = new GuestSession({ spec, channel, id });
   if (printTimestamps()) session.interceptor.calls$.subscribe((event) => process.stderr.write(`${formatStages(event)}\n`));
-  return session;
+  const wanted = options.journal ?? recordReplay();
+  if (!wanted) return { session, journal: undefined, close: () => session.close() };
+  const where = typeof wanted === 'object' ? wanted : {};
+  let shared: SharedJournal;
+  try {
+    shared = await acquireJournal(where.path ?? journalPath(), spec, where.durability ?? journalDurability());
+  } catch (error) {
+    await session.close();
+    throw error;
+  }
+  const recording = await record(session, shared.journal);
+  return {
+    session,
+    journal: recording.journal,
+    async close() {
+      await session.close().finally(async () => {
+        await recording.stop();
+        await shared.release();
+      });
+    },
+  };
 }
 
-function guestlib<T>(api: T, session: GuestSession, handleAt: Guestlib['handleAt']): Guestlib<T> {
+function guestlib<T>(api: T, opened: Opened, handleAt: Guestlib['handleAt']): Guestlib<T> {
   return {
     api,
-    session,
+    session: opened.session,
+    journal: opened.journal,
     handleAt,
-    close: () => session.close(),
-    [Symbol.asyncDispose]: () => session.close(),
+    close: () => opened.close(),
+    [Symbol.asyncDispose]: () => opened.close(),
   };
 }
 
@@ -64,9 +102,9 @@ function guestlib<T>(api: T, session: GuestSession, handleAt: Guestlib['handleAt
  * const { outs } = await lib.api.tq_get_devices(2, true);
  */
 export async function openGuestlib(spec: ApiSpec, options: GuestlibOptions = {}): Promise<Guestlib> {
-  const session = await openSession(spec, options);
-  const proxy = createProxy(spec, session, options);
-  return guestlib(proxy.api, session, proxy.handleAt);
+  const opened = await openSession(spec, options);
+  const proxy = createProxy(spec, opened.session, options);
+  return guestlib(proxy.api, opened, proxy.handleAt);
 }
 
 /**
@@ -77,7 +115,7 @@ export async function openGuestlib(spec: ApiSpec, options: GuestlibOptions = {})
  * await lib.api.clGetPlatformIDs(0, null); // remoted
  */
 export async function wrap<T extends object>(existing: T, spec: ApiSpec, options: GuestlibOptions = {}): Promise<Guestlib<T & ApiObject>> {
-  const session = await openSession(spec, options);
-  const proxy = createProxy(spec, session, options);
-  return guestlib(overlay(existing, proxy.api), session, proxy.handleAt);
+  const opened = await openSession(spec, options);
+  const proxy = createProxy(spec, opened.session, options);
+  return guestlib(overlay(existing, proxy.api), opened, proxy.handleAt);
 }

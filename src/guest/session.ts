@@ -56,7 +56,10 @@ export class GuestSession implements AsyncDisposable {
     this.channel = options.channel;
     this.id = options.id ?? randomUUID();
     this.#maxBatch = options.maxBatch ?? 512;
-    this.channel.onAsyncFailure((reply) => { this.#asyncFailure ??= reply; });
+    this.channel.onAsyncFailure((reply) => {
+      this.#asyncFailure ??= reply;
+      this.interceptor.emitFailure(reply);
+    });
   }
 
   /** A fresh handle id; ids are never reused within a session. */
@@ -84,6 +87,7 @@ export class GuestSession implements AsyncDisposable {
     const frame: CallFrame = { seq: this.#seq++, fn, args, retId };
     if (!this.interceptor.observed) {
       const reply = await this.channel.call(frame);
+      await this.#barriers();
       this.#throwAsyncFailure();
       return reply;
     }
@@ -91,11 +95,30 @@ export class GuestSession implements AsyncDisposable {
     const reply = await this.channel.call(frame);
     const t = reply.timings;
     this.interceptor.emit({
-      session: this.id, seq: frame.seq, fn, record: this.#record(fn), args, async: false, reply,
+      session: this.id, seq: frame.seq, fn, record: this.#record(fn), args, async: false, retId, reply,
       stages: { beforeMarshal: beforeMarshal ?? beforeSendCommand, beforeSendCommand, ...t, afterReceiveResult: wallClock() },
     });
+    await this.#barriers();
     this.#throwAsyncFailure();
     return reply;
+  }
+
+  readonly #barrierFns: (() => Promise<void>)[] = [];
+
+  /**
+   * Adds work that must finish before a waiting call returns to the application (the journal's `batch` durability:
+   * records written before the application sees a result). Returns the function that removes it.
+   */
+  addBarrier(barrier: () => Promise<void>): () => void {
+    this.#barrierFns.push(barrier);
+    return () => {
+      const i = this.#barrierFns.indexOf(barrier);
+      if (i >= 0) this.#barrierFns.splice(i, 1);
+    };
+  }
+
+  async #barriers(): Promise<void> {
+    for (const b of this.#barrierFns) await b();
   }
 
   #record(fn: string): RecordClass {
@@ -114,7 +137,7 @@ export class GuestSession implements AsyncDisposable {
     this.#batch.push(frame);
     if (this.interceptor.observed) {
       const now = wallClock();
-      this.interceptor.emit({ session: this.id, seq: frame.seq, fn, record: this.#record(fn), args, async: true, stages: { beforeMarshal: beforeMarshal ?? now, beforeSendCommand: now } });
+      this.interceptor.emit({ session: this.id, seq: frame.seq, fn, record: this.#record(fn), args, async: true, retId, stages: { beforeMarshal: beforeMarshal ?? now, beforeSendCommand: now } });
     }
     if (this.#batch.length >= this.#maxBatch) this.flush();
     else if (!this.#flushScheduled) {

@@ -37,6 +37,8 @@ export interface CallEvent {
   readonly args: readonly WireValue[];
   /** Sent without waiting. */
   readonly async: boolean;
+  /** The id the guest issued for a returned handle, if any. */
+  readonly retId: number | null;
   /** The reply (absent for asynchronous calls, which are answered only on failure). */
   readonly reply?: ReplyFrame;
   readonly stages: StageTimings;
@@ -45,8 +47,19 @@ export interface CallEvent {
 /** See the module comment. */
 export class Interceptor {
   readonly #subject = new Subject<CallEvent>();
+  readonly #failures = new Subject<ReplyFrame>();
   /** Every call, as it completes. */
   readonly calls$: Observable<CallEvent> = this.#subject.asObservable();
+  /**
+   * Failure replies of asynchronous calls (emitted on `calls$` earlier as if they had succeeded), as the worker reports
+   * them; `seq` names the call.
+   */
+  readonly asyncFailures$: Observable<ReplyFrame> = this.#failures.asObservable();
+
+  /** Emits an asynchronous call's failure. */
+  emitFailure(reply: ReplyFrame): void {
+    this.#failures.next(reply);
+  }
 
   /** True when someone listens (events are only built then). */
   get observed(): boolean {
@@ -58,9 +71,10 @@ export class Interceptor {
     this.#subject.next(event);
   }
 
-  /** Completes `calls$`. */
+  /** Completes the streams. */
   complete(): void {
     this.#subject.complete();
+    this.#failures.complete();
   }
 }
 

@@ -6,7 +6,7 @@ import { printTimestamps } from '../config.js';
 import { ClosedError, ConfigError } from '../errors.js';
 import type { ApiSpec } from '../spec/types.js';
 import type { WorkerSession } from '../worker/session.js';
-import { replyFailed } from '../worker/serve.js';
+import { callFailed } from '../spec/outcome.js';
 import { Worker } from '../worker/worker.js';
 import type { CallFrame, EventFrame, ReplyFrame } from '../wire/frames.js';
 import type { Channel, ChannelSupports } from './channel.js';
@@ -59,7 +59,7 @@ export class LocalChannel implements Channel {
     if (this.#closed) throw new ClosedError('local channel');
     for (const frame of frames) {
       void this.session.execute(frame).then((reply) => {
-        if (replyFailed(this.session, frame, reply)) for (const l of this.#asyncListeners) l({ ...reply, fn: frame.fn });
+        if (callFailed(this.session.spec, frame.fn, reply)) for (const l of this.#asyncListeners) l({ ...reply, fn: frame.fn });
       });
     }
   }

@@ -131,7 +131,7 @@ export class RemoteChannel implements Channel {
     if (this.#closed) return Promise.reject(this.#closed);
     return new Promise<ReplyFrame>((resolve, reject) => {
       this.#calls.set(frame.seq, { resolve: resolve as (v: unknown) => void, reject });
-      this.#link.send({ ...frame, t: 'call' });
+      this.#link.send({ t: 'call', ...frame });
     });
   }
 

@@ -60,7 +60,10 @@ export class ShmLink implements FrameLink {
     this.#closeFlushMs = options.closeFlushMs ?? 1000;
     this.#rx = new ShmRing(rings.rx);
     this.#tx = new ShmRing(rings.tx);
-    const wait = options.spinMicros === undefined ? {} : { spinMicros: options.spinMicros };
+    const wait = {
+      ...(options.spinMicros === undefined ? {} : { spinMicros: options.spinMicros }),
+      ...(options.wakeSpinMicros === undefined ? {} : { wakeSpinMicros: options.wakeSpinMicros }),
+    };
     this.#writer = new RingWriter(this.#tx, wait);
     this.#reader = new RingReader(this.#rx, {
       ...wait,
@@ -138,7 +141,8 @@ export class ShmLink implements FrameLink {
 
   send(frame: Frame): void {
     if (this.#state !== 'open' || this.#writer.dead) return;
-    this.#writer.send(encodeBody(frame));
+    // Whatever is sent is usually answered: have the reader spin for it (longer if the peer had to be woken).
+    this.#reader.expect(this.#writer.send(encodeBody(frame)));
   }
 
   onFrame(listener: (frame: Frame) => void): void {

@@ -21,11 +21,13 @@
  * is streamed: the producer writes what fits and goes on as the consumer drains, the consumer reassembles it, so
  * any size up to `maxMessageBytes` travels through any ring.
  *
- * Waiting: a side with nothing to do first spins for a short, bounded time (a sleeping wake-up costs tens of µs
- * even in C on small VMs), then sets its WAITING word and sleeps with `Atomics.waitAsync` on its bell, so the event
- * loop never blocks for more than the spin. The other side bumps the bell only when WAITING is set, so a busy ring
- * costs no notify at all. The WAITING store and the index store are both sequentially consistent, so a wake-up is
- * never lost: either the producer sees WAITING, or the consumer's re-check after setting it sees the new HEAD.
+ * Waiting ({@link Waiter}): a side with nothing to do first spins for a short, bounded time (a sleeping wake-up
+ * costs tens of µs even in C on small VMs), then sets its WAITING word and sleeps with `Atomics.waitAsync` on its
+ * bell, so the event loop never blocks for more than the spin. The other side bumps the bell only when WAITING is
+ * set, so a busy ring costs no notify at all. The WAITING store and the index store are both sequentially
+ * consistent, so a wake-up is never lost: either the producer sees WAITING, or the consumer's re-check after setting
+ * it sees the new HEAD. A side that has just woken its peer spins longer for the answer (see {@link Waiter}), so two
+ * sides never settle into waking each other at every message.
  */
 import { AvaError, ConfigError } from '../errors.js';
 import { WireFormatError } from '../wire/codec.js';
@@ -36,6 +38,8 @@ export const RING_HEADER_BYTES = 256;
 export const DEFAULT_RING_BYTES = 4 * 1024 * 1024;
 /** Default bounded spin before sleeping, in microseconds. */
 export const DEFAULT_SPIN_MICROS = 40;
+/** Default spin after waking a sleeping peer, in microseconds: longer than a sleeping thread's wake-up. */
+export const DEFAULT_WAKE_SPIN_MICROS = 250;
 /** Marks an initialized ring header ("AVAR"). */
 export const RING_MAGIC = 0x41564152;
 
@@ -107,49 +111,92 @@ export function bell(i32: Int32Array, bellIndex: number): void {
   Atomics.notify(i32, bellIndex);
 }
 
-/** Rings `bellIndex` only when the other side said it sleeps (`waitingIndex`): free while both sides are busy. */
-export function wake(i32: Int32Array, waitingIndex: number, bellIndex: number): void {
-  if (Atomics.load(i32, waitingIndex) !== 0) bell(i32, bellIndex);
+/**
+ * Rings `bellIndex` only when the other side said it sleeps (`waitingIndex`): free while both sides are busy.
+ * Returns whether it rang, i.e. whether the other side was asleep and now has a wake-up ahead of it.
+ */
+export function wake(i32: Int32Array, waitingIndex: number, bellIndex: number): boolean {
+  if (Atomics.load(i32, waitingIndex) === 0) return false;
+  bell(i32, bellIndex);
+  return true;
 }
 
 /**
- * Spins until `ready()` or `spinMicros` have passed; never blocks longer. Returns whether it became ready.
- * `ready` must be cheap (an `Atomics.load` and a compare).
+ * How one side waits for one condition: spin for a short, bounded time, then sleep with `Atomics.waitAsync` on its
+ * bell (setting its WAITING word so the other side rings), never blocking the event loop longer than the spin.
+ *
+ * A sleeping side wakes slowly (tens of µs, more than the spin). So when a side has just woken its peer, the answer
+ * it expects will come late, and if it then spun only the usual time it would be asleep itself when the answer
+ * came, and both sides would go on waking each other at every message. {@link expect} lengthens the next spin to
+ * cover the peer's wake-up (and rouses this side if it sleeps), which breaks that pattern at once.
  */
-export function spinUntil(ready: () => boolean, spinMicros: number): boolean {
-  if (ready()) return true;
-  if (spinMicros <= 0) return false;
-  const end = performance.now() + spinMicros / 1000;
-  for (;;) {
-    for (let i = 0; i < 32; i++) if (ready()) return true;
-    if (performance.now() >= end) return ready();
-  }
-}
+export class Waiter {
+  readonly #i32: Int32Array;
+  readonly #waitingIndex: number;
+  readonly #bellIndex: number;
+  readonly #spinMs: number;
+  #until = 0;
+  #sleeping = false;
 
-/**
- * Sleeps without blocking the event loop until the bell at `bellIndex` rings, then calls `then` (always
- * asynchronously, never from inside this call). Sets `waitingIndex` while asleep so the other side rings.
- */
-export function sleepUntil(i32: Int32Array, waitingIndex: number, bellIndex: number, ready: () => boolean, then: () => void): void {
-  Atomics.store(i32, waitingIndex, 1);
-  const seen = Atomics.load(i32, bellIndex);
-  const done = (): void => {
-    Atomics.store(i32, waitingIndex, 0);
-    then();
-  };
-  if (ready()) {
-    setImmediate(done);
-    return;
+  constructor(i32: Int32Array, waitingIndex: number, bellIndex: number, spinMicros: number = DEFAULT_SPIN_MICROS) {
+    this.#i32 = i32;
+    this.#waitingIndex = waitingIndex;
+    this.#bellIndex = bellIndex;
+    this.#spinMs = spinMicros / 1000;
   }
-  const result = waitAsync(i32, bellIndex, seen);
-  if (result.async) void result.value.then(done);
-  else setImmediate(done);
+
+  /** True while asleep in `Atomics.waitAsync`. */
+  get sleeping(): boolean {
+    return this.#sleeping;
+  }
+
+  /**
+   * Waits for `ready()`: returns true when it held within the spin (the caller goes on at once); otherwise sleeps
+   * and returns false, and `then` is called later (always asynchronously) once the bell rang.
+   * `ready` must be cheap (an `Atomics.load` and a compare).
+   */
+  wait(ready: () => boolean, then: () => void): boolean {
+    if (ready()) return true;
+    if (this.#spinMs > 0) {
+      const now = performance.now();
+      const end = Math.max(now + this.#spinMs, this.#until);
+      for (;;) {
+        for (let i = 0; i < 32; i++) if (ready()) return true;
+        if (performance.now() >= end) break;
+      }
+    }
+    const i32 = this.#i32;
+    this.#sleeping = true;
+    Atomics.store(i32, this.#waitingIndex, 1);
+    const seen = Atomics.load(i32, this.#bellIndex);
+    const done = (): void => {
+      this.#sleeping = false;
+      Atomics.store(i32, this.#waitingIndex, 0);
+      then();
+    };
+    if (ready()) {
+      setImmediate(done);
+      return false;
+    }
+    const result = waitAsync(i32, this.#bellIndex, seen);
+    if (result.async) void result.value.then(done);
+    else setImmediate(done);
+    return false;
+  }
+
+  /** Something is about to arrive: spin at least `micros` from now before sleeping, and wake up if asleep. */
+  expect(micros: number): void {
+    if (micros > 0) this.#until = Math.max(this.#until, performance.now() + micros / 1000);
+    if (this.#sleeping) bell(this.#i32, this.#bellIndex);
+  }
 }
 
 /** Options shared by {@link RingWriter} and {@link RingReader}. */
 export interface RingWaitOptions {
   /** Bounded spin before sleeping, in microseconds. @defaultValue {@link DEFAULT_SPIN_MICROS} */
   readonly spinMicros?: number;
+  /** Spin after waking a sleeping peer, to cover its wake-up (see {@link Waiter}). @defaultValue {@link DEFAULT_WAKE_SPIN_MICROS} */
+  readonly wakeSpinMicros?: number;
 }
 
 /** Writes the 4-byte big-endian length at index `at` (wrapping). */
@@ -193,7 +240,7 @@ function copyOut(ring: ShmRing, at: number, dst: Uint8Array, offset: number, n: 
 export class RingWriter {
   readonly ring: ShmRing;
   readonly #i32: Int32Array;
-  readonly #spinMicros: number;
+  readonly #waiter: Waiter;
   #head: number;
   #tail: number;
   /** Queued pieces (length prefixes and bodies) and the offset reached in the first one. */
@@ -207,7 +254,7 @@ export class RingWriter {
   constructor(ring: ShmRing, options: RingWaitOptions = {}) {
     this.ring = ring;
     this.#i32 = ring.i32;
-    this.#spinMicros = options.spinMicros ?? DEFAULT_SPIN_MICROS;
+    this.#waiter = new Waiter(ring.i32, W.WRITER_WAITING, W.WRITER_BELL, options.spinMicros);
     this.#head = Atomics.load(this.#i32, W.HEAD);
     this.#tail = Atomics.load(this.#i32, W.TAIL);
   }
@@ -231,35 +278,39 @@ export class RingWriter {
     return free;
   }
 
-  #publish(): void {
+  #publish(): boolean {
     Atomics.store(this.#i32, W.HEAD, this.#head);
-    wake(this.#i32, W.READER_WAITING, W.READER_BELL);
+    return wake(this.#i32, W.READER_WAITING, W.READER_BELL);
   }
 
-  /** Sends one message (any length up to 4 GiB - 1; the reader enforces its own limit). Dropped when {@link dead}. */
-  send(body: Uint8Array): void {
-    if (this.dead) return;
+  /**
+   * Sends one message (any length up to 4 GiB - 1; the reader enforces its own limit). Dropped when {@link dead}.
+   * Returns true when the consumer was asleep and this woke it (its answer will take a wake-up).
+   */
+  send(body: Uint8Array): boolean {
+    if (this.dead) return false;
     const n = body.byteLength;
     if (this.#queue.length === 0 && this.#free(4 + n) >= 4 + n) {
       putLength(this.ring, this.#head, n);
       copyIn(this.ring, this.#head + 4, body);
       this.#head = (this.#head + 4 + n) | 0;
-      this.#publish();
-      return;
+      return this.#publish();
     }
     const prefix = new Uint8Array(4);
     new DataView(prefix.buffer).setUint32(0, n);
     this.#queue.push(prefix, body);
     this.#queuedBytes += 4 + n;
-    if (this.#pumping) return;
+    if (this.#pumping) return false;
     // Write what fits now; the rest streams from the event loop (the sender is never held up by a spin).
-    this.#writeQueued();
-    if (this.#queue.length === 0) return;
-    this.#pumping = true;
-    setImmediate(this.#pump);
+    const rang = this.#writeQueued();
+    if (this.#queue.length > 0) {
+      this.#pumping = true;
+      setImmediate(this.#pump);
+    }
+    return rang;
   }
 
-  /** Writes as much of the queue as fits; returns whether anything was written. */
+  /** Writes as much of the queue as fits; returns whether that woke the consumer. */
   #writeQueued(): boolean {
     let wrote = false;
     while (this.#queue.length > 0) {
@@ -277,8 +328,7 @@ export class RingWriter {
         this.#offset = 0;
       }
     }
-    if (wrote) this.#publish();
-    return wrote;
+    return wrote && this.#publish();
   }
 
   readonly #hasRoom = (): boolean => Atomics.load(this.#i32, W.TAIL) !== this.#tail || Atomics.load(this.#i32, W.CLOSED) !== 0;
@@ -301,10 +351,7 @@ export class RingWriter {
         setImmediate(this.#pump);
         return;
       }
-      if (!spinUntil(this.#hasRoom, this.#spinMicros)) {
-        sleepUntil(this.#i32, W.WRITER_WAITING, W.WRITER_BELL, this.#hasRoom, this.#pump);
-        return;
-      }
+      if (!this.#waiter.wait(this.#hasRoom, this.#pump)) return;
     }
   };
 
@@ -361,7 +408,8 @@ export class RingReader {
   readonly ring: ShmRing;
   readonly #i32: Int32Array;
   readonly #options: RingReaderOptions;
-  readonly #spinMicros: number;
+  readonly #waiter: Waiter;
+  readonly #wakeSpinMicros: number;
   readonly #max: number;
   readonly #perTurn: number;
   #tail: number;
@@ -376,7 +424,8 @@ export class RingReader {
     this.ring = ring;
     this.#i32 = ring.i32;
     this.#options = options;
-    this.#spinMicros = options.spinMicros ?? DEFAULT_SPIN_MICROS;
+    this.#waiter = new Waiter(ring.i32, W.READER_WAITING, W.READER_BELL, options.spinMicros);
+    this.#wakeSpinMicros = options.wakeSpinMicros ?? DEFAULT_WAKE_SPIN_MICROS;
     this.#max = options.maxMessageBytes ?? 2 ** 30;
     this.#perTurn = options.maxMessagesPerTurn ?? 256;
     this.#tail = Atomics.load(this.#i32, W.TAIL);
@@ -425,12 +474,18 @@ export class RingReader {
         this.#options.onEnd();
         return;
       }
-      if (!spinUntil(this.#ready, this.#spinMicros)) {
-        sleepUntil(this.#i32, W.READER_WAITING, W.READER_BELL, this.#ready, this.#tick);
-        return;
-      }
+      if (!this.#waiter.wait(this.#ready, this.#tick)) return;
     }
   };
+
+  /**
+   * Tells the reader that an answer is coming: the owner just sent a request on the opposite ring. `wokePeer`: that
+   * send woke the peer from sleep, so the answer will take its wake-up; spin long enough to catch it. Wakes the
+   * reader if it sleeps, so that it spins for the answer rather than waiting to be rung.
+   */
+  expect(wokePeer: boolean): void {
+    if (!this.#stopped) this.#waiter.expect(wokePeer ? this.#wakeSpinMicros : 0);
+  }
 
   #publish(): void {
     Atomics.store(this.#i32, W.TAIL, this.#tail);

@@ -24,11 +24,16 @@ export interface ShmThreadData {
   /** `toWorker` carries guest frames, `toGuest` worker frames. */
   readonly rings: { readonly toWorker: SharedArrayBuffer; readonly toGuest: SharedArrayBuffer };
   readonly spinMicros?: number;
+  readonly wakeSpinMicros?: number;
   readonly limits?: Partial<WireLimits>;
 }
 
 async function main(data: ShmThreadData): Promise<void> {
-  const linkOptions = { ...(data.spinMicros === undefined ? {} : { spinMicros: data.spinMicros }), ...(data.limits ? { limits: data.limits } : {}) };
+  const linkOptions = {
+    ...(data.spinMicros === undefined ? {} : { spinMicros: data.spinMicros }),
+    ...(data.wakeSpinMicros === undefined ? {} : { wakeSpinMicros: data.wakeSpinMicros }),
+    ...(data.limits ? { limits: data.limits } : {}),
+  };
   let worker: Worker;
   try {
     worker = await Worker.open({ spec: await loadSpec(data.spec) });

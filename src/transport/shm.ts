@@ -28,6 +28,8 @@ export interface ShmChannelOptions {
   readonly ringBytes?: number;
   /** Bounded spin before sleeping, in microseconds, on both sides. @defaultValue 40 */
   readonly spinMicros?: number;
+  /** Spin after waking the sleeping peer, in microseconds (covers its wake-up). @defaultValue 250 */
+  readonly wakeSpinMicros?: number;
   readonly limits?: Partial<WireLimits>;
   /** How long a closed channel's thread may take to exit before it is terminated. @defaultValue 2000 ms */
   readonly closeGraceMs?: number;
@@ -68,18 +70,19 @@ export async function openShmChannel(options: ShmChannelOptions): Promise<Remote
   const ringBytes = options.ringBytes ?? DEFAULT_RING_BYTES;
   const toWorker = createRingBuffer(ringBytes);
   const toGuest = createRingBuffer(ringBytes);
+  const wait = {
+    ...(options.spinMicros === undefined ? {} : { spinMicros: options.spinMicros }),
+    ...(options.wakeSpinMicros === undefined ? {} : { wakeSpinMicros: options.wakeSpinMicros }),
+  };
   const data: ShmThreadData = {
     kind: 'ava-shm-worker',
     spec: options.spec.name,
     rings: { toWorker, toGuest },
-    ...(options.spinMicros === undefined ? {} : { spinMicros: options.spinMicros }),
+    ...wait,
     ...(options.limits ? { limits: options.limits } : {}),
   };
   const thread = startModuleThread(new URL('./shm-worker-thread.js', import.meta.url), { workerData: data, name: `ava-shm ${options.sessionId}` });
-  const link = new ShmLink({ rx: toGuest, tx: toWorker }, {
-    ...(options.spinMicros === undefined ? {} : { spinMicros: options.spinMicros }),
-    ...(options.limits ? { limits: options.limits } : {}),
-  });
+  const link = new ShmLink({ rx: toGuest, tx: toWorker }, { ...wait, ...(options.limits ? { limits: options.limits } : {}) });
 
   let exited = false;
   let threadError: Error | undefined;

@@ -137,7 +137,7 @@ export function executeCall(ctx: ExecutionContext, frame: CallFrame, received?: 
     const afterExecution = received === undefined ? 0 : wallClock();
     const reply = finish(ctx, fnSpec, frame, prepared, result);
     if (received === undefined) return reply;
-    return { ...reply, timings: { afterReceiveCommand: received, afterUnmarshal, afterExecution, afterMarshal: wallClock() } };
+    return { seq: reply.seq, ret: reply.ret, outs: reply.outs, timings: { afterReceiveCommand: received, afterUnmarshal, afterExecution, afterMarshal: wallClock() } };
   };
   if (fnSpec.blocking) {
     return new Promise<ReplyFrame>((resolve, reject) => {

@@ -5,9 +5,9 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { AvaError, toWireError } from '../errors.js';
-import { planOf } from '../spec/plan.js';
+import { callFailed } from '../spec/outcome.js';
 import type { FrameLink } from '../transport/link.js';
-import type { CallFrame, ControlFrame, Frame, ReplyFrame } from '../wire/frames.js';
+import type { CallFrame, ControlFrame, Frame } from '../wire/frames.js';
 import { PROTOCOL_VERSION } from '../wire/frames.js';
 import type { WorkerSession } from './session.js';
 import type { Worker } from './worker.js';
@@ -29,21 +29,6 @@ function tokensEqual(a: string, b: string): boolean {
   return x.byteLength === y.byteLength && timingSafeEqual(x, y);
 }
 
-/** True when a reply reports failure: an error, a failing status, or a failing `errcode_ret`. */
-export function replyFailed(session: WorkerSession, frame: CallFrame, reply: ReplyFrame): boolean {
-  if (reply.error) return true;
-  const f = session.spec.fn.get(frame.fn);
-  if (!f) return true;
-  const success = session.spec.status.success;
-  if (f.returns.role === 'status' && reply.ret !== success) return true;
-  const errcode = planOf(f).errcode;
-  if (errcode >= 0) {
-    const v = reply.outs?.[f.args[errcode]!.name];
-    if (v !== undefined && v !== success) return true;
-  }
-  return false;
-}
-
 /** Serves one connection of `worker`. */
 export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions = {}): void {
   let session: WorkerSession | undefined;
@@ -53,8 +38,8 @@ export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions
   };
   const runCall = (frame: CallFrame): void => {
     void session!.execute(frame).then((reply) => {
-      if (!frame.async) link.send({ ...reply, t: 'reply' });
-      else if (replyFailed(session!, frame, reply)) link.send({ ...reply, t: 'reply', fn: frame.fn });
+      if (!frame.async) link.send({ t: 'reply', ...reply });
+      else if (callFailed(session!.spec, frame.fn, reply)) link.send({ t: 'reply', fn: frame.fn, ...reply });
     });
   };
   const runControl = (frame: ControlFrame): void => {
@@ -86,7 +71,7 @@ export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions
         session = worker.openSession(frame.session);
         session.timed = true;
         const opened = session;
-        opened.onEvent((event) => link.send({ ...event, t: 'event' }));
+        opened.onEvent((event) => link.send({ t: 'event', ...event }));
         link.send({ t: 'welcome', v: PROTOCOL_VERSION, worker: worker.id, session: opened.id });
         return;
       }

@@ -67,7 +67,7 @@ export class WorkerSession implements AsyncDisposable {
   #run(frame: CallFrame): ReplyFrame | Promise<ReplyFrame> {
     const seq = typeof frame?.seq === 'number' ? frame.seq : -1;
     try {
-      const reply = executeCall(this.#ctx, frame, this.timed ? wallClock() : undefined);
+      const reply = executeCall(this.#ctx, frame, this.timed && !frame.async ? wallClock() : undefined);
       return reply instanceof Promise ? reply.catch((error: unknown) => ({ seq, error: toWireError(error) })) : reply;
     } catch (error) {
       return { seq, error: toWireError(error) };
