@@ -156,6 +156,8 @@ function nullChannel(): Channel {
     post: () => {},
     onAsyncFailure: () => () => {},
     extractState: () => Promise.resolve(new Uint8Array()),
+    restoreState: () => Promise.resolve(),
+    barrier: () => Promise.resolve(),
     onEvent: () => () => {},
     close: () => Promise.resolve(),
     [Symbol.asyncDispose]: () => Promise.resolve(),
@@ -205,7 +207,7 @@ export async function run(): Promise<void> {
   // The transport alone: a control frame answered by the worker thread (codec + rings + handlers, no API call).
   const channel = shm.session.channel as RemoteChannel;
   const ping = await measure(rttOps, async () => {
-    for (let i = 0; i < rttOps; i++) await channel.ping();
+    for (let i = 0; i < rttOps; i++) await channel.barrier();
   });
 
   const local = await openGuestlib(toyaccSpec);

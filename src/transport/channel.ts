@@ -28,6 +28,13 @@ export interface Channel extends AsyncDisposable {
   onAsyncFailure(listener: (reply: ReplyFrame) => void): () => void;
   /** Reads the explicit state (e.g. a buffer's bytes) of one of the session's handles, after the calls sent before. */
   extractState(id: number): Promise<Uint8Array>;
+  /** Writes explicit state read by {@link extractState} into a handle of the same shape, after the calls sent before. */
+  restoreState(id: number, bytes: Uint8Array): Promise<void>;
+  /**
+   * Resolves once the worker has run every call sent before (asynchronous ones included), so that their failures
+   * have been reported.
+   */
+  barrier(): Promise<void>;
   /** Subscribes to callback events; returns the unsubscribe function. */
   onEvent(listener: (event: EventFrame) => void): () => void;
   /** Ends the session on the worker and frees the channel. */

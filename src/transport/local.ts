@@ -75,6 +75,16 @@ export class LocalChannel implements Channel {
     return this.session.extractState(id);
   }
 
+  async barrier(): Promise<void> {
+    if (this.#closed) throw new ClosedError('local channel');
+    await this.session.drained();
+  }
+
+  restoreState(id: number, bytes: Uint8Array): Promise<void> {
+    if (this.#closed) return Promise.reject(new ClosedError('local channel'));
+    return this.session.restoreState(id, bytes);
+  }
+
   onEvent(listener: (event: EventFrame) => void): () => void {
     return this.session.onEvent(listener);
   }

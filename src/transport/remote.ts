@@ -158,8 +158,12 @@ export class RemoteChannel implements Channel {
     return (await this.#control('extract', { handle: id })) ?? new Uint8Array();
   }
 
+  async restoreState(id: number, bytes: Uint8Array): Promise<void> {
+    await this.#control('restore', { handle: id, bytes });
+  }
+
   /** Round trip of a control frame: proves the worker is alive and has run every call sent before. */
-  async ping(): Promise<void> {
+  async barrier(): Promise<void> {
     await this.#control('ping');
   }
 

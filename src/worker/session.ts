@@ -74,6 +74,11 @@ export class WorkerSession implements AsyncDisposable {
     }
   }
 
+  /** Resolves once every call received so far has run (and its failure, if any, was reported). */
+  async drained(): Promise<void> {
+    await this.#serialized(() => undefined);
+  }
+
   /** Subscribes to the session's callback events; returns the unsubscribe function. */
   onEvent(listener: (event: EventFrame) => void): () => void {
     this.#listeners.add(listener);

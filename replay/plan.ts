@@ -1,0 +1,51 @@
+/**
+ * The replay planner: from a session's journal, the live closure of records that rebuilds its live objects, in
+ * original order: the global records, and every record a live object needs (its creation, its configuration not
+ * superseded, its retains and releases), through its dependencies.
+ */
+import type { JournalRecord } from '../journal/format.js';
+import { ObjectGraph } from '../journal/graph.js';
+import type { SessionJournal } from '../journal/journal.js';
+import type { ApiSpec } from '../src/spec/types.js';
+
+/** What a replay runs. */
+export interface ReplayPlan {
+  readonly spec: ApiSpec;
+  /** The records to replay, in seq order. */
+  readonly records: readonly JournalRecord[];
+  /** Ids of the objects the plan makes live. */
+  readonly liveObjects: ReadonlySet<number>;
+  readonly counts: {
+    /** Records read. */
+    readonly total: number;
+    /** Records in the plan. */
+    readonly live: number;
+    /** Records left out (dead objects, superseded configuration). */
+    readonly skipped: number;
+  };
+}
+
+/** Plans from records already in memory (in seq order). */
+export function planFromRecords(spec: ApiSpec, records: Iterable<JournalRecord>): ReplayPlan {
+  const graph = new ObjectGraph(spec);
+  const all: JournalRecord[] = [];
+  for (const r of records) {
+    graph.apply(r);
+    all.push(r);
+  }
+  const live = graph.liveObjects();
+  const keep = new Set(graph.liveRecords(live));
+  const planned = all.filter((r) => keep.has(r.seq));
+  return { spec, records: planned, liveObjects: live, counts: { total: all.length, live: planned.length, skipped: all.length - planned.length } };
+}
+
+/**
+ * Plans a session's replay from its journal (stored records, checked as they are read).
+ * @throws {JournalCorruptError} for a damaged record.
+ */
+export async function planReplay(journal: SessionJournal): Promise<ReplayPlan> {
+  await journal.flush();
+  const records: JournalRecord[] = [];
+  for await (const r of journal.records()) records.push(r);
+  return planFromRecords(journal.journal.spec, records);
+}
