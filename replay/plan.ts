@@ -40,12 +40,17 @@ export function planFromRecords(spec: ApiSpec, records: Iterable<JournalRecord>)
 }
 
 /**
- * Plans a session's replay from its journal (stored records, checked as they are read).
+ * Plans a session's replay from its journal (stored records, checked as they are read). With `before`, only the
+ * records of calls before that one (a migration point: later calls are recorded but not sent yet).
  * @throws {JournalCorruptError} for a damaged record.
  */
-export async function planReplay(journal: SessionJournal): Promise<ReplayPlan> {
+export async function planReplay(journal: SessionJournal, options: { before?: number } = {}): Promise<ReplayPlan> {
   await journal.flush();
   const records: JournalRecord[] = [];
-  for await (const r of journal.records()) records.push(r);
+  const before = options.before ?? Infinity;
+  for await (const r of journal.records()) {
+    if (r.seq >= before) break;
+    records.push(r);
+  }
   return planFromRecords(journal.journal.spec, records);
 }

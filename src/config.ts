@@ -118,3 +118,58 @@ export function journalDurability(env: Env = process.env): 'none' | 'batch' | 's
   if (raw === 'none' || raw === 'batch' || raw === 'sync') return raw;
   throw new ConfigError(`AVA_JOURNAL_DURABILITY="${env.AVA_JOURNAL_DURABILITY}" is not one of none, batch, sync`);
 }
+
+/** `AVA_JOURNAL_TIMINGS=1`: also journal every call's stage timings (for `ava-journal export --trace`). */
+export function journalTimings(env: Env = process.env): boolean {
+  return flag(env, 'AVA_JOURNAL_TIMINGS', false);
+}
+
+/** `NO_COLOR` (any non-empty value, https://no-color.org): command-line tools print no ANSI colours. */
+export function noColor(env: Env = process.env): boolean {
+  return (env.NO_COLOR ?? '') !== '';
+}
+
+/** When to migrate: at call `n`, or at a random call below `limit`. */
+export type MigrationTrigger = { readonly kind: 'at'; readonly call: number } | { readonly kind: 'random'; readonly limit: number };
+
+/**
+ * `AVA_MIGRATION_CALL_ID`: `<n>` migrates at call n (calls count from 0), `r<limit>` at a random call below limit.
+ * @throws {ConfigError} for anything else.
+ */
+export function migrationTrigger(env: Env = process.env): MigrationTrigger | undefined {
+  const raw = env.AVA_MIGRATION_CALL_ID?.trim();
+  if (!raw) return undefined;
+  return parseMigrationTrigger(raw, 'AVA_MIGRATION_CALL_ID');
+}
+
+/** Parses `<n>` or `r<limit>` (also what `ava-migrate --call` takes). */
+export function parseMigrationTrigger(raw: string, what: string): MigrationTrigger {
+  const m = /^(r)?(\d{1,15})$/.exec(raw.trim());
+  if (!m) throw new ConfigError(`${what}="${raw}" must be a call number (e.g. 42) or r<limit> (e.g. r100)`);
+  const n = Number(m[2]);
+  if (m[1]) {
+    if (n < 1) throw new ConfigError(`${what}="${raw}": the limit must be at least 1`);
+    return { kind: 'random', limit: n };
+  }
+  return { kind: 'at', call: n };
+}
+
+/** `AVA_MIGRATION_SEED`: seed of the random call choice (an integer), so a run can be reproduced. */
+export function migrationSeed(env: Env = process.env): number | undefined {
+  const raw = env.AVA_MIGRATION_SEED?.trim();
+  if (!raw) return undefined;
+  if (!/^\d{1,15}$/.test(raw)) throw new ConfigError(`AVA_MIGRATION_SEED="${raw}" must be a non-negative integer`);
+  return Number(raw);
+}
+
+/** `AVA_MIGRATION_TARGET`: a peer manager (host:port) to migrate to; default: a new worker like the source's. */
+export function migrationTarget(env: Env = process.env): Address | undefined {
+  const raw = env.AVA_MIGRATION_TARGET?.trim();
+  return raw ? parseAddress(raw, 'AVA_MIGRATION_TARGET') : undefined;
+}
+
+/** `AVA_MIGRATION_REPORT`: a file to which each migration appends its report as one JSON line. */
+export function migrationReportPath(env: Env = process.env): string | undefined {
+  const raw = env.AVA_MIGRATION_REPORT?.trim();
+  return raw ? resolve(raw) : undefined;
+}

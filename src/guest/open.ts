@@ -5,7 +5,10 @@ import type { ApiSpec } from '../spec/types.js';
 import type { Channel } from '../transport/channel.js';
 import { randomUUID } from 'node:crypto';
 import type { ChannelKind } from '../config.js';
-import { journalDurability, journalPath, printTimestamps, recordReplay } from '../config.js';
+import { journalDurability, journalPath, migrationReportPath, migrationSeed, migrationTrigger, printTimestamps, recordReplay } from '../config.js';
+import type { MigrationTrigger } from '../config.js';
+import { armMigration } from '../../migrate/arm.js';
+import type { ArmedMigration } from '../../migrate/arm.js';
 import type { Durability, SessionJournal } from '../../journal/journal.js';
 import { record } from '../../journal/recorder.js';
 import { acquireJournal } from '../../journal/shared.js';
@@ -34,6 +37,8 @@ export interface GuestlibOptions extends ProxyOptions {
    * `AVA_JOURNAL_DURABILITY`, or a path and durability.
    */
   readonly journal?: boolean | { readonly path?: string; readonly durability?: Durability };
+  /** Migrate the session at this call (default: `AVA_MIGRATION_CALL_ID`); turns journaling on. */
+  readonly migrateAt?: MigrationTrigger;
 }
 
 /** An open guestlib. Close it (or `await using` it) to end the session. */
@@ -43,6 +48,8 @@ export interface Guestlib<T = ApiObject> extends AsyncDisposable {
   readonly session: GuestSession;
   /** The session's journal, when journaling. */
   readonly journal: SessionJournal | undefined;
+  /** The armed migration (`AVA_MIGRATION_CALL_ID` or `migrateAt`), with its reports once done. */
+  readonly migration: ArmedMigration | undefined;
   /** The handle for an id found in an info value (e.g. `CL_CONTEXT_DEVICES`). */
   handleAt(kind: string, bytes: ArrayBufferView, index?: number): Handle | null;
   close(): Promise<void>;
@@ -51,6 +58,7 @@ export interface Guestlib<T = ApiObject> extends AsyncDisposable {
 interface Opened {
   readonly session: GuestSession;
   readonly journal: SessionJournal | undefined;
+  readonly migration?: ArmedMigration | undefined;
   close(): Promise<void>;
 }
 
@@ -61,7 +69,9 @@ async function openSession(spec: ApiSpec, options: GuestlibOptions): Promise<Ope
   }));
   const session = new GuestSession({ spec, channel, id });
   if (printTimestamps()) session.interceptor.calls$.subscribe((event) => process.stderr.write(`${formatStages(event)}\n`));
-  const wanted = options.journal ?? recordReplay();
+  const trigger = options.migrateAt ?? migrationTrigger();
+  // A migration replays the journal, so arming one turns journaling on.
+  const wanted = options.journal ?? (recordReplay() || trigger !== undefined);
   if (!wanted) return { session, journal: undefined, close: () => session.close() };
   const where = typeof wanted === 'object' ? wanted : {};
   let shared: SharedJournal;
@@ -72,7 +82,12 @@ async function openSession(spec: ApiSpec, options: GuestlibOptions): Promise<Ope
     throw error;
   }
   const recording = await record(session, shared.journal);
+  const migration = trigger ? armMigration(session, recording.journal, {
+    trigger, ...(migrationSeed() === undefined ? {} : { seed: migrationSeed()! }),
+    ...(migrationReportPath() ? { reportPath: migrationReportPath()! } : {}),
+  }) : undefined;
   return {
+    migration,
     session,
     journal: recording.journal,
     async close() {
@@ -89,6 +104,7 @@ function guestlib<T>(api: T, opened: Opened, handleAt: Guestlib['handleAt']): Gu
     api,
     session: opened.session,
     journal: opened.journal,
+    migration: opened.migration,
     handleAt,
     close: () => opened.close(),
     [Symbol.asyncDispose]: () => opened.close(),

@@ -39,7 +39,13 @@ export class AsyncCallError extends AvaError {
 export class GuestSession implements AsyncDisposable {
   readonly id: string;
   readonly spec: ApiSpec;
-  readonly channel: Channel;
+  #channel: Channel;
+  #unlisten: (() => void)[] = [];
+  readonly #eventListeners = new Set<(event: EventFrame) => void>();
+  /** Work to run before the call with a given seq is sent (a migration); calls after it wait for it. */
+  readonly #tasks = new Map<number, () => Promise<void>>();
+  /** While a task runs, frames wait for it. */
+  #gate: Promise<void> | null = null;
   /** Every call of this session passes through it; subscribe to `interceptor.calls$`. */
   readonly interceptor = new Interceptor();
   #seq = 0;
@@ -53,13 +59,67 @@ export class GuestSession implements AsyncDisposable {
 
   constructor(options: GuestSessionOptions) {
     this.spec = options.spec;
-    this.channel = options.channel;
+    this.#channel = options.channel;
     this.id = options.id ?? randomUUID();
     this.#maxBatch = options.maxBatch ?? 512;
-    this.channel.onAsyncFailure((reply) => {
-      this.#asyncFailure ??= reply;
-      this.interceptor.emitFailure(reply);
+    this.#attach(options.channel);
+  }
+
+  /** The channel to the worker that serves the session now. */
+  get channel(): Channel {
+    return this.#channel;
+  }
+
+  #attach(channel: Channel): void {
+    this.#unlisten = [
+      channel.onAsyncFailure((reply) => {
+        this.#asyncFailure ??= reply;
+        this.interceptor.emitFailure(reply);
+      }),
+      channel.onEvent((event) => { for (const l of this.#eventListeners) l(event); }),
+    ];
+  }
+
+  /**
+   * Moves the session to another channel, whose worker session already holds the same objects under the same ids
+   * (a replayed journal). Later calls go there; callbacks and failure reports come from there. Returns the old
+   * channel, which the caller closes.
+   */
+  switchChannel(channel: Channel): Channel {
+    const old = this.#channel;
+    for (const off of this.#unlisten) off();
+    this.#channel = channel;
+    this.#attach(channel);
+    return old;
+  }
+
+  /**
+   * Runs `task` before the call with sequence number `seq` is sent; that call and every later one wait for it (an
+   * asynchronous call returns at once, but its frame waits). A failing task is reported through `onTaskError` and
+   * the session goes on where it is.
+   */
+  schedule(seq: number, task: () => Promise<void>): void {
+    if (seq < this.#seq) throw new AvaError('ERR_AVA_CONFIG', `call ${seq} has already been made (the session is at call ${this.#seq})`);
+    this.#tasks.set(seq, task);
+  }
+
+  /** Called when a scheduled task fails (default: a line on stderr). */
+  onTaskError: (error: unknown) => void = (error) => {
+    process.stderr.write(`ava-migrate: ${AvaError.isAvaError(error) ? `${error.code}: ` : ''}${(error as Error).message}\n`);
+  };
+
+  /** Starts the task scheduled for `seq`, if any, after sending what is queued before it. */
+  #startTask(seq: number): void {
+    const task = this.#tasks.get(seq);
+    if (!task) return;
+    this.#tasks.delete(seq);
+    this.flush();
+    const run = (this.#gate ?? Promise.resolve()).then(task).catch((error: unknown) => this.onTaskError(error));
+    const gate: Promise<void> = run.then(() => {
+      if (this.#gate === gate) this.#gate = null;
+      this.flush();
     });
+    this.#gate = gate;
   }
 
   /** A fresh handle id; ids are never reused within a session. */
@@ -85,6 +145,8 @@ export class GuestSession implements AsyncDisposable {
     if (this.#closed) throw new ClosedError(`session ${this.id}`);
     this.flush();
     const frame: CallFrame = { seq: this.#seq++, fn, args, retId };
+    if (this.#tasks.size > 0) this.#startTask(frame.seq);
+    while (this.#gate) await this.#gate;
     if (!this.interceptor.observed) {
       const reply = await this.channel.call(frame);
       await this.#barriers();
@@ -134,6 +196,7 @@ export class GuestSession implements AsyncDisposable {
     if (this.#closed) throw new ClosedError(`session ${this.id}`);
     this.#throwAsyncFailure();
     const frame: CallFrame = { seq: this.#seq++, fn, args, retId, async: true };
+    if (this.#tasks.size > 0) this.#startTask(frame.seq);
     this.#batch.push(frame);
     if (this.interceptor.observed) {
       const now = wallClock();
@@ -146,10 +209,10 @@ export class GuestSession implements AsyncDisposable {
     }
   }
 
-  /** Sends the queued asynchronous calls now. */
+  /** Sends the queued asynchronous calls now (or, while a scheduled task runs, as soon as it ends). */
   flush(): void {
     this.#flushScheduled = false;
-    if (this.#batch.length === 0 || this.#closed) return;
+    if (this.#batch.length === 0 || this.#closed || this.#gate) return;
     const batch = this.#batch;
     this.#batch = [];
     this.channel.post(batch);
@@ -163,20 +226,23 @@ export class GuestSession implements AsyncDisposable {
   }
 
   /** Reads the explicit state of handle `id` on the worker (after every call sent before). */
-  extractState(id: number): Promise<Uint8Array> {
-    if (this.#closed) return Promise.reject(new ClosedError(`session ${this.id}`));
+  async extractState(id: number): Promise<Uint8Array> {
+    if (this.#closed) throw new ClosedError(`session ${this.id}`);
+    while (this.#gate) await this.#gate;
     this.flush();
     return this.channel.extractState(id);
   }
 
-  /** Subscribes to callback events of this session. */
+  /** Subscribes to callback events of this session (whichever worker serves it). */
   onEvent(listener: (event: EventFrame) => void): () => void {
-    return this.channel.onEvent(listener);
+    this.#eventListeners.add(listener);
+    return () => this.#eventListeners.delete(listener);
   }
 
   /** Ends the session and its channel. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    while (this.#gate) await this.#gate;
     this.flush();
     this.#closed = true;
     await this.channel.close();

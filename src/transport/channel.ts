@@ -28,8 +28,12 @@ export interface Channel extends AsyncDisposable {
   onAsyncFailure(listener: (reply: ReplyFrame) => void): () => void;
   /** Reads the explicit state (e.g. a buffer's bytes) of one of the session's handles, after the calls sent before. */
   extractState(id: number): Promise<Uint8Array>;
-  /** Writes explicit state read by {@link extractState} into a handle of the same shape, after the calls sent before. */
-  restoreState(id: number, bytes: Uint8Array): Promise<void>;
+  /**
+   * Writes explicit state read by {@link extractState} into a handle of the same shape, after the calls sent before.
+   * With `crc` (CRC-32 of the bytes taken at extraction) the worker reads the object back and refuses a mismatch
+   * (`ERR_AVA_STATE_CHECKSUM`).
+   */
+  restoreState(id: number, bytes: Uint8Array, crc?: number): Promise<void>;
   /**
    * Resolves once the worker has run every call sent before (asynchronous ones included), so that their failures
    * have been reported.

@@ -80,9 +80,9 @@ export class LocalChannel implements Channel {
     await this.session.drained();
   }
 
-  restoreState(id: number, bytes: Uint8Array): Promise<void> {
+  restoreState(id: number, bytes: Uint8Array, crc?: number): Promise<void> {
     if (this.#closed) return Promise.reject(new ClosedError('local channel'));
-    return this.session.restoreState(id, bytes);
+    return this.session.restoreState(id, bytes, crc);
   }
 
   onEvent(listener: (event: EventFrame) => void): () => void {

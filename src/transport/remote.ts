@@ -158,8 +158,8 @@ export class RemoteChannel implements Channel {
     return (await this.#control('extract', { handle: id })) ?? new Uint8Array();
   }
 
-  async restoreState(id: number, bytes: Uint8Array): Promise<void> {
-    await this.#control('restore', { handle: id, bytes });
+  async restoreState(id: number, bytes: Uint8Array, crc?: number): Promise<void> {
+    await this.#control('restore', { handle: id, bytes, ...(crc === undefined ? {} : { crc }) });
   }
 
   /** Round trip of a control frame: proves the worker is alive and has run every call sent before. */

@@ -158,6 +158,7 @@ export function validateFrame(v: unknown, limits: WireLimits = DEFAULT_LIMITS): 
       if (!isInt(v.id) || !['extract', 'restore', 'ping', 'close'].includes(v.op as string)) bad('control: malformed');
       if (v.handle !== undefined && !isInt(v.handle)) bad('control: handle must be an integer');
       if (v.bytes !== undefined && !(v.bytes instanceof Uint8Array)) bad('control: bytes must be a byte string');
+      if (v.crc !== undefined && !isInt(v.crc)) bad('control: crc must be an integer');
       break;
     case 'controlReply':
       if (!isInt(v.id)) bad('controlReply: id must be an integer');

@@ -87,6 +87,8 @@ export interface ControlFrame {
   readonly op: 'extract' | 'restore' | 'ping' | 'close';
   readonly handle?: number;
   readonly bytes?: Uint8Array;
+  /** For `restore`: CRC-32 of `bytes`; the worker reads the object back after writing and compares. */
+  readonly crc?: number;
 }
 
 /** The answer to a control frame. */

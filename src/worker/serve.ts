@@ -52,7 +52,7 @@ export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions
     };
     switch (frame.op) {
       case 'extract': answer(s.extractState(frame.handle ?? 0)); break;
-      case 'restore': answer(s.restoreState(frame.handle ?? 0, frame.bytes ?? new Uint8Array()).then(() => undefined)); break;
+      case 'restore': answer(s.restoreState(frame.handle ?? 0, frame.bytes ?? new Uint8Array(), frame.crc).then(() => undefined)); break;
       case 'ping': answer(s.drained().then(() => undefined)); break;
       case 'close': answer(s.close().then(() => undefined)); break;
     }

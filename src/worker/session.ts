@@ -3,7 +3,8 @@
  * executed one at a time in arrival order, its callbacks turned into event frames, and explicit state.
  */
 import koffi from 'koffi';
-import { ClosedError, toWireError, UnsupportedError } from '../errors.js';
+import { crc32 } from 'node:zlib';
+import { AvaError, ClosedError, toWireError, UnsupportedError } from '../errors.js';
 import type { ApiSpec, StateContext } from '../spec/types.js';
 import type { CallFrame, EventFrame, ReplyFrame, WireValue } from '../wire/frames.js';
 import type { CallbackSink, ExecutionContext } from './executor.js';
@@ -127,13 +128,22 @@ export class WorkerSession implements AsyncDisposable {
     return this.#serialized(() => state.extract(this.#stateContext(), ptr));
   }
 
-  /** Writes explicit state read by {@link extractState} into handle `id` of the same shape. */
-  async restoreState(id: number, bytes: Uint8Array): Promise<void> {
+  /**
+   * Writes explicit state read by {@link extractState} into handle `id` of the same shape. With `crc`, reads the object
+   * back and compares (restores that silently wrote wrong bytes are a known failure of peers).
+   * @throws {AvaError} `ERR_AVA_STATE_CHECKSUM` when the object does not hold the bytes afterwards.
+   */
+  async restoreState(id: number, bytes: Uint8Array, crc?: number): Promise<void> {
     const kind = this.handles.kindOf(id);
     const state = kind === undefined ? undefined : this.spec.kind.get(kind)?.state;
     if (!kind || !state) throw new UnsupportedError('restoreState', `handle ${id} has no explicit state`);
     const ptr = this.handles.resolve(id, kind, 'restoreState');
-    await this.#serialized(() => state.restore(this.#stateContext(), ptr, bytes));
+    await this.#serialized(async () => {
+      await state.restore(this.#stateContext(), ptr, bytes);
+      if (crc === undefined) return;
+      const back = await state.extract(this.#stateContext(), ptr);
+      if ((crc32(back) >>> 0) !== crc) throw new AvaError('ERR_AVA_STATE_CHECKSUM', `${kind} ${id}: the restored bytes differ from the extracted ones`, { details: { id } });
+    });
   }
 
   /** Runs state work in the session's call order, so it sees every call sent before it. */

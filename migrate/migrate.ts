@@ -1,0 +1,136 @@
+/**
+ * Moving a live session to another worker, the application unaware (it only sees one slower call):
+ *
+ * 1. drain: every call already sent has run on the source (asynchronous ones too), the journal is written;
+ * 2. extract: the source syncs the device and hands over the explicit state of the live objects (buffer contents);
+ * 3. connect: a target worker session is opened (a fresh worker, one from the manager, or a peer manager's);
+ * 4. replay: the target replays the journal's live closure, binding the same ids;
+ * 5. restore: the state is written into the target's objects, each checked against the checksum taken at extraction;
+ * 6. switch: the guest session moves to the target channel; the source session is released.
+ *
+ * If any step fails, the target is discarded, the session stays on the source and keeps working, and the error is
+ * reported (`ERR_AVA_MIGRATION_FAILED`, with the cause). Each phase is timed; downtime is their sum.
+ */
+import { crc32 } from 'node:zlib';
+import type { SessionJournal } from '../journal/journal.js';
+import { replayOnto } from '../replay/executor.js';
+import { planReplay } from '../replay/plan.js';
+import { AvaError } from '../src/errors.js';
+import type { GuestSession } from '../src/guest/session.js';
+import type { Channel } from '../src/transport/channel.js';
+
+/** Milliseconds per phase. */
+export interface MigrationPhases {
+  readonly drain: number;
+  readonly extract: number;
+  readonly connect: number;
+  readonly replay: number;
+  readonly restore: number;
+  readonly switch: number;
+}
+
+/** What one migration did. */
+export interface MigrationReport {
+  /** The call before which the session moved. */
+  readonly call: number;
+  readonly session: string;
+  readonly from: string;
+  readonly to: string;
+  readonly phases: MigrationPhases;
+  /** Sum of the phases: the application's extra wait. */
+  readonly total: number;
+  /** Explicit state moved, in bytes, and the objects it belongs to. */
+  readonly bytes: number;
+  readonly stateObjects: number;
+  /** Records replayed on the target. */
+  readonly replayed: number;
+}
+
+/** A migration that did not happen (`ERR_AVA_MIGRATION_FAILED`); the session is still on its source. */
+export class MigrationError extends AvaError {
+  constructor(phase: string, cause: unknown) {
+    super('ERR_AVA_MIGRATION_FAILED', `migration failed in the ${phase} phase, the session stays on its worker: ${(cause as Error)?.message ?? String(cause)}`, {
+      cause, details: { phase },
+    });
+  }
+}
+
+/** Options of {@link migrateSession}. */
+export interface MigrateOptions {
+  /** The call the migration happens before (calls from it on are not sent yet). */
+  readonly beforeCall: number;
+  /** Opens the target channel (a worker session of the same spec). */
+  readonly openTarget: () => Promise<Channel>;
+  /** Describes a channel in reports. */
+  readonly describe?: (channel: Channel) => string;
+  /** Progress while state streams. */
+  readonly onProgress?: (message: string) => void;
+}
+
+const describeDefault = (channel: Channel): string => `${channel.kind}${(channel as { workerId?: string }).workerId ? `:${(channel as { workerId?: string }).workerId}` : ''}`;
+
+/**
+ * Migrates `session` (journaled into `journal`) now. Call it from a task scheduled on the session
+ * (`session.schedule`), so that no call is sent while it runs.
+ * @throws {MigrationError} after putting everything back as it was.
+ */
+export async function migrateSession(session: GuestSession, journal: SessionJournal, options: MigrateOptions): Promise<MigrationReport> {
+  const describe = options.describe ?? describeDefault;
+  const source = session.channel;
+  const call = options.beforeCall;
+  let phase = 'drain';
+  let target: Channel | undefined;
+  const t = [performance.now()];
+  try {
+    await source.barrier();
+    await journal.flush();
+    t.push(performance.now());
+
+    phase = 'extract';
+    const plan = await planReplay(journal, { before: call });
+    const states = new Map<number, Uint8Array>();
+    const sums = new Map<number, number>();
+    let bytes = 0;
+    for (const id of plan.liveObjects) {
+      const kind = journal.graph.nodes.get(id)?.kind;
+      if (!kind || !session.spec.kind.get(kind)?.state) continue;
+      const state = await source.extractState(id);
+      states.set(id, state);
+      sums.set(id, crc32(state) >>> 0);
+      bytes += state.byteLength;
+      options.onProgress?.(`extracted ${states.size} objects, ${bytes} bytes`);
+    }
+    t.push(performance.now());
+
+    phase = 'connect';
+    target = await options.openTarget();
+    t.push(performance.now());
+
+    phase = 'replay';
+    const replayed = await replayOnto(target, plan);
+    t.push(performance.now());
+
+    phase = 'restore';
+    // Each object is read back on the target and compared with the checksum taken at extraction.
+    for (const [id, state] of states) {
+      await target.restoreState(id, state, sums.get(id));
+      options.onProgress?.(`restored ${id} (${state.byteLength} bytes)`);
+    }
+    t.push(performance.now());
+
+    phase = 'switch';
+    const old = session.switchChannel(target);
+    t.push(performance.now());
+    // Releasing the source session is not downtime: the application already runs on the target.
+    void old.close().catch((error: unknown) => session.onTaskError(error));
+    const [t0, t1, t2, t3, t4, t5, t6] = t as [number, number, number, number, number, number, number];
+    const phases: MigrationPhases = { drain: t1 - t0, extract: t2 - t1, connect: t3 - t2, replay: t4 - t3, restore: t5 - t4, switch: t6 - t5 };
+    return {
+      call, session: session.id, from: describe(old), to: describe(target), phases, total: t6 - t0,
+      bytes, stateObjects: states.size, replayed: replayed.calls,
+    };
+  } catch (error) {
+    if (target) await target.close().catch(() => undefined);
+    throw new MigrationError(phase, error);
+  }
+}
