@@ -35,14 +35,9 @@ export class SocketLink implements FrameLink {
     socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => {
       if (this.#closed) return;
-      let frames: Frame[];
-      try {
-        frames = this.#reader.push(chunk);
-      } catch (error) {
-        this.#fail(error as Error);
-        return;
-      }
+      const frames = this.#reader.push(chunk);
       for (const frame of frames) for (const l of this.#frameListeners) l(frame);
+      if (this.#reader.failed) this.#fail(this.#reader.failed);
     });
     socket.on('error', (error) => { this.#error ??= error; });
     socket.on('close', () => this.#closedNow());

@@ -173,16 +173,24 @@ export class RemoteChannel implements Channel {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    try {
-      await this.#control('close');
-    } catch {
-      // Already gone: nothing to release on the worker.
-    }
-    this.#closed = new ClosedError(`${this.kind} channel`);
-    this.#link.close();
-    await this.#dispose?.();
+    if (this.#closing) return this.#closing;
+    this.#closing = (async () => {
+      if (!this.#closed) {
+        try {
+          await this.#control('close');
+        } catch {
+          // Already gone: nothing to release on the worker.
+        }
+        this.#closed = new ClosedError(`${this.kind} channel`);
+        this.#link.close();
+      }
+      // Even after the link broke, what the channel owns (a worker process it started) is released, once.
+      await this.#dispose?.();
+    })();
+    return this.#closing;
   }
+
+  #closing: Promise<void> | undefined;
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();

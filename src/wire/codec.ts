@@ -135,6 +135,7 @@ export function validateFrame(v: unknown, limits: WireLimits = DEFAULT_LIMITS): 
       break;
     case 'welcome':
       if (!isInt(v.v) || typeof v.worker !== 'string' || typeof v.session !== 'string') bad('welcome: malformed');
+      if (v.v !== PROTOCOL_VERSION) throw new WireFormatError('ERR_AVA_PROTOCOL_VERSION', `protocol version ${v.v} is not supported (this side speaks ${PROTOCOL_VERSION})`);
       break;
     case 'call':
       checkCall(v, limits, 'call');
@@ -187,23 +188,36 @@ export class FrameReader {
   }
 
   /**
-   * Adds bytes and returns the frames they complete.
-   * @throws {WireFormatError} on the first bad frame; the reader must then be discarded with its connection.
+   * The first bad frame seen, if any. Frames before it were returned; nothing after it is read. The connection must
+   * then be answered with an error and closed.
+   */
+  failed: WireFormatError | undefined;
+
+  /**
+   * Adds bytes and returns the frames they complete, in order. On a bad frame, returns the good frames before it and
+   * sets {@link failed}; whatever the chunking, the same frames come out.
    */
   push(chunk: Buffer): Frame[] {
+    if (this.failed) return [];
     this.#chunks.push(chunk);
     this.#buffered += chunk.byteLength;
     const frames: Frame[] = [];
-    for (;;) {
-      if (this.#buffered < 4) break;
-      const head = this.#peek(4);
-      const length = head.readUInt32BE(0);
-      if (length > this.#limits.maxFrameBytes) {
-        throw new WireFormatError('ERR_AVA_FRAME_TOO_LARGE', `frame of ${length} bytes is over the limit of ${this.#limits.maxFrameBytes}`);
+    try {
+      for (;;) {
+        if (this.#buffered < 4) break;
+        const head = this.#peek(4);
+        const length = head.readUInt32BE(0);
+        if (length > this.#limits.maxFrameBytes) {
+          throw new WireFormatError('ERR_AVA_FRAME_TOO_LARGE', `frame of ${length} bytes is over the limit of ${this.#limits.maxFrameBytes}`);
+        }
+        if (this.#buffered < 4 + length) break;
+        const all = this.#take(4 + length);
+        frames.push(decodeBody(all.subarray(4), this.#limits));
       }
-      if (this.#buffered < 4 + length) break;
-      const all = this.#take(4 + length);
-      frames.push(decodeBody(all.subarray(4), this.#limits));
+    } catch (error) {
+      this.failed = error instanceof WireFormatError ? error : new WireFormatError('ERR_AVA_BAD_FRAME', String(error), { cause: error });
+      this.#chunks = [];
+      this.#buffered = 0;
     }
     return frames;
   }

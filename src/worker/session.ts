@@ -5,7 +5,7 @@
 import koffi from 'koffi';
 import { crc32 } from 'node:zlib';
 import { AvaError, ClosedError, toWireError, UnsupportedError } from '../errors.js';
-import type { ApiSpec, StateContext } from '../spec/types.js';
+import type { ApiSpec, ExplicitState, StateContext } from '../spec/types.js';
 import type { CallFrame, EventFrame, ReplyFrame, WireValue } from '../wire/frames.js';
 import type { CallbackSink, ExecutionContext } from './executor.js';
 import { wallClock } from '../wire/clock.js';
@@ -117,33 +117,39 @@ export class WorkerSession implements AsyncDisposable {
   }
 
   /**
-   * Reads the explicit state (e.g. a buffer's bytes) of handle `id`.
-   * @throws {UnsupportedError} when its kind declares no explicit state.
+   * Reads the explicit state (e.g. a buffer's bytes) of handle `id`, after every call received before.
+   * @throws {UnsupportedError} when its kind declares no explicit state; a coded HandleError for a bad id.
    */
-  async extractState(id: number): Promise<Uint8Array> {
-    const kind = this.handles.kindOf(id);
-    const state = kind === undefined ? undefined : this.spec.kind.get(kind)?.state;
-    if (!kind || !state) throw new UnsupportedError('extractState', `handle ${id} has no explicit state`);
-    const ptr = this.handles.resolve(id, kind, 'extractState');
-    return this.#serialized(() => state.extract(this.#stateContext(), ptr));
+  extractState(id: number): Promise<Uint8Array> {
+    return this.#serialized(() => {
+      const { state, ptr } = this.#stateOf(id, 'extractState');
+      return state.extract(this.#stateContext(), ptr);
+    });
   }
 
   /**
-   * Writes explicit state read by {@link extractState} into handle `id` of the same shape. With `crc`, reads the object
-   * back and compares (restores that silently wrote wrong bytes are a known failure of peers).
+   * Writes explicit state read by {@link extractState} into handle `id` of the same shape, after every call received
+   * before. With `crc`, reads the object back and compares (restores that silently wrote wrong bytes are a known
+   * failure of peers).
    * @throws {AvaError} `ERR_AVA_STATE_CHECKSUM` when the object does not hold the bytes afterwards.
    */
-  async restoreState(id: number, bytes: Uint8Array, crc?: number): Promise<void> {
-    const kind = this.handles.kindOf(id);
-    const state = kind === undefined ? undefined : this.spec.kind.get(kind)?.state;
-    if (!kind || !state) throw new UnsupportedError('restoreState', `handle ${id} has no explicit state`);
-    const ptr = this.handles.resolve(id, kind, 'restoreState');
-    await this.#serialized(async () => {
+  restoreState(id: number, bytes: Uint8Array, crc?: number): Promise<void> {
+    return this.#serialized(async () => {
+      const { state, ptr, kind } = this.#stateOf(id, 'restoreState');
       await state.restore(this.#stateContext(), ptr, bytes);
       if (crc === undefined) return;
       const back = await state.extract(this.#stateContext(), ptr);
       if ((crc32(back) >>> 0) !== crc) throw new AvaError('ERR_AVA_STATE_CHECKSUM', `${kind} ${id}: the restored bytes differ from the extracted ones`, { details: { id } });
     });
+  }
+
+  /** The explicit state hooks and native pointer of `id`; an id never bound is `ERR_AVA_UNKNOWN_HANDLE`, as for calls. */
+  #stateOf(id: number, where: string): { state: ExplicitState; ptr: number; kind: string } {
+    const kind = this.handles.kindOf(id);
+    if (kind === undefined) this.handles.resolve(id, '', where); // throws the coded HandleError
+    const state = this.spec.kind.get(kind!)?.state;
+    if (!state) throw new UnsupportedError(where, `handle ${id} (${kind}) has no explicit state`);
+    return { state, ptr: this.handles.resolve(id, kind!, where), kind: kind! };
   }
 
   /** Runs state work in the session's call order, so it sees every call sent before it. */

@@ -322,7 +322,8 @@ test('explicit state: kinds without state, and released buffers, are refused', a
       return undefined;
     };
     assert.is(await codeOf(o.session.extractState(o.queue.id)), 'ERR_AVA_UNSUPPORTED');
-    assert.is(await codeOf(o.session.extractState(987654)), 'ERR_AVA_UNSUPPORTED');
+    // An id never bound is a forged handle, as it is for calls.
+    assert.is(await codeOf(o.session.extractState(987654)), 'ERR_AVA_UNKNOWN_HANDLE');
     const b = (await o.lib.api.tq_create_buffer!(o.context, 0, 8, null)).ret as Handle;
     await o.lib.api.tq_release_buffer!(b);
     assert.is(await codeOf(o.session.extractState(b.id)), 'ERR_AVA_STALE_HANDLE');
