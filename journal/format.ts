@@ -8,11 +8,17 @@
  * - `s!<n>!r!<seq, 8 bytes big-endian>`       -> a call record
  * - `s!<n>!o!<id, 8 bytes big-endian two's complement + 2^63>` -> an object of the graph
  * - `s!<n>!k!<checkpoint, 4 bytes>!<id, 8 bytes>!<chunk, 4 bytes>` -> explicit state chunks of a checkpoint
+ * - `s!<n>!t!<seq, 8 bytes big-endian>`       -> stage timings of a call (optional, every call of the session)
  *
  * Values are `crc32 (4 bytes, big-endian) ++ CBOR`. A record is a CBOR array
  * `[seq, fn, args, ret, outs, t]` with `fn` the function's index in the spec (the spec hash pins the order) and only
  * the out-arguments replay needs (ids of new handles). New fields are only ever appended, so old records stay
  * byte-identical and readable (golden journals under test/fixtures/journal guard this).
+ *
+ * Stage timings (written only when asked: `AVA_JOURNAL_TIMINGS=1`) are a CBOR array
+ * `[fn, beforeMarshal, beforeSendCommand, afterReceiveCommand, afterUnmarshal, afterExecution, afterMarshal,
+ * afterReceiveResult]` in ms since the epoch, null where a stage is absent. They are history, not replay input:
+ * compaction keeps them, `ava-journal pack` leaves them out.
  */
 import { crc32 } from 'node:zlib';
 import { Encoder } from 'cbor-x';
@@ -98,6 +104,8 @@ export const keys = {
   checkpoint: (n: number, checkpoint: number) => ({ gte: concat(`s!${n}!k!`, u32(checkpoint), '!'), lt: concat(`s!${n}!k!`, u32(checkpoint), '"') }),
   checkpoints: (n: number) => ({ gte: concat(`s!${n}!k!`), lt: concat(`s!${n}!k"`) }),
   session: (n: number) => ({ gte: concat(`s!${n}!`), lt: concat(`s!${n}"`) }),
+  timing: (n: number, seq: number) => concat(`s!${n}!t!`, u64(seq)),
+  timings: (n: number) => ({ gte: concat(`s!${n}!t!`), lt: concat(`s!${n}!t"`) }),
 };
 
 /** Reads the sequence number at the end of a record key. */
@@ -161,6 +169,37 @@ export function decodeRecord(key: Uint8Array, bytes: Uint8Array): JournalRecord 
   }
   if (v[0] !== seqOfKey(key)) throw new JournalCorruptError(key, `record says seq ${v[0]}, its key says ${seqOfKey(key)}`);
   return { seq: v[0], fn: v[1], args: v[2], ret: v[3] ?? null, outs: v[4] ?? null, t: Number(v[5]) };
+}
+
+/** The stages of a call's timings, in the order they are stored (AvA's seven stages). */
+export const STAGES = [
+  'beforeMarshal', 'beforeSendCommand', 'afterReceiveCommand', 'afterUnmarshal', 'afterExecution', 'afterMarshal', 'afterReceiveResult',
+] as const;
+
+/** A stage name. */
+export type Stage = (typeof STAGES)[number];
+
+/** Stage timings of one call, as stored under `s!<n>!t!<seq>`: ms since the epoch, null where absent. */
+export interface CallTimings {
+  readonly seq: number;
+  /** The function's index in the spec's function list. */
+  readonly fn: number;
+  readonly stages: { readonly [S in Stage]: number | null };
+}
+
+/** Encodes a call's timings (the seq is in the key). */
+export function encodeTimings(fn: number, stages: { readonly [S in Stage]?: number | null }): Uint8Array {
+  return encodeValue([fn, ...STAGES.map((s) => stages[s] ?? null)]);
+}
+
+/** Decodes and shape-checks a call's timings. */
+export function decodeTimings(key: Uint8Array, bytes: Uint8Array): CallTimings {
+  const v = decodeValue(key, bytes);
+  if (!Array.isArray(v) || v.length < 1 + STAGES.length || typeof v[0] !== 'number' || !v.slice(1, 1 + STAGES.length).every((x) => x === null || typeof x === 'number')) {
+    throw new JournalCorruptError(key, 'not a call\'s timings');
+  }
+  const stages = Object.fromEntries(STAGES.map((s, i) => [s, v[1 + i] as number | null])) as { [S in Stage]: number | null };
+  return { seq: seqOfKey(key), fn: v[0], stages };
 }
 
 /** Decodes a UTF-8 key part. */

@@ -75,6 +75,8 @@ export class ObjectGraph {
   /** Every applied record's seq -> what it is, to answer liveness. */
   readonly #records = new Map<number, { kind: 'global' } | { kind: 'create'; ids: number[] } | { kind: 'config'; target: number; key: string } | { kind: 'ref'; target: number }>();
   readonly #fns: readonly FunctionSpec[];
+  /** Configure records a newer one superseded, by the newer one's seq: put back if the newer one is retracted. */
+  readonly #shadowed = new Map<number, { seq: number; deps: readonly number[] }>();
 
   constructor(spec: ApiSpec) {
     this.spec = spec;
@@ -120,7 +122,10 @@ export class ObjectGraph {
         const keyArgs = f.supersedeKey ?? [];
         const key = keyArgs.length === 0 ? `${f.name}#${record.seq}` : `${f.name}:${keyArgs.map((k) => JSON.stringify(record.args[f.args.findIndex((a) => a.name === k)])).join(',')}`;
         const previous = node.configs.get(key);
-        if (previous) this.#records.delete(previous.seq);
+        if (previous) {
+          this.#records.delete(previous.seq);
+          this.#shadowed.set(record.seq, previous);
+        }
         node.configs.set(key, { seq: record.seq, deps: inputHandles(f, record.args).filter((id) => id !== target) });
         this.#records.set(record.seq, { kind: 'config', target: node.id, key });
         break;
@@ -147,7 +152,15 @@ export class ObjectGraph {
     if (entry.kind === 'create') for (const id of entry.ids) this.nodes.delete(id);
     else if (entry.kind === 'config') {
       const node = this.nodes.get(entry.target);
-      if (node?.configs.get(entry.key)?.seq === record.seq) node.configs.delete(entry.key);
+      if (node?.configs.get(entry.key)?.seq === record.seq) {
+        // The failed call changed nothing: the configuration it would have replaced still holds.
+        const previous = this.#shadowed.get(record.seq);
+        if (previous) {
+          node.configs.set(entry.key, previous);
+          this.#records.set(previous.seq, { kind: 'config', target: entry.target, key: entry.key });
+        } else node.configs.delete(entry.key);
+      }
+      this.#shadowed.delete(record.seq);
     } else if (entry.kind === 'ref') {
       const node = this.nodes.get(entry.target);
       if (node && node.refs !== null) node.refs += this.functionOf(record).record === 'retain' ? -1 : 1;
@@ -205,5 +218,12 @@ export class ObjectGraph {
       if (!keep) this.#records.delete(seq);
     }
     for (const id of [...this.nodes.keys()]) if (!live.has(id)) this.nodes.delete(id);
+    // Shadows are only needed until an asynchronous failure can still arrive; after compaction none can.
+    this.#shadowed.clear();
+  }
+
+  /** Whether `seq` is a record the graph holds (not superseded, not retracted, not compacted away). */
+  has(seq: number): boolean {
+    return this.#records.has(seq);
   }
 }

@@ -12,8 +12,8 @@ import { Level } from 'level';
 import type { AbstractLevel } from 'abstract-level';
 import { AvaError } from '../src/errors.js';
 import type { ApiSpec } from '../src/spec/types.js';
-import type { JournalRecord, StoredObject } from './format.js';
-import { FORMAT_VERSION, chunkOfKey, decodeRecord, decodeValue, encodeRecord, encodeValue, keys, text } from './format.js';
+import type { CallTimings, JournalRecord, Stage, StoredObject } from './format.js';
+import { FORMAT_VERSION, chunkOfKey, decodeRecord, decodeTimings, decodeValue, encodeRecord, encodeTimings, encodeValue, keys, text } from './format.js';
 import { ObjectGraph, createdHandles } from './graph.js';
 
 /** How hard the journal holds on to what it was given. */
@@ -128,7 +128,16 @@ export class Journal implements AsyncDisposable {
    * The journal of one session, created on first use; an existing session is loaded (its graph rebuilt from its
    * records, which are verified on the way).
    */
-  async session(id: string): Promise<SessionJournal> {
+  session(id: string): Promise<SessionJournal> {
+    // Serialized: two sessions opened at once must not take the same number.
+    const next = this.#opening.then(() => this.#session(id));
+    this.#opening = next.then(() => undefined, () => undefined);
+    return next;
+  }
+
+  #opening: Promise<void> = Promise.resolve();
+
+  async #session(id: string): Promise<SessionJournal> {
     const open = this.#sessions.get(id);
     if (open) return open;
     const nameKey = keys.sessionName(id);
@@ -226,6 +235,27 @@ export class SessionJournal {
       if (typeof target === 'number') this.#dirty.add(target);
     }
     for (const { id } of createdHandles(f, record)) this.#dirty.add(id);
+    this.#queued();
+  }
+
+  /**
+   * Appends the stage timings of a call (any call, journaled or not; queued like records). Timings are history:
+   * compaction keeps them.
+   */
+  appendTimings(seq: number, fn: number, stages: { readonly [S in Stage]?: number | null }): void {
+    this.#ops.push({ type: 'put', key: keys.timing(this.n, seq), value: encodeTimings(fn, stages) });
+    this.#queued();
+  }
+
+  /**
+   * Stored stage timings in seq order, checked as they are read.
+   * @throws {JournalCorruptError} at the first damaged entry, naming its key.
+   */
+  async *timings(): AsyncIterableIterator<CallTimings> {
+    for await (const [key, value] of this.journal.db.iterator(keys.timings(this.n))) yield decodeTimings(key, value);
+  }
+
+  #queued(): void {
     if (this.journal.durability === 'none' && this.#ops.length >= 1024) void this.flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
@@ -235,9 +265,34 @@ export class SessionJournal {
 
   /** Removes a record whose call turned out to have failed (an asynchronous call reported later). */
   retract(seq: number, record?: JournalRecord): void {
-    if (record) this.graph.retract(record);
+    if (record) {
+      const f = this.graph.functionOf(record);
+      // Objects it would have created never existed; the object it would have changed is back as it was.
+      for (const { id } of createdHandles(f, record)) {
+        this.#dirty.delete(id);
+        this.#ops.push({ type: 'del', key: keys.object(this.n, id) });
+      }
+      this.graph.retract(record);
+      if (f.target !== undefined) {
+        const target = record.args[f.args.findIndex((a) => a.name === f.target)];
+        if (typeof target === 'number') this.#dirty.add(target);
+      }
+    }
     this.#seqs.delete(seq);
     this.#ops.push({ type: 'del', key: keys.record(this.n, seq) });
+  }
+
+  /** Replaces a record (an asynchronous call that failed but changed state, e.g. a failed build: its status). */
+  rewrite(record: JournalRecord): void {
+    this.#ops.push({ type: 'put', key: keys.record(this.n, record.seq), value: encodeRecord(record) });
+  }
+
+  /** Bytes of keys and values the session holds in the store (exact, by a scan). */
+  async bytes(): Promise<number> {
+    await this.flush();
+    let total = 0;
+    for await (const [key, value] of this.journal.db.iterator(keys.session(this.n))) total += key.byteLength + value.byteLength;
+    return total;
   }
 
   /** Writes what is queued (with an fsync under `sync` durability). Resolves when it is in the store. */
@@ -265,12 +320,12 @@ export class SessionJournal {
 
   /**
    * Deletes dead records (of objects nothing live needs) and superseded configuration, and the dead objects'
-   * entries; then asks LevelDB to reclaim the space.
+   * entries; then asks LevelDB to reclaim the space. Stage timings and checkpoints are kept.
    */
   async compact(): Promise<CompactionResult> {
     await this.flush();
     const range = keys.session(this.n);
-    const bytesBefore = await approximateSize(this.journal.db, range.gte, range.lt);
+    const bytesBefore = await this.bytes();
     const recordsBefore = this.#seqs.size;
     const live = this.graph.liveObjects();
     const dead = this.graph.deadRecords(this.#seqs);
@@ -283,7 +338,7 @@ export class SessionJournal {
     for (const seq of dead) this.#seqs.delete(seq);
     this.graph.forgetDead(live);
     await compactRange(this.journal.db, range.gte, range.lt);
-    const bytesAfter = await approximateSize(this.journal.db, range.gte, range.lt);
+    const bytesAfter = await this.bytes();
     return { recordsBefore, recordsDeleted: dead.length, objectsDeleted: deadObjects.length, bytesBefore, bytesAfter };
   }
 
@@ -332,11 +387,6 @@ export class SessionJournal {
     }
     return out;
   }
-}
-
-async function approximateSize(db: JournalDb, gte: Uint8Array, lt: Uint8Array): Promise<number> {
-  const fn = (db as unknown as { approximateSize?: (a: Uint8Array, b: Uint8Array) => Promise<number> }).approximateSize;
-  return typeof fn === 'function' ? fn.call(db, gte, lt) : 0;
 }
 
 async function compactRange(db: JournalDb, gte: Uint8Array, lt: Uint8Array): Promise<void> {

@@ -1,9 +1,11 @@
 /**
  * The journal as an interceptor subscriber: records, per session, the calls that create handles or change state
  * (record classes create, configure, retain, release, global) and that succeeded. Asynchronous calls are recorded
- * when sent and retracted if the worker later reports them failed.
+ * when sent and retracted if the worker later reports them failed. With `timings`, the stage timings of every call
+ * are stored too.
  */
 import type { Subscription } from 'rxjs';
+import { journalTimings } from '../src/config.js';
 import type { GuestSession } from '../src/guest/session.js';
 import type { CallEvent } from '../src/intercept/interceptor.js';
 import { callFailed } from '../src/spec/outcome.js';
@@ -19,6 +21,15 @@ export const JOURNALED: ReadonlySet<RecordClass> = new Set(['create', 'configure
 export interface Recording {
   readonly journal: SessionJournal;
   stop(): Promise<void>;
+}
+
+/** Options of {@link record}. */
+export interface RecordOptions {
+  /**
+   * Also store every call's stage timings (all record classes, asynchronous calls too) under `s!<n>!t!<seq>`.
+   * @defaultValue `AVA_JOURNAL_TIMINGS`, else false
+   */
+  readonly timings?: boolean;
 }
 
 /** Builds the record of a completed call (null when the call is not journaled or failed). */
@@ -45,18 +56,22 @@ export function recordOf(f: FunctionSpec, fnIndex: number, event: CallEvent, suc
  * Starts recording `session` into `journal`. With durability `batch` or `sync`, a waiting call returns only once the
  * records before it are in the store.
  */
-export async function record(session: GuestSession, journal: Journal): Promise<Recording> {
+export async function record(session: GuestSession, journal: Journal, options: RecordOptions = {}): Promise<Recording> {
   const sj = await journal.session(session.id);
+  const timings = options.timings ?? journalTimings();
   const spec = journal.spec;
   const index = new Map(spec.functions.map((f, i) => [f.name, i]));
   const pendingAsync = new Map<number, JournalRecord>();
   const subs: Subscription[] = [];
   subs.push(session.interceptor.calls$.subscribe((event) => {
     const f = spec.fn.get(event.fn)!;
+    // Timings of every call, failed ones too: they are the session's history, not replay input.
+    if (timings) sj.appendTimings(event.seq, index.get(event.fn)!, event.stages);
     if (!event.async && event.reply) {
       // Failures of earlier asynchronous calls arrive before this reply: those not reported succeeded.
       pendingAsync.clear();
-      if (callFailed(spec, event.fn, event.reply)) return;
+      // A kept failure is one the library returned; a call the worker refused (bad handle) never reached it.
+      if (callFailed(spec, event.fn, event.reply) && (!f.journalFailures || event.reply.error)) return;
     }
     const r = recordOf(f, index.get(event.fn)!, event, spec.status.success);
     if (!r) return;
@@ -65,10 +80,11 @@ export async function record(session: GuestSession, journal: Journal): Promise<R
   }));
   subs.push(session.interceptor.asyncFailures$.subscribe((reply) => {
     const r = pendingAsync.get(reply.seq);
-    if (r) {
-      pendingAsync.delete(reply.seq);
-      sj.retract(reply.seq, r);
-    }
+    if (!r) return;
+    pendingAsync.delete(reply.seq);
+    // A failure that changed state (a failed build) stays, with its status; any other failed call changed nothing.
+    if (spec.functions[r.fn]!.journalFailures && !reply.error) sj.rewrite({ ...r, ret: reply.ret ?? null });
+    else sj.retract(reply.seq, r);
   }));
   const removeBarrier = journal.durability === 'none' ? () => undefined : session.addBarrier(() => sj.flush());
   return {

@@ -91,10 +91,10 @@ export async function migrateSession(session: GuestSession, journal: SessionJour
     const states = new Map<number, Uint8Array>();
     const sums = new Map<number, number>();
     let bytes = 0;
+    const held = plan.held;
     for (const id of plan.liveObjects) {
-      const kind = journal.graph.nodes.get(id)?.kind;
-      if (!kind || !session.spec.kind.get(kind)?.state) continue;
-      const state = await source.extractState(id);
+      if (!session.spec.kind.get(plan.kinds.get(id)!)?.state) continue;
+      const state = await source.extractState(id, held.has(id));
       states.set(id, state);
       sums.set(id, crc32(state) >>> 0);
       bytes += state.byteLength;
@@ -113,7 +113,7 @@ export async function migrateSession(session: GuestSession, journal: SessionJour
     phase = 'restore';
     // Each object is read back on the target and compared with the checksum taken at extraction.
     for (const [id, state] of states) {
-      await target.restoreState(id, state, sums.get(id));
+      await target.restoreState(id, state, sums.get(id), held.has(id));
       options.onProgress?.(`restored ${id} (${state.byteLength} bytes)`);
     }
     t.push(performance.now());

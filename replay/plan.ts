@@ -15,6 +15,10 @@ export interface ReplayPlan {
   readonly records: readonly JournalRecord[];
   /** Ids of the objects the plan makes live. */
   readonly liveObjects: ReadonlySet<number>;
+  /** Kinds of the live objects. */
+  readonly kinds: ReadonlyMap<number, string>;
+  /** Live objects the application released, held by a live object (their state travels with `held`). */
+  readonly held: ReadonlySet<number>;
   readonly counts: {
     /** Records read. */
     readonly total: number;
@@ -36,7 +40,14 @@ export function planFromRecords(spec: ApiSpec, records: Iterable<JournalRecord>)
   const live = graph.liveObjects();
   const keep = new Set(graph.liveRecords(live));
   const planned = all.filter((r) => keep.has(r.seq));
-  return { spec, records: planned, liveObjects: live, counts: { total: all.length, live: planned.length, skipped: all.length - planned.length } };
+  const kinds = new Map<number, string>();
+  const held = new Set<number>();
+  for (const id of live) {
+    const node = graph.nodes.get(id)!;
+    kinds.set(id, node.kind);
+    if (node.refs === 0) held.add(id);
+  }
+  return { spec, records: planned, liveObjects: live, kinds, held, counts: { total: all.length, live: planned.length, skipped: all.length - planned.length } };
 }
 
 /**

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { journalPath, noColor } from '../config.js';
 import { ConfigError } from '../errors.js';
 import type { FunctionSpec } from '../spec/types.js';
-import { keys, seqOfKey } from '../../journal/format.js';
+import { chunkOfKey, keys, seqOfKey } from '../../journal/format.js';
 import type { JournalRecord } from '../../journal/format.js';
 import { createdHandles, inputHandles } from '../../journal/graph.js';
 import { JournalError } from '../../journal/journal.js';
@@ -137,7 +137,7 @@ async function ls(ctx: Context): Promise<void> {
   const rows = [];
   for (const s of ctx.sessions) {
     const checkpoints = new Set<number>();
-    for await (const key of db.keys(keys.checkpoints(s.n))) checkpoints.add(new DataView(key.buffer, key.byteOffset + key.byteLength - 18, 4).getUint32(0));
+    for await (const key of db.keys(keys.checkpoints(s.n))) checkpoints.add(chunkOfKey(key).checkpoint);
     const size = await rangeSize(db, keys.session(s.n));
     rows.push({
       n: s.n, id: s.id, started: new Date(s.started).toISOString(),

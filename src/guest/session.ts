@@ -226,11 +226,11 @@ export class GuestSession implements AsyncDisposable {
   }
 
   /** Reads the explicit state of handle `id` on the worker (after every call sent before). */
-  async extractState(id: number): Promise<Uint8Array> {
+  async extractState(id: number, held?: boolean): Promise<Uint8Array> {
     if (this.#closed) throw new ClosedError(`session ${this.id}`);
     while (this.#gate) await this.#gate;
     this.flush();
-    return this.channel.extractState(id);
+    return this.channel.extractState(id, held);
   }
 
   /** Subscribes to callback events of this session (whichever worker serves it). */

@@ -101,9 +101,13 @@ function checkFunction(f: FunctionSpec, kinds: ReadonlyMap<string, HandleKindSpe
   }
 }
 
-/** Serializes spec data deterministically (sorted keys; functions by their source text). */
+/**
+ * Serializes spec data deterministically (sorted keys). Functions (explicit-state hooks) count only by their place:
+ * their source text differs between the TypeScript sources and the compiled package, and a guest, a worker and a
+ * journal of the same spec must agree whichever of the two runs them.
+ */
 function stableStringify(value: unknown): string {
-  if (typeof value === 'function') return JSON.stringify(`fn:${value.toString()}`);
+  if (typeof value === 'function') return JSON.stringify('fn');
   if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
   if (value && typeof value === 'object') {
     const entries = Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${stableStringify((value as Record<string, unknown>)[k])}`);

@@ -32,7 +32,8 @@ const ASYNC_ROLES: ReadonlySet<ArgSpec['role']> = new Set([
 ]);
 
 function asyncEligible(f: FunctionSpec): boolean {
-  return f.unsupported === undefined && ASYNC_CLASSES.has(f.record) && ['void', 'status', 'handle'].includes(f.returns.role) &&
+  // A call whose failure matters to the program (a build) is answered at once, as the native call would be.
+  return f.unsupported === undefined && !f.journalFailures && ASYNC_CLASSES.has(f.record) && ['void', 'status', 'handle'].includes(f.returns.role) &&
     f.args.every((a) => ASYNC_ROLES.has(a.role));
 }
 

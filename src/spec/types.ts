@@ -239,6 +239,11 @@ export interface FunctionSpec {
   readonly blocking?: boolean;
   /** Set when the function is declared but not supported: every call fails with `ERR_AVA_UNSUPPORTED` and this reason. */
   readonly unsupported?: string;
+  /**
+   * A failed call still changes state (a failed build leaves the program unbuilt, with a log): the journal keeps it
+   * with its failing status, and replay expects the same failure.
+   */
+  readonly journalFailures?: boolean;
 }
 
 /** What the worker gives explicit-state hooks: direct native calls on the session's real pointers. */
@@ -300,7 +305,7 @@ export interface SpecInput {
 
 /** A validated, frozen spec with its stable hash. */
 export interface ApiSpec extends SpecInput {
-  /** sha-256 (hex) of the spec's data and state hooks; equal specs hash equal in every process. */
+  /** sha-256 (hex) of the spec's data (state hooks count by presence only); equal specs hash equal in every process. */
   readonly hash: string;
   /** Functions by name. */
   readonly fn: ReadonlyMap<string, FunctionSpec>;

@@ -27,13 +27,13 @@ export interface Channel extends AsyncDisposable {
   /** Subscribes to the failure replies of asynchronous calls. */
   onAsyncFailure(listener: (reply: ReplyFrame) => void): () => void;
   /** Reads the explicit state (e.g. a buffer's bytes) of one of the session's handles, after the calls sent before. */
-  extractState(id: number): Promise<Uint8Array>;
+  extractState(id: number, held?: boolean): Promise<Uint8Array>;
   /**
    * Writes explicit state read by {@link extractState} into a handle of the same shape, after the calls sent before.
    * With `crc` (CRC-32 of the bytes taken at extraction) the worker reads the object back and refuses a mismatch
-   * (`ERR_AVA_STATE_CHECKSUM`).
+   * (`ERR_AVA_STATE_CHECKSUM`). `held` (both): the application released the object but a live object holds it.
    */
-  restoreState(id: number, bytes: Uint8Array, crc?: number): Promise<void>;
+  restoreState(id: number, bytes: Uint8Array, crc?: number, held?: boolean): Promise<void>;
   /**
    * Resolves once the worker has run every call sent before (asynchronous ones included), so that their failures
    * have been reported.

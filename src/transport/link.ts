@@ -4,7 +4,7 @@
  */
 import type { Socket } from 'node:net';
 import { toWireError } from '../errors.js';
-import { FrameReader, encodeFrame } from '../wire/codec.js';
+import { DEFAULT_LIMITS, FrameReader, WireFormatError, encodeFrame } from '../wire/codec.js';
 import type { WireLimits } from '../wire/codec.js';
 import type { Frame } from '../wire/frames.js';
 
@@ -18,12 +18,15 @@ export interface FrameLink {
   onClose(listener: (error?: Error) => void): void;
   /** Closes the link (pending frames are flushed first). */
   close(): void;
+  /** Changes the largest frame accepted from the peer (small until a handshake is done). */
+  setMaxFrameBytes?(bytes: number): void;
 }
 
 /** A frame link over a stream socket, with the codec's length prefix. */
 export class SocketLink implements FrameLink {
   readonly socket: Socket;
   readonly #reader: FrameReader;
+  readonly #maxSend: number;
   readonly #frameListeners: ((frame: Frame) => void)[] = [];
   readonly #closeListeners: ((error?: Error) => void)[] = [];
   #closed = false;
@@ -32,6 +35,8 @@ export class SocketLink implements FrameLink {
   constructor(socket: Socket, limits: Partial<WireLimits> = {}) {
     this.socket = socket;
     this.#reader = new FrameReader(limits);
+    // What a peer with default limits accepts (the reading limit may be lowered for a handshake).
+    this.#maxSend = DEFAULT_LIMITS.maxFrameBytes;
     socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => {
       if (this.#closed) return;
@@ -62,9 +67,21 @@ export class SocketLink implements FrameLink {
     for (const l of listeners) l(this.#error);
   }
 
+  /**
+   * Sends a frame.
+   * @throws {WireFormatError} `ERR_AVA_FRAME_TOO_LARGE` when it is larger than a peer with the same limits accepts.
+   */
   send(frame: Frame): void {
     if (this.#closed || this.socket.destroyed) return;
-    this.socket.write(encodeFrame(frame));
+    const bytes = encodeFrame(frame);
+    if (bytes.byteLength - 4 > this.#maxSend) {
+      throw new WireFormatError('ERR_AVA_FRAME_TOO_LARGE', `a ${frame.t ?? 'frame'} of ${bytes.byteLength - 4} bytes is over the frame limit of ${this.#maxSend}`);
+    }
+    this.socket.write(bytes);
+  }
+
+  setMaxFrameBytes(bytes: number): void {
+    this.#reader.setMaxFrameBytes(bytes);
   }
 
   onFrame(listener: (frame: Frame) => void): void {

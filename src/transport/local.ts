@@ -70,9 +70,9 @@ export class LocalChannel implements Channel {
     return () => this.#asyncListeners.delete(listener);
   }
 
-  extractState(id: number): Promise<Uint8Array> {
+  extractState(id: number, held?: boolean): Promise<Uint8Array> {
     if (this.#closed) return Promise.reject(new ClosedError('local channel'));
-    return this.session.extractState(id);
+    return this.session.extractState(id, held);
   }
 
   async barrier(): Promise<void> {
@@ -80,9 +80,9 @@ export class LocalChannel implements Channel {
     await this.session.drained();
   }
 
-  restoreState(id: number, bytes: Uint8Array, crc?: number): Promise<void> {
+  restoreState(id: number, bytes: Uint8Array, crc?: number, held?: boolean): Promise<void> {
     if (this.#closed) return Promise.reject(new ClosedError('local channel'));
-    return this.session.restoreState(id, bytes, crc);
+    return this.session.restoreState(id, bytes, crc, held);
   }
 
   onEvent(listener: (event: EventFrame) => void): () => void {

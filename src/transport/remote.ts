@@ -154,12 +154,12 @@ export class RemoteChannel implements Channel {
     });
   }
 
-  async extractState(id: number): Promise<Uint8Array> {
-    return (await this.#control('extract', { handle: id })) ?? new Uint8Array();
+  async extractState(id: number, held?: boolean): Promise<Uint8Array> {
+    return (await this.#control('extract', { handle: id, ...(held ? { held } : {}) })) ?? new Uint8Array();
   }
 
-  async restoreState(id: number, bytes: Uint8Array, crc?: number): Promise<void> {
-    await this.#control('restore', { handle: id, bytes, ...(crc === undefined ? {} : { crc }) });
+  async restoreState(id: number, bytes: Uint8Array, crc?: number, held?: boolean): Promise<void> {
+    await this.#control('restore', { handle: id, bytes, ...(crc === undefined ? {} : { crc }), ...(held ? { held } : {}) });
   }
 
   /** Round trip of a control frame: proves the worker is alive and has run every call sent before. */

@@ -45,22 +45,87 @@ const encoder = new Encoder({
   // Maps with non-string keys or other tags are not part of the protocol.
 });
 
+/** Drops top-level fields set to `undefined` (absent optional fields): CBOR's undefined is not part of the protocol. */
+function defined(frame: Frame): Frame {
+  for (const key in frame) {
+    if ((frame as unknown as Record<string, unknown>)[key] === undefined) {
+      return Object.fromEntries(Object.entries(frame).filter(([, v]) => v !== undefined)) as unknown as Frame;
+    }
+  }
+  return frame;
+}
+
 /** Encodes one frame body (no prefix). */
 export function encodeBody(frame: Frame): Uint8Array {
-  return encoder.encode(frame);
+  return encoder.encode(defined(frame));
 }
 
 /** Encodes one frame with its length prefix. */
 export function encodeFrame(frame: Frame): Buffer {
-  const body = encoder.encode(frame);
+  const body = encoder.encode(defined(frame));
   const out = Buffer.allocUnsafe(4 + body.byteLength);
   out.writeUInt32BE(body.byteLength, 0);
   out.set(body, 4);
   return out;
 }
 
+/**
+ * Walks the CBOR bytes once before they are decoded and refuses what the protocol does not use: tags (dates,
+ * bignums, typed arrays, shared values...), `undefined` and other simple values, indefinite lengths, maps with
+ * non-text keys, nesting past `maxDepth` and trailing bytes. So cbor-x never turns peer input into exotic objects.
+ */
+export function scanCbor(b: Uint8Array, limits: WireLimits = DEFAULT_LIMITS): void {
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let pos = 0;
+  const need = (n: number): void => {
+    if (pos + n > b.byteLength) bad('truncated CBOR');
+  };
+  const item = (depth: number): void => {
+    need(1);
+    const initial = b[pos++]!;
+    const major = initial >> 5;
+    const info = initial & 31;
+    let arg: number;
+    if (info < 24) arg = info;
+    else if (info === 24) { need(1); arg = b[pos]!; pos += 1; }
+    else if (info === 25) { need(2); arg = view.getUint16(pos); pos += 2; }
+    else if (info === 26) { need(4); arg = view.getUint32(pos); pos += 4; }
+    else if (info === 27) { need(8); const v = view.getBigUint64(pos); pos += 8; arg = v > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(v); }
+    else bad(info === 31 ? 'indefinite-length CBOR items are not part of the protocol' : 'reserved CBOR additional information');
+    switch (major) {
+      case 0: case 1: return;
+      case 2: case 3:
+        if (arg > b.byteLength) bad('CBOR string longer than the frame');
+        need(arg);
+        pos += arg;
+        return;
+      case 4: case 5: {
+        if (depth >= limits.maxDepth + 2) bad(`nested deeper than ${limits.maxDepth}`);
+        if (arg > limits.maxElements) bad(`${major === 4 ? 'array' : 'map'} of ${arg} elements`);
+        for (let i = 0; i < arg; i++) {
+          if (major === 5) {
+            need(1);
+            if (b[pos]! >> 5 !== 3) bad('map keys must be text');
+            item(depth + 1);
+          }
+          item(depth + 1);
+        }
+        return;
+      }
+      case 6: bad('CBOR tags are not part of the protocol');
+      default:
+        // major 7: false, true, null and floats only.
+        if (info === 20 || info === 21 || info === 22 || info === 25 || info === 26 || info === 27) return;
+        bad(info === 23 ? 'undefined is not part of the protocol' : 'CBOR simple values are not part of the protocol');
+    }
+  };
+  item(0);
+  if (pos !== b.byteLength) bad('trailing bytes after the frame');
+}
+
 /** Decodes and validates one frame body. */
 export function decodeBody(body: Uint8Array, limits: WireLimits = DEFAULT_LIMITS): Frame {
+  scanCbor(body, limits);
   let value: unknown;
   try {
     value = encoder.decode(body);
@@ -105,9 +170,10 @@ function checkCall(v: unknown, limits: WireLimits, where: string): void {
   if (v.async !== undefined && typeof v.async !== 'boolean') bad(`${where}: async must be a boolean`);
 }
 
-function checkError(v: unknown, where: string): void {
+function checkError(v: unknown, where: string, limits: WireLimits = DEFAULT_LIMITS): void {
   if (!isObject(v) || typeof v.code !== 'string' || typeof v.message !== 'string' || typeof v.name !== 'string') bad(`${where}: malformed error`);
   if (v.details !== undefined && !isObject(v.details)) bad(`${where}: error details must be a map`);
+  if (v.details !== undefined) checkValue(v.details, limits, 0, `${where}.details`);
 }
 
 /**
@@ -146,6 +212,11 @@ export function validateFrame(v: unknown, limits: WireLimits = DEFAULT_LIMITS): 
       break;
     case 'reply':
       if (!isInt(v.seq)) bad('reply: seq must be an integer');
+      if (v.timings !== undefined) {
+        const t = v.timings;
+        if (!isObject(t) || !Object.values(t).every((x) => typeof x === 'number')) bad('reply: timings must be a map of numbers');
+      }
+      if (v.fn !== undefined && typeof v.fn !== 'string') bad('reply: fn must be a string');
       if (v.outs !== undefined && !isObject(v.outs)) bad('reply: outs must be a map');
       checkValue(v.ret ?? null, limits, 0, 'reply.ret');
       checkValue(v.outs ?? null, limits, 0, 'reply.outs');
@@ -160,16 +231,18 @@ export function validateFrame(v: unknown, limits: WireLimits = DEFAULT_LIMITS): 
       if (v.handle !== undefined && !isInt(v.handle)) bad('control: handle must be an integer');
       if (v.bytes !== undefined && !(v.bytes instanceof Uint8Array)) bad('control: bytes must be a byte string');
       if (v.crc !== undefined && !isInt(v.crc)) bad('control: crc must be an integer');
+      if (v.held !== undefined && typeof v.held !== 'boolean') bad('control: held must be a boolean');
       break;
     case 'controlReply':
       if (!isInt(v.id)) bad('controlReply: id must be an integer');
+      if (v.bytes !== undefined && !(v.bytes instanceof Uint8Array)) bad('controlReply: bytes must be a byte string');
       if (v.error !== undefined) checkError(v.error, 'controlReply');
       break;
     case 'error':
       checkError(v.error, 'error');
       break;
     default:
-      bad(`unknown frame type ${JSON.stringify(v.t)?.slice(0, 40)}`);
+      bad(`unknown frame type ${typeof v.t === 'string' ? JSON.stringify(v.t.slice(0, 40)) : `(${typeof v.t})`}`);
   }
   return v as unknown as Frame;
 }
@@ -179,12 +252,17 @@ export function validateFrame(v: unknown, limits: WireLimits = DEFAULT_LIMITS): 
  * order. A length over the limit is refused before its body is buffered.
  */
 export class FrameReader {
-  readonly #limits: WireLimits;
+  #limits: WireLimits;
   #chunks: Buffer[] = [];
   #buffered = 0;
 
   constructor(limits: Partial<WireLimits> = {}) {
     this.#limits = { ...DEFAULT_LIMITS, ...limits };
+  }
+
+  /** Changes the largest accepted frame (a worker accepts only small frames until the handshake is done). */
+  setMaxFrameBytes(bytes: number): void {
+    this.#limits = { ...this.#limits, maxFrameBytes: bytes };
   }
 
   /**

@@ -89,6 +89,8 @@ export interface ControlFrame {
   readonly bytes?: Uint8Array;
   /** For `restore`: CRC-32 of `bytes`; the worker reads the object back after writing and compares. */
   readonly crc?: number;
+  /** The application released the object, but a live object holds it (so its state still counts). */
+  readonly held?: boolean;
 }
 
 /** The answer to a control frame. */

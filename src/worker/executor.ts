@@ -105,7 +105,7 @@ function zeroed(n: number): Buffer {
 }
 
 /** Bounds a length computed from untrusted arguments, so a forged size never makes the worker allocate wildly. */
-const MAX_ARG_BYTES = 2 ** 31;
+const MAX_ARG_BYTES = 2 ** 30 - 2 ** 20; // what fits, with room to spare, in a reply frame (1 GiB)
 function checkedLength(n: number, where: string): number {
   if (!Number.isSafeInteger(n) || n < 0 || n > MAX_ARG_BYTES) throw new BadCallError(`${where}: length ${n} out of range`);
   return n;

@@ -61,6 +61,16 @@ export class HandleTable {
     return entry.ptr;
   }
 
+  /**
+   * The native pointer of `id` even after the application released it: explicit state of an object the application
+   * released but a live object still holds (a kernel's buffer argument) must travel with a migration.
+   */
+  resolveHeld(id: unknown, kind: string, where: string): number {
+    const entry = typeof id === 'number' ? this.#entries.get(id) : undefined;
+    if (entry && entry.kind === kind && !entry.live && entry.refs === 0) return entry.ptr;
+    return this.resolve(id, kind, where);
+  }
+
   /** Kind of a live or released id, if it was ever bound. */
   kindOf(id: number): string | undefined {
     return this.#entries.get(id)?.kind;

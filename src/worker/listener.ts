@@ -10,7 +10,7 @@ import type { Address } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { SocketLink } from '../transport/link.js';
 import type { WireLimits } from '../wire/codec.js';
-import { serveLink } from './serve.js';
+import { HELLO_MAX_BYTES, serveLink } from './serve.js';
 import type { Worker } from './worker.js';
 
 /** Options of {@link WorkerListener.listen}. */
@@ -49,7 +49,11 @@ export class WorkerListener implements AsyncDisposable {
     const server = createServer((socket) => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
-      serveLink(options.worker, new SocketLink(socket, options.limits), token === undefined ? {} : { token });
+      const link = new SocketLink(socket, { ...options.limits, maxFrameBytes: HELLO_MAX_BYTES });
+      serveLink(options.worker, link, {
+        ...(token === undefined ? {} : { token }),
+        ...(options.limits?.maxFrameBytes ? { maxFrameBytes: options.limits.maxFrameBytes } : {}),
+      });
     });
     if (address.kind === 'unix' && existsSync(address.path)) unlinkSync(address.path);
     await new Promise<void>((resolve, reject) => {

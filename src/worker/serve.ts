@@ -7,7 +7,8 @@ import { timingSafeEqual } from 'node:crypto';
 import { AvaError, toWireError } from '../errors.js';
 import { callFailed } from '../spec/outcome.js';
 import type { FrameLink } from '../transport/link.js';
-import type { CallFrame, ControlFrame, Frame } from '../wire/frames.js';
+import { DEFAULT_LIMITS } from '../wire/codec.js';
+import type { CallFrame, ControlFrame, Frame, ReplyFrame } from '../wire/frames.js';
 import { PROTOCOL_VERSION } from '../wire/frames.js';
 import type { WorkerSession } from './session.js';
 import type { Worker } from './worker.js';
@@ -18,7 +19,12 @@ export interface ServeOptions {
   readonly token?: string;
   /** Called when the connection's session ends. */
   readonly onSessionClosed?: (sessionId: string) => void;
+  /** Largest frame accepted once the handshake is done (until then: {@link HELLO_MAX_BYTES}). */
+  readonly maxFrameBytes?: number;
 }
+
+/** Largest frame a peer may send before its hello is accepted: nobody unauthenticated makes the worker buffer more. */
+export const HELLO_MAX_BYTES = 64 * 1024;
 
 /** A refused handshake (`ERR_AVA_AUTH`, `ERR_AVA_SPEC_MISMATCH`, `ERR_AVA_HANDSHAKE`). */
 export class HandshakeError extends AvaError {}
@@ -36,10 +42,17 @@ export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions
     link.send({ t: 'error', error: toWireError(error) });
     link.close();
   };
+  const sendReply = (frame: CallFrame, reply: ReplyFrame): void => {
+    try {
+      link.send(frame.async ? { t: 'reply', fn: frame.fn, ...reply } : { t: 'reply', ...reply });
+    } catch (error) {
+      // A reply too large for a frame: the call is answered with the error instead (its effects stand).
+      link.send({ t: 'reply', seq: reply.seq, ...(frame.async ? { fn: frame.fn } : {}), error: toWireError(error) });
+    }
+  };
   const runCall = (frame: CallFrame): void => {
     void session!.execute(frame).then((reply) => {
-      if (!frame.async) link.send({ t: 'reply', ...reply });
-      else if (callFailed(session!.spec, frame.fn, reply)) link.send({ t: 'reply', fn: frame.fn, ...reply });
+      if (!frame.async || callFailed(session!.spec, frame.fn, reply)) sendReply(frame, reply);
     });
   };
   const runControl = (frame: ControlFrame): void => {
@@ -51,8 +64,8 @@ export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions
       );
     };
     switch (frame.op) {
-      case 'extract': answer(s.extractState(frame.handle ?? 0)); break;
-      case 'restore': answer(s.restoreState(frame.handle ?? 0, frame.bytes ?? new Uint8Array(), frame.crc).then(() => undefined)); break;
+      case 'extract': answer(s.extractState(frame.handle ?? 0, frame.held === true)); break;
+      case 'restore': answer(s.restoreState(frame.handle ?? 0, frame.bytes ?? new Uint8Array(), frame.crc, frame.held === true).then(() => undefined)); break;
       case 'ping': answer(s.drained().then(() => undefined)); break;
       case 'close': answer(s.close().then(() => undefined)); break;
     }
@@ -73,6 +86,7 @@ export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions
         const opened = session;
         opened.onEvent((event) => link.send({ t: 'event', ...event }));
         link.send({ t: 'welcome', v: PROTOCOL_VERSION, worker: worker.id, session: opened.id });
+        link.setMaxFrameBytes?.(options.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes);
         return;
       }
       switch (frame.t) {

@@ -117,12 +117,13 @@ export class WorkerSession implements AsyncDisposable {
   }
 
   /**
-   * Reads the explicit state (e.g. a buffer's bytes) of handle `id`, after every call received before.
+   * Reads the explicit state (e.g. a buffer's bytes) of handle `id`, after every call received before. `held`: the
+   * application released it but a live object still holds it (a kernel's argument), as the journal's graph says.
    * @throws {UnsupportedError} when its kind declares no explicit state; a coded HandleError for a bad id.
    */
-  extractState(id: number): Promise<Uint8Array> {
+  extractState(id: number, held = false): Promise<Uint8Array> {
     return this.#serialized(() => {
-      const { state, ptr } = this.#stateOf(id, 'extractState');
+      const { state, ptr } = this.#stateOf(id, 'extractState', held);
       return state.extract(this.#stateContext(), ptr);
     });
   }
@@ -133,9 +134,9 @@ export class WorkerSession implements AsyncDisposable {
    * failure of peers).
    * @throws {AvaError} `ERR_AVA_STATE_CHECKSUM` when the object does not hold the bytes afterwards.
    */
-  restoreState(id: number, bytes: Uint8Array, crc?: number): Promise<void> {
+  restoreState(id: number, bytes: Uint8Array, crc?: number, held = false): Promise<void> {
     return this.#serialized(async () => {
-      const { state, ptr, kind } = this.#stateOf(id, 'restoreState');
+      const { state, ptr, kind } = this.#stateOf(id, 'restoreState', held);
       await state.restore(this.#stateContext(), ptr, bytes);
       if (crc === undefined) return;
       const back = await state.extract(this.#stateContext(), ptr);
@@ -144,12 +145,13 @@ export class WorkerSession implements AsyncDisposable {
   }
 
   /** The explicit state hooks and native pointer of `id`; an id never bound is `ERR_AVA_UNKNOWN_HANDLE`, as for calls. */
-  #stateOf(id: number, where: string): { state: ExplicitState; ptr: number; kind: string } {
+  #stateOf(id: number, where: string, held: boolean): { state: ExplicitState; ptr: number; kind: string } {
     const kind = this.handles.kindOf(id);
     if (kind === undefined) this.handles.resolve(id, '', where); // throws the coded HandleError
     const state = this.spec.kind.get(kind!)?.state;
     if (!state) throw new UnsupportedError(where, `handle ${id} (${kind}) has no explicit state`);
-    return { state, ptr: this.handles.resolve(id, kind!, where), kind: kind! };
+    // `held`: the caller knows (from the journal's graph) that a live object still holds this released one.
+    return { state, ptr: held ? this.handles.resolveHeld(id, kind!, where) : this.handles.resolve(id, kind!, where), kind: kind! };
   }
 
   /** Runs state work in the session's call order, so it sees every call sent before it. */

@@ -13,34 +13,9 @@ function check(fnName: string, result: unknown): void {
   if (result !== TQ.SUCCESS) throw new ApiStatusError(fnName, Number(result), statusName({ status }, Number(result)));
 }
 
-/**
- * Runs `work` with a queue of the buffer's context (toyacc, like OpenCL, moves data through queues): a live queue of
- * the session where one fits (the context itself may already be released by the application), else a temporary one.
- */
-function withQueue(ctx: StateContext, buffer: number, work: (queue: number) => number): void {
-  for (const queue of ctx.liveHandles('queue')) {
-    const status = work(queue);
-    if (status === TQ.SUCCESS) return;
-    if (status !== TQ.INVALID_CONTEXT) check('state transfer', status);
-  }
-  const value = Buffer.alloc(8);
-  check('tq_get_buffer_info', ctx.callNative('tq_get_buffer_info', buffer, TQ.BUFFER_CONTEXT, 8, value, null));
-  const context = Number(value.readBigUInt64LE(0));
-  const devices = Buffer.alloc(16);
-  check('tq_get_context_info', ctx.callNative('tq_get_context_info', context, TQ.CONTEXT_DEVICES, 16, devices, null));
-  const err = Buffer.alloc(4);
-  const queue = ctx.callNative('tq_create_queue', context, Number(devices.readBigUInt64LE(0)), err) as number;
-  check('tq_create_queue', err.readInt32LE(0));
-  try {
-    check('state transfer', work(queue));
-  } finally {
-    ctx.callNative('tq_release_queue', queue);
-  }
-}
-
 function bufferSize(ctx: StateContext, buffer: number): number {
   const value = Buffer.alloc(8);
-  check('tq_get_buffer_info', ctx.callNative('tq_get_buffer_info', buffer, TQ.BUFFER_SIZE, 8, value, null));
+  check('tq_state_size', ctx.callNative('tq_state_size', buffer, value));
   return Number(value.readBigUInt64LE(0));
 }
 
@@ -74,17 +49,19 @@ export const toyaccSpec = defineSpec({
       name: 'buffer',
       invalidStatus: TQ.INVALID_BUFFER,
       state: {
+        // Through the state path (no queue needed), so that a buffer whose context, queues or own handle the
+        // application released, but a kernel still holds, travels too.
         extract(ctx, buffer) {
           // toyacc runs work at enqueue time, so finishing queues only keeps the OpenCL-shaped contract.
           for (const q of ctx.liveHandles('queue')) ctx.callNative('tq_finish', q);
           const bytes = Buffer.alloc(bufferSize(ctx, buffer));
-          withQueue(ctx, buffer, (q) => ctx.callNative('tq_enqueue_read', q, buffer, 0, bytes.byteLength, bytes) as number);
+          check('tq_state_read', ctx.callNative('tq_state_read', buffer, 0, bytes.byteLength, bytes));
           return bytes;
         },
         restore(ctx, buffer, bytes) {
           const size = bufferSize(ctx, buffer);
           if (size !== bytes.byteLength) throw new ApiStatusError('restore', TQ.INVALID_VALUE, `buffer holds ${size} bytes, state has ${bytes.byteLength}`);
-          withQueue(ctx, buffer, (q) => ctx.callNative('tq_enqueue_write', q, buffer, 0, size, bytes) as number);
+          check('tq_state_write', ctx.callNative('tq_state_write', buffer, 0, size, bytes));
         },
       },
     },
@@ -111,7 +88,7 @@ export const toyaccSpec = defineSpec({
     fn('tq_get_buffer_info', ret.status(), 'query', [arg.handle('buffer', 'buffer'), ...infoArgs()]),
     fn('tq_create_program', ret.handle('program'), 'create', [arg.handle('context', 'context'), arg.string('source'), arg.errcode()]),
     fn('tq_build_program', ret.status(), 'configure', [arg.handle('program', 'program'), arg.string('options', { nullable: true })], {
-      target: 'program', blocking: true,
+      target: 'program', blocking: true, journalFailures: true,
     }),
     ...lifetime('program', 'program'),
     fn('tq_get_program_info', ret.status(), 'query', [arg.handle('program', 'program'), ...infoArgs()]),
@@ -129,5 +106,12 @@ export const toyaccSpec = defineSpec({
     fn('tq_enqueue_kernel', ret.status(), 'execute', [arg.handle('queue', 'queue'), arg.handle('kernel', 'kernel'), arg.scalar('global_size', 'size')]),
     fn('tq_finish', ret.status(), 'sync', [arg.handle('queue', 'queue')], { blocking: true }),
     fn('tq_debug_live_objects', ret.scalar('uint32'), 'query', []),
+    fn('tq_state_size', ret.status(), 'query', [arg.handle('buffer', 'buffer'), arg.scalarOut('size', 'uint64')]),
+    fn('tq_state_read', ret.status(), 'transfer', [
+      arg.handle('buffer', 'buffer'), arg.scalar('offset', 'size'), arg.scalar('length', 'size'), arg.bufferOut('dst', 'length'),
+    ]),
+    fn('tq_state_write', ret.status(), 'transfer', [
+      arg.handle('buffer', 'buffer'), arg.scalar('offset', 'size'), arg.scalar('length', 'size'), arg.bufferIn('src', 'length'),
+    ]),
   ],
 });
