@@ -7,6 +7,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   'toyacc-query': () => import('./toyacc-query.js'),
   'opencl-workloads': () => import('./opencl-workloads.js'),
   shm: () => import('./shm.js'),
+  sockets: () => import('./sockets.js'),
 };
 
 const argv = process.argv.slice(2);
