@@ -151,6 +151,7 @@ async function busyPingPong(ops: number): Promise<number> {
 function nullChannel(): Channel {
   return {
     kind: 'null',
+    spec: toyaccSpec,
     supports: { zeroCopy: false, crossProcess: false },
     call: (frame) => Promise.resolve({ seq: frame.seq, ret: TQ.SUCCESS, outs: {} } as ReplyFrame),
     post: () => {},

@@ -13,7 +13,7 @@ import type { AbstractLevel } from 'abstract-level';
 import { AvaError } from '../src/errors.js';
 import type { ApiSpec } from '../src/spec/types.js';
 import type { CallTimings, JournalRecord, Stage, StoredObject } from './format.js';
-import { FORMAT_VERSION, chunkOfKey, decodeRecord, decodeTimings, decodeValue, encodeRecord, encodeTimings, encodeValue, keys, text } from './format.js';
+import { FORMAT_VERSION, JournalCorruptError, chunkOfKey, decodeRecord, decodeTimings, decodeValue, encodeRecord, encodeTimings, encodeValue, keys, text } from './format.js';
 import { ObjectGraph, createdHandles } from './graph.js';
 
 /** How hard the journal holds on to what it was given. */
@@ -98,7 +98,12 @@ export class Journal implements AsyncDisposable {
       meta = { format: FORMAT_VERSION, spec: spec.name, hash: spec.hash, codec: 'cbor', created: Date.now() };
       await db.put(keys.meta, encodeValue(meta), { sync: true } as never);
     } else {
-      meta = decodeValue(keys.meta, stored) as JournalMeta;
+      try {
+        meta = decodeValue(keys.meta, stored) as JournalMeta;
+      } catch (error) {
+        await db.close();
+        throw error;
+      }
       if (meta.format !== FORMAT_VERSION) {
         await db.close();
         throw new JournalError('ERR_AVA_JOURNAL_FORMAT', `journal format ${meta.format} is not supported (this version reads ${FORMAT_VERSION})`);
@@ -219,7 +224,21 @@ export class SessionJournal {
    * @throws {JournalCorruptError} at the first damaged record, naming its key.
    */
   async *records(): AsyncIterableIterator<JournalRecord> {
-    for await (const [key, value] of this.journal.db.iterator(keys.records(this.n))) yield decodeRecord(key, value);
+    let last: Uint8Array = keys.records(this.n).gte;
+    try {
+      for await (const [key, value] of this.journal.db.iterator(keys.records(this.n))) {
+        last = key;
+        yield decodeRecord(key, value);
+      }
+    } catch (error) {
+      // LevelDB's own checks (a damaged table or log) carry the journal's code too, with the last key read.
+      const code = (error as { code?: string }).code;
+      if (code === 'LEVEL_CORRUPTION' || /corrupt/i.test((error as Error).message)) {
+        if ((error as { code?: string }).code === 'ERR_AVA_JOURNAL_CORRUPT') throw error;
+        throw new JournalCorruptError(last, `LevelDB reports corruption after this entry: ${(error as Error).message}`);
+      }
+      throw error;
+    }
   }
 
   /** Appends a record (queued; see the module comment for when it reaches the store). */

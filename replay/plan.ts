@@ -4,6 +4,7 @@
  * superseded, its retains and releases), through its dependencies.
  */
 import type { JournalRecord } from '../journal/format.js';
+import { JournalCorruptError, keys } from '../journal/format.js';
 import { ObjectGraph } from '../journal/graph.js';
 import type { SessionJournal } from '../journal/journal.js';
 import type { ApiSpec } from '../src/spec/types.js';
@@ -59,8 +60,13 @@ export async function planReplay(journal: SessionJournal, options: { before?: nu
   await journal.flush();
   const records: JournalRecord[] = [];
   const before = options.before ?? Infinity;
+  const count = journal.journal.spec.functions.length;
   for await (const r of journal.records()) {
     if (r.seq >= before) break;
+    // A record whose checksum holds but whose function the spec lacks was written by something else: corrupt.
+    if (!Number.isInteger(r.fn) || r.fn < 0 || r.fn >= count) {
+      throw new JournalCorruptError(keys.record(journal.n, r.seq), `names function #${r.fn}, which ${journal.journal.spec.name} does not have`);
+    }
     records.push(r);
   }
   return planFromRecords(journal.journal.spec, records);

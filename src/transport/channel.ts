@@ -2,6 +2,7 @@
  * The one interface every transport implements (local now; shm, unix and tcp with remoting). A channel carries
  * call frames of one session to its worker and replies and callback events back.
  */
+import type { ApiSpec } from '../spec/types.js';
 import type { CallFrame, EventFrame, ReplyFrame } from '../wire/frames.js';
 
 /** What a channel can do, so callers ask instead of sniffing. */
@@ -16,6 +17,8 @@ export interface ChannelSupports {
 export interface Channel extends AsyncDisposable {
   /** `local`, `shm`, `unix` or `tcp`. */
   readonly kind: string;
+  /** The spec both ends speak (checked when the channel opened: same name and hash). */
+  readonly spec: ApiSpec;
   readonly supports: ChannelSupports;
   /** Sends a call; resolves with its reply (errors travel inside the reply). */
   call(frame: CallFrame): Promise<ReplyFrame>;

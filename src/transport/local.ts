@@ -27,6 +27,9 @@ export class LocalChannel implements Channel {
   readonly supports: ChannelSupports = { zeroCopy: true, crossProcess: false };
   /** The worker session this channel drives. */
   readonly session: WorkerSession;
+  get spec(): ApiSpec {
+    return this.session.spec;
+  }
   readonly #ownedWorker: Worker | undefined;
   #closed = false;
 

@@ -33,6 +33,8 @@ interface Pending {
 export class RemoteChannel implements Channel {
   readonly kind: 'shm' | 'unix' | 'tcp';
   readonly supports: ChannelSupports;
+  /** The spec the worker agreed to in its welcome. */
+  readonly spec: ApiSpec;
   /** The worker's id from its welcome. */
   workerId = '';
   readonly #link: FrameLink;
@@ -46,6 +48,7 @@ export class RemoteChannel implements Channel {
 
   private constructor(options: RemoteChannelOptions) {
     this.kind = options.kind;
+    this.spec = options.spec;
     this.#link = options.link;
     this.#dispose = options.dispose;
     this.supports = { zeroCopy: false, crossProcess: options.kind !== 'shm' };

@@ -103,10 +103,14 @@ export class HandleTable {
    * @throws {BadCallError} when the id is not a positive safe integer or is already in use.
    */
   checkNewId(id: unknown, kind: string): void {
+    const interned = this.#kinds.get(kind)?.interned === true;
     if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) {
-      if (this.#kinds.get(kind)?.interned === true && id === undefined) return;
+      if (interned && id === undefined) return;
       throw new BadCallError(`handle id ${String(id)} is not a positive integer`);
     }
+    // Interned objects (devices) keep their id: asking again for one already bound is how queries work. Nothing is
+    // created natively for them, so nothing can leak if the id turns out wrong.
+    if (interned && this.#entries.get(id)?.kind === kind) return;
     if (this.#entries.has(id)) throw new BadCallError(`handle id ${id} is already in use in this session`);
   }
 

@@ -37,6 +37,9 @@ export class ForwardingChannel implements Channel {
   readonly kind = 'local';
   readonly supports: ChannelSupports = { zeroCopy: true, crossProcess: false };
   #inner: Channel;
+  get spec(): Channel['spec'] {
+    return this.#inner.spec;
+  }
   readonly #failures = new Set<(reply: ReplyFrame) => void>();
   readonly #events = new Set<(event: EventFrame) => void>();
   #unsubscribe: (() => void)[] = [];
