@@ -13,6 +13,7 @@ import type { Channel } from '../src/transport/channel.js';
 import { openChannel } from '../src/transport/open-channel.js';
 import type { MigrationReport } from './migrate.js';
 import { migrateSession } from './migrate.js';
+import { precopyMigrate } from './precopy.js';
 
 /** A small seeded PRNG (splitmix32): the same seed picks the same call on every machine. */
 function random(seed: number): () => number {
@@ -46,6 +47,8 @@ export interface ArmOptions {
   readonly log?: (line: string) => void;
   /** Called with each finished migration. */
   readonly onMigrated?: (report: MigrationReport) => void;
+  /** `stop` (stop-and-copy, default) or `precopy` (copy state while the application runs; see precopy.ts). */
+  readonly mode?: 'stop' | 'precopy';
 }
 
 /** An armed migration. */
@@ -73,12 +76,19 @@ export function armMigration(session: GuestSession, journal: SessionJournal, opt
   const armed: ArmedMigration = { call, seed, reports: [] };
   const openTarget = options.openTarget ?? defaultTarget(session, options.env);
   log(`ava-migrate: migration armed at call ${call}${options.trigger.kind === 'random' ? ` (r${options.trigger.limit}, seed ${seed})` : ''}`);
-  session.schedule(call, async () => {
-    const report = await migrateSession(session, journal, { openTarget, beforeCall: call });
+  const done = (report: MigrationReport): void => {
     armed.reports.push(report);
     if (options.reportPath) appendFileSync(options.reportPath, `${JSON.stringify(report)}\n`);
-    log(`ava-migrate: session ${session.id.slice(0, 8)} moved before call ${report.call} from ${report.from} to ${report.to} in ${report.total.toFixed(1)} ms (${report.replayed} records replayed, ${report.bytes} state bytes)`);
+    log(`ava-migrate: session ${session.id.slice(0, 8)} moved before call ${report.call} from ${report.from} to ${report.to} in ${report.total.toFixed(1)} ms of downtime (${report.replayed} records replayed, ${report.bytes} state bytes)`);
     options.onMigrated?.(report);
+  };
+  session.schedule(call, async () => {
+    if (options.mode === 'precopy') {
+      // The live phase runs beside the application; only its stop phase pauses the session.
+      void precopyMigrate(session, journal, { openTarget }).then(done, (error: unknown) => session.onTaskError(error));
+      return;
+    }
+    done(await migrateSession(session, journal, { openTarget, beforeCall: call }));
   });
   return armed;
 }

@@ -168,6 +168,14 @@ export function migrationTarget(env: Env = process.env): Address | undefined {
   return raw ? parseAddress(raw, 'AVA_MIGRATION_TARGET') : undefined;
 }
 
+/** `AVA_MIGRATION_MODE`: `stop` (stop-and-copy, default) or `precopy` (state copied while the application runs). */
+export function migrationMode(env: Env = process.env): 'stop' | 'precopy' {
+  const raw = env.AVA_MIGRATION_MODE?.trim().toLowerCase();
+  if (!raw || raw === 'stop') return 'stop';
+  if (raw === 'precopy' || raw === 'pre-copy') return 'precopy';
+  throw new ConfigError(`AVA_MIGRATION_MODE="${env.AVA_MIGRATION_MODE}" must be stop or precopy`);
+}
+
 /** `AVA_MIGRATION_REPORT`: a file to which each migration appends its report as one JSON line. */
 export function migrationReportPath(env: Env = process.env): string | undefined {
   const raw = env.AVA_MIGRATION_REPORT?.trim();

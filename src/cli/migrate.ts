@@ -33,6 +33,7 @@ Options:
   --transport <kind>      local | shm | unix | tcp (default unix: guest and workers in separate processes)
   --target <host:port>    migrate to a worker of the peer manager there (default: a new worker like the source's)
   --journal <dir>         journal folder (default AVA_JOURNAL or .ava/journal)
+  --precopy               pre-copy (live) migration: state copied while the workload runs, then only what changed
   --demo                  run the built-in toyacc demo workload instead of a command
   --json                  print one JSON object (chosen call, phases in ms, total, bytes moved, journal path)
   -h, --help              show this help
@@ -59,6 +60,7 @@ export async function main(argv: string[]): Promise<void> {
   const { values } = parseCli(own, {
     call: { type: 'string' }, seed: { type: 'string' }, transport: { type: 'string' }, target: { type: 'string' },
     journal: { type: 'string' }, demo: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    precopy: { type: 'boolean' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -78,7 +80,7 @@ export async function main(argv: string[]): Promise<void> {
   const reportPath = join(scratch, 'reports.jsonl');
   const env: Record<string, string> = {
     AVA_MIGRATION_CALL_ID: callText, AVA_MIGRATION_SEED: seedText, AVA_RECORD_REPLAY: '1', AVA_JOURNAL: journal,
-    AVA_CHANNEL: transport.toUpperCase(), AVA_MIGRATION_REPORT: reportPath,
+    AVA_CHANNEL: transport.toUpperCase(), AVA_MIGRATION_REPORT: reportPath, AVA_MIGRATION_MODE: values.precopy ? 'precopy' : 'stop',
     ...(values.target ? { AVA_MIGRATION_TARGET: values.target as string } : {}),
   };
   let exitCode = 0;

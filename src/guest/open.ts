@@ -5,7 +5,7 @@ import type { ApiSpec } from '../spec/types.js';
 import type { Channel } from '../transport/channel.js';
 import { randomUUID } from 'node:crypto';
 import type { ChannelKind } from '../config.js';
-import { journalDurability, journalPath, migrationReportPath, migrationSeed, migrationTrigger, printTimestamps, recordReplay } from '../config.js';
+import { journalDurability, journalPath, migrationMode, migrationReportPath, migrationSeed, migrationTrigger, printTimestamps, recordReplay } from '../config.js';
 import type { MigrationTrigger } from '../config.js';
 import { armMigration } from '../../migrate/arm.js';
 import type { ArmedMigration } from '../../migrate/arm.js';
@@ -83,7 +83,7 @@ async function openSession(spec: ApiSpec, options: GuestlibOptions): Promise<Ope
   }
   const recording = await record(session, shared.journal);
   const migration = trigger ? armMigration(session, recording.journal, {
-    trigger, ...(migrationSeed() === undefined ? {} : { seed: migrationSeed()! }),
+    trigger, mode: migrationMode(), ...(migrationSeed() === undefined ? {} : { seed: migrationSeed()! }),
     ...(migrationReportPath() ? { reportPath: migrationReportPath()! } : {}),
   }) : undefined;
   return {

@@ -103,6 +103,21 @@ export class GuestSession implements AsyncDisposable {
     this.#tasks.set(seq, task);
   }
 
+  /**
+   * Runs `task` now with the session paused: calls made meanwhile wait (asynchronous ones return, their frames wait),
+   * and everything queued before is sent first. Resolves with the task's result.
+   */
+  runExclusive<T>(task: () => Promise<T>): Promise<T> {
+    this.flush();
+    const result = (this.#gate ?? Promise.resolve()).then(task);
+    const gate: Promise<void> = result.then(() => undefined, () => undefined).then(() => {
+      if (this.#gate === gate) this.#gate = null;
+      this.flush();
+    });
+    this.#gate = gate;
+    return result;
+  }
+
   /** Called when a scheduled task fails (default: a line on stderr). */
   onTaskError: (error: unknown) => void = (error) => {
     process.stderr.write(`ava-migrate: ${AvaError.isAvaError(error) ? `${error.code}: ` : ''}${(error as Error).message}\n`);

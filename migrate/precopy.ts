@@ -1,0 +1,151 @@
+/**
+ * Pre-copy (live) migration: the explicit state is copied while the application keeps running, so downtime follows
+ * the state that changed during the copy, not the total.
+ *
+ * Live phase (the application runs on the source): a target is opened, the journal's live closure up to the cut is
+ * replayed there, and every stateful live object is copied over (checked by checksum). Meanwhile every call after the
+ * cut that can change an object's contents marks it dirty: a transfer or launch naming it, a launch of a kernel whose
+ * arguments name it (through the journal's graph), or its creation after the cut.
+ *
+ * Stop phase (the session paused, as in stop-and-copy): drain, replay the records journaled since the cut, copy only
+ * the dirty objects, switch. Its phases are the downtime.
+ */
+import type { Subscription } from 'rxjs';
+import { crc32 } from 'node:zlib';
+import { createdHandles, inputHandles } from '../journal/graph.js';
+import type { JournalRecord } from '../journal/format.js';
+import type { SessionJournal } from '../journal/journal.js';
+import { replayOnto } from '../replay/executor.js';
+import { planReplay } from '../replay/plan.js';
+import type { ReplayPlan } from '../replay/plan.js';
+import type { GuestSession } from '../src/guest/session.js';
+import type { Channel } from '../src/transport/channel.js';
+import type { MigrateOptions, MigrationReport } from './migrate.js';
+import { MigrationError } from './migrate.js';
+
+/** Pre-copy specifics of a report. */
+export interface PrecopyStats {
+  /** Milliseconds of the live phase (not downtime). */
+  readonly liveMs: number;
+  /** Bytes copied while the application ran. */
+  readonly liveBytes: number;
+  /** Objects copied again in the stop phase, and their bytes. */
+  readonly dirtyObjects: number;
+  readonly dirtyBytes: number;
+}
+
+/** Marks objects whose contents calls after the cut may have changed. */
+class DirtyTracker {
+  readonly dirty = new Set<number>();
+  #sub: Subscription | undefined;
+
+  start(session: GuestSession, journal: SessionJournal, cut: number): void {
+    const spec = session.spec;
+    this.#sub = session.interceptor.calls$.subscribe((event) => {
+      if (event.seq < cut) return;
+      const f = spec.fn.get(event.fn);
+      if (!f) return;
+      if (f.record === 'transfer' || f.record === 'execute') {
+        for (const id of inputHandles(f, event.args)) {
+          this.dirty.add(id);
+          // A launched kernel writes the buffers its arguments name.
+          for (const c of journal.graph.nodes.get(id)?.configs.values() ?? []) for (const d of c.deps) this.dirty.add(d);
+        }
+      } else if (f.record === 'create') {
+        const ret = event.reply?.ret ?? event.retId;
+        for (const { id } of createdHandles(f, { args: event.args, ret: ret ?? null, outs: event.reply?.outs ?? null })) this.dirty.add(id);
+      }
+    });
+  }
+
+  stop(): void {
+    this.#sub?.unsubscribe();
+  }
+}
+
+async function copyState(
+  source: Channel, target: Channel, plan: ReplayPlan, ids: Iterable<number>, stateful: (kind: string) => boolean,
+): Promise<{ objects: number; bytes: number; extractMs: number; restoreMs: number }> {
+  let objects = 0;
+  let bytes = 0;
+  let extractMs = 0;
+  let restoreMs = 0;
+  for (const id of ids) {
+    const kind = plan.kinds.get(id);
+    if (!kind || !plan.liveObjects.has(id) || !stateful(kind)) continue;
+    const held = plan.held.has(id);
+    const t0 = performance.now();
+    const state = await source.extractState(id, held);
+    const t1 = performance.now();
+    await target.restoreState(id, state, crc32(state) >>> 0, held);
+    restoreMs += performance.now() - t1;
+    extractMs += t1 - t0;
+    objects++;
+    bytes += state.byteLength;
+  }
+  return { objects, bytes, extractMs, restoreMs };
+}
+
+/**
+ * Migrates `session` by pre-copy, starting now while the application runs. Resolves with the report once the
+ * session runs on the target.
+ * @throws {MigrationError} after discarding the target; the session stays on its source.
+ */
+export async function precopyMigrate(session: GuestSession, journal: SessionJournal, options: Omit<MigrateOptions, 'beforeCall'>): Promise<MigrationReport & { precopy: PrecopyStats }> {
+  const stateful = (kind: string): boolean => session.spec.kind.get(kind)?.state !== undefined;
+  const tracker = new DirtyTracker();
+  const source = session.channel;
+  const cut = session.callCount;
+  tracker.start(session, journal, cut);
+  let target: Channel | undefined;
+  let phase = 'pre-copy';
+  try {
+    const live0 = performance.now();
+    session.flush();
+    await source.barrier();
+    const plan = await planReplay(journal, { before: cut });
+    target = await options.openTarget();
+    await replayOnto(target, plan);
+    const first = await copyState(source, target, plan, plan.liveObjects, stateful);
+    const liveMs = performance.now() - live0;
+    options.onProgress?.(`pre-copied ${first.objects} objects, ${first.bytes} bytes in ${liveMs.toFixed(1)} ms`);
+
+    const chosen = target;
+    return await session.runExclusive(async () => {
+      const stopCall = session.callCount;
+      const t0 = performance.now();
+      phase = 'drain';
+      await source.barrier();
+      await journal.flush();
+      const t1 = performance.now();
+      phase = 'replay';
+      const now = await planReplay(journal, { before: stopCall });
+      const delta: JournalRecord[] = [];
+      for await (const r of journal.records()) {
+        if (r.seq >= stopCall) break;
+        if (r.seq >= cut) delta.push(r);
+      }
+      await replayOnto(chosen, { ...now, records: delta });
+      const t2 = performance.now();
+      phase = 'copy dirty state';
+      tracker.stop();
+      const dirty = await copyState(source, chosen, now, tracker.dirty, stateful);
+      const t3 = performance.now();
+      phase = 'switch';
+      const old = session.switchChannel(chosen);
+      const t4 = performance.now();
+      void old.close().catch((error: unknown) => session.onTaskError(error));
+      const describe = options.describe ?? ((c: Channel) => `${c.kind}${(c as { workerId?: string }).workerId ? `:${(c as { workerId?: string }).workerId}` : ''}`);
+      return {
+        call: stopCall, session: session.id, from: describe(old), to: describe(chosen),
+        phases: { drain: t1 - t0, extract: dirty.extractMs, connect: 0, replay: t2 - t1, restore: dirty.restoreMs, switch: t4 - t3 },
+        total: t4 - t0, bytes: first.bytes + dirty.bytes, stateObjects: first.objects, replayed: plan.records.length + delta.length,
+        precopy: { liveMs, liveBytes: first.bytes, dirtyObjects: dirty.objects, dirtyBytes: dirty.bytes },
+      };
+    });
+  } catch (error) {
+    tracker.stop();
+    if (target) await target.close().catch(() => undefined);
+    throw new MigrationError(phase, error);
+  }
+}
