@@ -8,6 +8,7 @@
  * - `s!<n>!r!<seq, 8 bytes big-endian>`       -> a call record
  * - `s!<n>!o!<id, 8 bytes big-endian two's complement + 2^63>` -> an object of the graph
  * - `s!<n>!k!<checkpoint, 4 bytes>!<id, 8 bytes>!<chunk, 4 bytes>` -> explicit state chunks of a checkpoint
+ * - `s!<n>!c!<checkpoint, 4 bytes>`            -> {seq, objects}: the call before which a checkpoint was taken
  * - `s!<n>!t!<seq, 8 bytes big-endian>`       -> stage timings of a call (optional, every call of the session)
  *
  * Values are `crc32 (4 bytes, big-endian) ++ CBOR`. A record is a CBOR array
@@ -104,6 +105,8 @@ export const keys = {
   checkpoint: (n: number, checkpoint: number) => ({ gte: concat(`s!${n}!k!`, u32(checkpoint), '!'), lt: concat(`s!${n}!k!`, u32(checkpoint), '"') }),
   checkpoints: (n: number) => ({ gte: concat(`s!${n}!k!`), lt: concat(`s!${n}!k"`) }),
   session: (n: number) => ({ gte: concat(`s!${n}!`), lt: concat(`s!${n}"`) }),
+  /** `s!<n>!c!<checkpoint, 4 bytes>` -> {seq, objects}: where in the call stream a checkpoint was taken. */
+  checkpointInfo: (n: number, checkpoint: number) => concat(`s!${n}!c!`, u32(checkpoint)),
   timing: (n: number, seq: number) => concat(`s!${n}!t!`, u64(seq)),
   timings: (n: number) => ({ gte: concat(`s!${n}!t!`), lt: concat(`s!${n}!t"`) }),
 };

@@ -241,8 +241,12 @@ export class SessionJournal {
     }
   }
 
+  readonly #dataRecords = new Set<number>();
+
   /** Appends a record (queued; see the module comment for when it reaches the store). */
   append(record: JournalRecord): void {
+    const cls = this.graph.functionOf(record).record;
+    if (cls === 'transfer' || cls === 'execute') this.#dataRecords.add(record.seq);
     if (record.seq <= this.#lastSeq) throw new JournalError('ERR_AVA_JOURNAL_ORDER', `record ${record.seq} after ${this.#lastSeq}`);
     this.#lastSeq = record.seq;
     this.graph.apply(record);
@@ -347,7 +351,8 @@ export class SessionJournal {
     const bytesBefore = await this.bytes();
     const recordsBefore = this.#seqs.size;
     const live = this.graph.liveObjects();
-    const dead = this.graph.deadRecords(this.#seqs);
+    // Records after the newest checkpoint are what failover replays on top of it (data journaling): kept.
+    const dead = this.graph.deadRecords(this.#seqs).filter((seq) => seq <= this.#checkpointSeq || this.#dataRecords.size === 0);
     const deadObjects = [...this.graph.nodes.keys()].filter((id) => !live.has(id));
     const ops = [
       ...dead.map((seq) => ({ type: 'del' as const, key: keys.record(this.n, seq) })),
@@ -364,7 +369,7 @@ export class SessionJournal {
   /**
    * Writes a checkpoint: explicit state of objects, in chunks of `chunkBytes`. Returns its number.
    */
-  async writeCheckpoint(states: ReadonlyMap<number, Uint8Array>, chunkBytes = 1 << 20): Promise<number> {
+  async writeCheckpoint(states: ReadonlyMap<number, Uint8Array>, chunkBytes = 1 << 20, seq?: number): Promise<number> {
     await this.flush();
     const number = (await this.checkpoints()).reduce((max, c) => Math.max(max, c), 0) + 1;
     let ops: { type: 'put'; key: Uint8Array; value: Uint8Array }[] = [];
@@ -375,8 +380,29 @@ export class SessionJournal {
         if (ops.length >= 64) { await this.journal.db.batch(ops as never); ops = []; }
       }
     }
+    // The info goes last: a checkpoint without it (a crash while writing) is not used for recovery.
+    if (seq !== undefined) ops.push({ type: 'put', key: keys.checkpointInfo(this.n, number), value: encodeValue({ seq, objects: states.size }) });
     await this.journal.db.batch(ops as never, { sync: this.journal.durability !== 'none' } as never);
+    if (seq !== undefined) this.#checkpointSeq = Math.max(this.#checkpointSeq, seq);
     return number;
+  }
+
+  #checkpointSeq = -1;
+
+  /**
+   * The newest complete checkpoint taken at a known point of the call stream: its number, the call before which it
+   * was taken, and its states. Undefined when there is none.
+   */
+  async lastCheckpoint(): Promise<{ number: number; seq: number; states: Map<number, Uint8Array> } | undefined> {
+    const numbers = await this.checkpoints();
+    for (const number of numbers.reverse()) {
+      const key = keys.checkpointInfo(this.n, number);
+      const info = await this.journal.db.get(key);
+      if (info === undefined) continue;
+      const { seq } = decodeValue(key, info) as { seq: number };
+      return { number, seq, states: await this.readCheckpoint(number) };
+    }
+    return undefined;
   }
 
   /** Numbers of the checkpoints written, ascending. */

@@ -5,7 +5,7 @@
  * are stored too.
  */
 import type { Subscription } from 'rxjs';
-import { journalTimings } from '../src/config.js';
+import { journalTimings, journalData } from '../src/config.js';
 import type { GuestSession } from '../src/guest/session.js';
 import type { CallEvent } from '../src/intercept/interceptor.js';
 import { callFailed } from '../src/spec/outcome.js';
@@ -30,11 +30,20 @@ export interface RecordOptions {
    * @defaultValue `AVA_JOURNAL_TIMINGS`, else false
    */
   readonly timings?: boolean;
+  /**
+   * Data journaling: also keep the transfer and execute calls (writes with their bytes, launches), so that failover
+   * replays the work done since the last checkpoint and loses nothing that completed.
+   * @defaultValue `AVA_JOURNAL_DATA`, else false
+   */
+  readonly data?: boolean;
 }
 
+/** The record classes data journaling adds. */
+export const DATA_JOURNALED: ReadonlySet<RecordClass> = new Set(['transfer', 'execute']);
+
 /** Builds the record of a completed call (null when the call is not journaled or failed). */
-export function recordOf(f: FunctionSpec, fnIndex: number, event: CallEvent, success: number): JournalRecord | null {
-  if (!JOURNALED.has(f.record)) return null;
+export function recordOf(f: FunctionSpec, fnIndex: number, event: CallEvent, success: number, data = false): JournalRecord | null {
+  if (!JOURNALED.has(f.record) && !(data && DATA_JOURNALED.has(f.record))) return null;
   let ret: WireValue;
   let outs: Record<string, WireValue> | null = null;
   if (event.async) {
@@ -59,6 +68,7 @@ export function recordOf(f: FunctionSpec, fnIndex: number, event: CallEvent, suc
 export async function record(session: GuestSession, journal: Journal, options: RecordOptions = {}): Promise<Recording> {
   const sj = await journal.session(session.id);
   const timings = options.timings ?? journalTimings();
+  const data = options.data ?? journalData();
   const spec = journal.spec;
   const index = new Map(spec.functions.map((f, i) => [f.name, i]));
   const pendingAsync = new Map<number, JournalRecord>();
@@ -73,7 +83,7 @@ export async function record(session: GuestSession, journal: Journal, options: R
       // A kept failure is one the library returned; a call the worker refused (bad handle) never reached it.
       if (callFailed(spec, event.fn, event.reply) && (!f.journalFailures || event.reply.error)) return;
     }
-    const r = recordOf(f, index.get(event.fn)!, event, spec.status.success);
+    const r = recordOf(f, index.get(event.fn)!, event, spec.status.success, data);
     if (!r) return;
     sj.append(r);
     if (event.async) pendingAsync.set(r.seq, r);

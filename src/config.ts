@@ -181,3 +181,21 @@ export function migrationReportPath(env: Env = process.env): string | undefined 
   const raw = env.AVA_MIGRATION_REPORT?.trim();
   return raw ? resolve(raw) : undefined;
 }
+
+/** `AVA_JOURNAL_DATA=1`: data journaling (transfers and launches too), so failover loses no completed work. */
+export function journalData(env: Env = process.env): boolean {
+  return flag(env, 'AVA_JOURNAL_DATA', false);
+}
+
+/** `AVA_FAILOVER=1`: when the worker dies, rebuild the session on a new worker from the journal. */
+export function failoverEnabled(env: Env = process.env): boolean {
+  return flag(env, 'AVA_FAILOVER', false);
+}
+
+/** `AVA_CHECKPOINT_EVERY=<n>`: write a checkpoint of the explicit state every n calls (0: never). */
+export function checkpointEvery(env: Env = process.env): number {
+  const raw = env.AVA_CHECKPOINT_EVERY?.trim();
+  if (!raw) return 0;
+  if (!/^\d{1,9}$/.test(raw)) throw new ConfigError(`AVA_CHECKPOINT_EVERY="${raw}" must be a number of calls`);
+  return Number(raw);
+}

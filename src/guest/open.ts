@@ -5,9 +5,11 @@ import type { ApiSpec } from '../spec/types.js';
 import type { Channel } from '../transport/channel.js';
 import { randomUUID } from 'node:crypto';
 import type { ChannelKind } from '../config.js';
-import { journalDurability, journalPath, migrationMode, migrationReportPath, migrationSeed, migrationTrigger, printTimestamps, recordReplay } from '../config.js';
+import { checkpointEvery, failoverEnabled, journalData, journalDurability, journalPath, migrationMode, migrationReportPath, migrationSeed, migrationTrigger, printTimestamps, recordReplay } from '../config.js';
 import type { MigrationTrigger } from '../config.js';
-import { armMigration } from '../../migrate/arm.js';
+import { armMigration, defaultTarget } from '../../migrate/arm.js';
+import { enableFailover } from '../../migrate/failover.js';
+import type { Failover } from '../../migrate/failover.js';
 import type { ArmedMigration } from '../../migrate/arm.js';
 import type { Durability, SessionJournal } from '../../journal/journal.js';
 import { record } from '../../journal/recorder.js';
@@ -39,6 +41,12 @@ export interface GuestlibOptions extends ProxyOptions {
   readonly journal?: boolean | { readonly path?: string; readonly durability?: Durability };
   /** Migrate the session at this call (default: `AVA_MIGRATION_CALL_ID`); turns journaling on. */
   readonly migrateAt?: MigrationTrigger;
+  /**
+   * Rebuild the session on a new worker if its worker dies (default: `AVA_FAILOVER`); turns journaling on.
+   * `checkpointEvery` (default `AVA_CHECKPOINT_EVERY`) writes the explicit state every so many calls; `data`
+   * (default `AVA_JOURNAL_DATA`) journals transfers and launches so that no completed work is lost.
+   */
+  readonly failover?: boolean | { readonly checkpointEvery?: number; readonly data?: boolean };
 }
 
 /** An open guestlib. Close it (or `await using` it) to end the session. */
@@ -50,6 +58,8 @@ export interface Guestlib<T = ApiObject> extends AsyncDisposable {
   readonly journal: SessionJournal | undefined;
   /** The armed migration (`AVA_MIGRATION_CALL_ID` or `migrateAt`), with its reports once done. */
   readonly migration: ArmedMigration | undefined;
+  /** Failover, when on, with the report of each recovery. */
+  readonly failover: Failover | undefined;
   /** The handle for an id found in an info value (e.g. `CL_CONTEXT_DEVICES`). */
   handleAt(kind: string, bytes: ArrayBufferView, index?: number): Handle | null;
   close(): Promise<void>;
@@ -59,6 +69,7 @@ interface Opened {
   readonly session: GuestSession;
   readonly journal: SessionJournal | undefined;
   readonly migration?: ArmedMigration | undefined;
+  readonly failover?: Failover | undefined;
   close(): Promise<void>;
 }
 
@@ -70,8 +81,9 @@ async function openSession(spec: ApiSpec, options: GuestlibOptions): Promise<Ope
   const session = new GuestSession({ spec, channel, id });
   if (printTimestamps()) session.interceptor.calls$.subscribe((event) => process.stderr.write(`${formatStages(event)}\n`));
   const trigger = options.migrateAt ?? migrationTrigger();
-  // A migration replays the journal, so arming one turns journaling on.
-  const wanted = options.journal ?? (recordReplay() || trigger !== undefined);
+  const failover = options.failover ?? failoverEnabled();
+  // A migration or a failover replays the journal, so either turns journaling on.
+  const wanted = options.journal ?? (recordReplay() || trigger !== undefined || Boolean(failover));
   if (!wanted) return { session, journal: undefined, close: () => session.close() };
   const where = typeof wanted === 'object' ? wanted : {};
   let shared: SharedJournal;
@@ -81,13 +93,20 @@ async function openSession(spec: ApiSpec, options: GuestlibOptions): Promise<Ope
     await session.close();
     throw error;
   }
-  const recording = await record(session, shared.journal);
+  const failoverOptions = typeof failover === 'object' ? failover : {};
+  const recording = await record(session, shared.journal, {
+    ...(failover ? { data: failoverOptions.data ?? journalData() } : {}),
+  });
+  const recovery = failover ? enableFailover(session, recording.journal, {
+    openTarget: defaultTarget(session), checkpointEvery: failoverOptions.checkpointEvery ?? checkpointEvery(),
+  }) : undefined;
   const migration = trigger ? armMigration(session, recording.journal, {
     trigger, mode: migrationMode(), ...(migrationSeed() === undefined ? {} : { seed: migrationSeed()! }),
     ...(migrationReportPath() ? { reportPath: migrationReportPath()! } : {}),
   }) : undefined;
   return {
     migration,
+    failover: recovery,
     session,
     journal: recording.journal,
     async close() {
@@ -105,6 +124,7 @@ function guestlib<T>(api: T, opened: Opened, handleAt: Guestlib['handleAt']): Gu
     session: opened.session,
     journal: opened.journal,
     migration: opened.migration,
+    failover: opened.failover,
     handleAt,
     close: () => opened.close(),
     [Symbol.asyncDispose]: () => opened.close(),

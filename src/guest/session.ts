@@ -5,7 +5,7 @@
  * second front, the C guestlib of a later release, can feed the very same session code.
  */
 import { randomUUID } from 'node:crypto';
-import { AvaError, ClosedError } from '../errors.js';
+import { AvaError, ClosedError, toWireError } from '../errors.js';
 import { Interceptor } from '../intercept/interceptor.js';
 import type { ApiSpec, RecordClass } from '../spec/types.js';
 import { wallClock } from '../wire/clock.js';
@@ -162,14 +162,15 @@ export class GuestSession implements AsyncDisposable {
     const frame: CallFrame = { seq: this.#seq++, fn, args, retId };
     if (this.#tasks.size > 0) this.#startTask(frame.seq);
     while (this.#gate) await this.#gate;
+    if (this.#lost && this.onChannelLost) await this.#recover(frame.seq);
     if (!this.interceptor.observed) {
-      const reply = await this.channel.call(frame);
+      const reply = await this.#send(frame);
       await this.#barriers();
       this.#throwAsyncFailure();
       return reply;
     }
     const beforeSendCommand = wallClock();
-    const reply = await this.channel.call(frame);
+    const reply = await this.#send(frame);
     const t = reply.timings;
     this.interceptor.emit({
       session: this.id, seq: frame.seq, fn, record: this.#record(fn), args, async: false, retId, reply,
@@ -178,6 +179,34 @@ export class GuestSession implements AsyncDisposable {
     await this.#barriers();
     this.#throwAsyncFailure();
     return reply;
+  }
+
+  /**
+   * Rebuilds the session on a new worker when its worker is lost (failover): given the seq of the first call that
+   * was not answered, resolves once the session runs on a new channel. Unset: a lost worker is an error.
+   */
+  onChannelLost: ((beforeSeq: number) => Promise<void>) | undefined;
+  #lost = false;
+  #recovering: Promise<void> | undefined;
+
+  async #send(frame: CallFrame): Promise<ReplyFrame> {
+    try {
+      return await this.channel.call(frame);
+    } catch (error) {
+      if (!this.onChannelLost || (error as { code?: string }).code !== 'ERR_AVA_CHANNEL_CLOSED' || this.#closed) throw error;
+      this.#lost = true;
+      await this.#recover(frame.seq);
+      return this.channel.call(frame);
+    }
+  }
+
+  /** Runs the failover once for every caller that noticed the loss. */
+  async #recover(beforeSeq: number): Promise<void> {
+    this.#recovering ??= this.runExclusive(async () => {
+      await this.onChannelLost!(beforeSeq);
+      this.#lost = false;
+    }).finally(() => { this.#recovering = undefined; });
+    await this.#recovering;
   }
 
   readonly #barrierFns: (() => Promise<void>)[] = [];
@@ -230,7 +259,14 @@ export class GuestSession implements AsyncDisposable {
     if (this.#batch.length === 0 || this.#closed || this.#gate) return;
     const batch = this.#batch;
     this.#batch = [];
-    this.channel.post(batch);
+    try {
+      this.channel.post(batch);
+    } catch (error) {
+      // The worker is gone. With failover the next call rebuilds the session (journaled calls of this batch
+      // included); without it, that call reports the loss.
+      if (!this.onChannelLost) this.#asyncFailure ??= { seq: batch[0]!.seq, fn: batch[0]!.fn, error: toWireError(error) };
+      this.#lost = true;
+    }
   }
 
   #throwAsyncFailure(): void {
