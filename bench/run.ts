@@ -8,6 +8,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   'opencl-workloads': () => import('./opencl-workloads.js'),
   shm: () => import('./shm.js'),
   sockets: () => import('./sockets.js'),
+  replay: () => import('./replay.js'),
 };
 
 const argv = process.argv.slice(2);

@@ -8,7 +8,7 @@ import type { Subscription } from 'rxjs';
 import { journalTimings, journalData } from '../src/config.js';
 import type { GuestSession } from '../src/guest/session.js';
 import type { CallEvent } from '../src/intercept/interceptor.js';
-import { callFailed } from '../src/spec/outcome.js';
+import { callFailed, keptFailure } from '../src/spec/outcome.js';
 import type { FunctionSpec, RecordClass } from '../src/spec/types.js';
 import type { WireValue } from '../src/wire/frames.js';
 import type { JournalRecord } from './format.js';
@@ -81,7 +81,7 @@ export async function record(session: GuestSession, journal: Journal, options: R
       // Failures of earlier asynchronous calls arrive before this reply: those not reported succeeded.
       pendingAsync.clear();
       // A kept failure is one the library returned; a call the worker refused (bad handle) never reached it.
-      if (callFailed(spec, event.fn, event.reply) && (!f.journalFailures || event.reply.error)) return;
+      if (callFailed(spec, event.fn, event.reply) && !keptFailure(f, event.reply)) return;
     }
     const r = recordOf(f, index.get(event.fn)!, event, spec.status.success, data);
     if (!r) return;
@@ -93,7 +93,7 @@ export async function record(session: GuestSession, journal: Journal, options: R
     if (!r) return;
     pendingAsync.delete(reply.seq);
     // A failure that changed state (a failed build) stays, with its status; any other failed call changed nothing.
-    if (spec.functions[r.fn]!.journalFailures && !reply.error) sj.rewrite({ ...r, ret: reply.ret ?? null });
+    if (keptFailure(spec.functions[r.fn]!, reply)) sj.rewrite({ ...r, ret: reply.ret ?? null });
     else sj.retract(reply.seq, r);
   }));
   const removeBarrier = journal.durability === 'none' ? () => undefined : session.addBarrier(() => sj.flush());

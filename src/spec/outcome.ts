@@ -5,7 +5,12 @@
  */
 import type { ReplyFrame } from '../wire/frames.js';
 import { planOf } from './plan.js';
-import type { ApiSpec } from './types.js';
+import type { ApiSpec, FunctionSpec } from './types.js';
+
+/** True when a failed call's status is one the spec says still changed state (`journalFailures`). */
+export function keptFailure(f: FunctionSpec, reply: Pick<ReplyFrame, 'error' | 'ret'>): boolean {
+  return !reply.error && typeof reply.ret === 'number' && (f.journalFailures ?? []).includes(reply.ret);
+}
 
 /** True when `reply` reports that call `fn` failed. */
 export function callFailed(spec: ApiSpec, fn: string, reply: Pick<ReplyFrame, 'error' | 'ret' | 'outs'>): boolean {

@@ -240,10 +240,10 @@ export interface FunctionSpec {
   /** Set when the function is declared but not supported: every call fails with `ERR_AVA_UNSUPPORTED` and this reason. */
   readonly unsupported?: string;
   /**
-   * A failed call still changes state (a failed build leaves the program unbuilt, with a log): the journal keeps it
-   * with its failing status, and replay expects the same failure.
+   * Failure statuses that still change state (a failed build leaves the program unbuilt, with a log): a call failing
+   * with one of them is journaled with its status, and replay runs it again. Other failures changed nothing.
    */
-  readonly journalFailures?: boolean;
+  readonly journalFailures?: readonly number[];
 }
 
 /** What the worker gives explicit-state hooks: direct native calls on the session's real pointers. */

@@ -5,7 +5,9 @@
  * cases: AvA's break (parents released under a live child), superseded kernel arguments, retain/release balance,
  * and the shrunk counterexamples the property found.
  *
- * node --import tsx test/replay/equivalence.test.ts        (FC_SEED=<n> to change the seed)
+ * node --import tsx test/replay/equivalence.test.ts
+ *   FC_SEED=<n> changes the seed; FC_NUM_RUNS / FC_MAX_COMMANDS make a deeper hunt (300 runs of 60 commands over
+ *   seeds 1-8 found the rebuild counterexample below, which 60 runs of 30 commands miss).
  */
 import fc from 'fast-check';
 import { test as uvuTest } from 'uvu';
@@ -40,7 +42,7 @@ test('property: replay at any prefix, then the rest of the program, equals the w
   let runs = 0;
   let migrations = 0;
   await fc.assert(
-    fc.asyncProperty(fc.commands(commandArbs, { maxCommands: 30, size: 'max' }), async (commands) => {
+    fc.asyncProperty(fc.commands(commandArbs, { maxCommands: Number(process.env.FC_MAX_COMMANDS ?? 30), size: 'max' }), async (commands) => {
       const run = await startProgram(worker);
       try {
         await fc.asyncModelRun(() => ({ model: run.model, real: run.real }), commands);
@@ -51,7 +53,7 @@ test('property: replay at any prefix, then the rest of the program, equals the w
         await run.close();
       }
     }),
-    { numRuns: 50, seed: Number(process.env.FC_SEED ?? 20261125), includeErrorInReport: true, interruptAfterTimeLimit: 40_000 },
+    { numRuns: Number(process.env.FC_NUM_RUNS ?? 60), seed: Number(process.env.FC_SEED ?? 20261125), includeErrorInReport: true, interruptAfterTimeLimit: 40_000 },
   );
   assert.ok(runs >= 10, `only ${runs} runs completed`);
   assert.ok(migrations >= runs / 2, `only ${migrations} migrations in ${runs} runs: the generator rarely migrates`);
@@ -215,7 +217,7 @@ test('two migrations with work between them: the second plan includes what was r
 // Shrunk counterexamples (seed 20261125 and exploration runs); each names the bug it exposes. They fail until fixed.
 
 test('counterexample: a buffer released by the application but held by a kernel keeps its contents across replay', async () => {
-  // BUG: WorkerSession.extractState/restoreState resolve ids with HandleTable.resolve, which refuses released ids
+  // Was a bug (fixed in 2412987/db5eb3d): WorkerSession.extractState/restoreState resolve ids with HandleTable.resolve, which refuses released ids
   // (ERR_AVA_STALE_HANDLE), so the explicit state of a buffer the plan keeps live (a kernel argument) cannot travel.
   const run = await runProgram(worker, [
     { op: 'write', queue: held, buffer: 0, offset: 0, size: 16, seed: 1 },
@@ -229,7 +231,7 @@ test('counterexample: a buffer released by the application but held by a kernel 
 });
 
 test('counterexample: a failed rebuild leaves the program unbuilt on the target too', async () => {
-  // BUG: the recorder keeps only calls that succeeded, but tq_build_program failing with TQ_BUILD_FAILURE changes the
+  // Was a bug (fixed in 2412987/db5eb3d): the recorder keeps only calls that succeeded, but tq_build_program failing with TQ_BUILD_FAILURE changes the
   // program (unbuilt, new log); the replay leaves it built, so tq_create_kernel succeeds on the target only.
   const run = await runProgram(worker, [
     { op: 'program', ctx: held, source: 1 }, // slot 7: fill; scale
@@ -243,7 +245,7 @@ test('counterexample: a failed rebuild leaves the program unbuilt on the target 
 });
 
 test('counterexample: a buffer whose queue and context the application released still travels', async () => {
-  // BUG: the toyacc buffer state (src/apis/toyacc/spec.ts, withQueue) needs a queue of the buffer's context: with no
+  // Was a bug (fixed in 2412987/db5eb3d): the toyacc buffer state (src/apis/toyacc/spec.ts, withQueue) needs a queue of the buffer's context: with no
   // live queue it makes one with tq_create_queue on the context, which fails with TQ_INVALID_CONTEXT once the
   // application released the context (a buffer keeps its context alive, but the handle is invalid for every call).
   const run = await runProgram(worker, [
@@ -260,7 +262,7 @@ test('counterexample: a buffer whose queue and context the application released 
 });
 
 test('counterexample: a second tq_get_devices does not make the session unreplayable', async () => {
-  // BUG: replay/executor.ts argsOf puts the ids the worker bound (handlesOut outs) into the proposed ids; for an
+  // Was a bug (fixed in 2412987/db5eb3d): replay/executor.ts argsOf puts the ids the worker bound (handlesOut outs) into the proposed ids; for an
   // interned kind a later call is bound to the ids of the first one, so the replayed second call proposes ids that are
   // already in use and the target refuses it (ERR_AVA_BAD_CALL "handle id 1 is already in use"): ERR_AVA_REPLAY_MISMATCH.
   // OpenCL programs call clGetPlatformIDs / clGetDeviceIDs twice (count, then fill) all the time.
@@ -274,7 +276,7 @@ test('counterexample: a second tq_get_devices does not make the session unreplay
 });
 
 test('counterexample: a build of a program the application released is not journaled (it was a handle error)', async () => {
-  // BUG: journal/recorder.ts journals failed calls of `journalFailures` functions when they waited for a reply, also
+  // Was a bug (fixed in 2412987/db5eb3d): journal/recorder.ts journals failed calls of `journalFailures` functions when they waited for a reply, also
   // when the reply is a worker error (here ERR_AVA_STALE_HANDLE: the program was released, a kernel keeps it live);
   // the record (ret null) is in the plan and the target answers with the same error, which replay takes for a
   // divergence. The asynchronous path already skips errors (`!reply.error`); the waiting path should too.
@@ -288,7 +290,7 @@ test('counterexample: a build of a program the application released is not journ
 });
 
 test('counterexample: a build refused because kernels existed is not replayed once those kernels are dead', async () => {
-  // BUG: a rebuild while kernels exist fails with TQ_INVALID_PROGRAM and changes nothing, but `journalFailures`
+  // Passes since 2412987 only because a rebuild with no options leaves the same state; the "-O3" variant below still fails. Was: a rebuild while kernels exist fails with TQ_INVALID_PROGRAM and changes nothing, but `journalFailures`
   // journals it; when the kernel is later released (dead, left out of the plan), the replayed build meets a program
   // without kernels and succeeds: "ret: recorded -6, got 0". Only failures that change state (TQ_BUILD_FAILURE)
   // should be journaled, e.g. `journalFailures: [TQ.BUILD_FAILURE]` in src/apis/toyacc/spec.ts.
@@ -297,6 +299,22 @@ test('counterexample: a build refused because kernels existed is not replayed on
     { op: 'release', target: { k: 4, live: true } }, // kernel 6: dead
     { op: 'migrate' },
     { op: 'kernel', prog: held, name: 0 },
+  ]);
+  await run.close();
+});
+
+test('counterexample: a rebuild refused while kernels existed does not unbuild the program on the target', async () => {
+  // Shrunk by the property (seeds 1-8, 60 commands). BUG: tq_build_program(program, "-O3") while a kernel of the
+  // program exists fails with TQ_INVALID_PROGRAM and changes nothing, but `journalFailures` keeps it; the kernel is
+  // released (dead, left out of the plan), so on the target the kept build meets a program without kernels, fails
+  // with TQ_BUILD_FAILURE and unbuilds it: the next tq_create_kernel fails there (PROGRAM_NOT_BUILT) and not on the
+  // source. Keep only failures that change state (TQ_BUILD_FAILURE), e.g. `journalFailures: [TQ.BUILD_FAILURE]`.
+  const run = await runProgram(worker, [
+    { op: 'build', prog: { k: 0, live: false }, options: 2 }, // TQ_INVALID_PROGRAM: kernel 6 exists
+    { op: 'release', target: { k: 14, live: false } }, // kernel 6: dead
+    { op: 'kernel', prog: { k: 0, live: false }, name: 0 }, // still built: succeeds
+    { op: 'migrate' },
+    { op: 'kernel', prog: { k: 0, live: false }, name: 2 },
   ]);
   await run.close();
 });

@@ -131,7 +131,7 @@ test('a journal of another spec is refused (ERR_AVA_JOURNAL_SPEC) and left as it
 });
 
 test('a plan is not replayed onto a worker that serves another spec', async () => {
-  // BUG: replayOnto never compares the plan's spec with the target's; a worker of another spec version replays the
+  // Was a bug (fixed in 2412987): replayOnto never compares the plan's spec with the target's; a worker of another spec version replays the
   // calls by name as if nothing were wrong. The channel knows its worker's spec (hello/welcome carry name and hash).
   const { guest, plan } = await recorded();
   const otherWorker = await Worker.open({ spec: otherSpec });
@@ -199,7 +199,7 @@ test('a damaged record found on reopening: the session load rejects naming it, a
 });
 
 test('a record naming a function the spec does not have is reported as corrupt', async () => {
-  // BUG: a record with a valid checksum but a function index outside the spec reaches ObjectGraph.functionOf, which
+  // Was a bug (fixed in 2412987): a record with a valid checksum but a function index outside the spec reaches ObjectGraph.functionOf, which
   // throws a plain RangeError (no code, no key).
   const { journal, guest } = await levelJournal();
   const sj = guest.recording.journal;
@@ -219,7 +219,7 @@ test('a record naming a function the spec does not have is reported as corrupt',
 // being reported; each record value's checksum is checked (the tests above), LevelDB's log is not yet.
 
 test('a damaged meta entry: Journal.open rejects with ERR_AVA_JOURNAL_CORRUPT and closes the store', async () => {
-  // BUG: Journal.open throws the JournalCorruptError of decodeValue(meta) without closing the store it opened, so the
+  // Was a bug (fixed in 2412987): Journal.open throws the JournalCorruptError of decodeValue(meta) without closing the store it opened, so the
   // folder stays locked by this process and the next open says ERR_AVA_JOURNAL_LOCKED.
   const { dir, journal, guest } = await levelJournal();
   await flipValue(journal.db, keys.meta, 6);
@@ -352,7 +352,7 @@ test('the target\'s channel closes before a waited call: ERR_AVA_REPLAY_TARGET, 
 });
 
 test('the target\'s channel closes before a batch is posted: ERR_AVA_REPLAY_TARGET too', async () => {
-  // BUG (likely): channel.post throws ClosedError synchronously and replayOnto does not wrap post() the way it wraps
+  // Was a bug (fixed in 2412987): channel.post throws ClosedError synchronously and replayOnto does not wrap post() the way it wraps
   // call() and barrier(), so the raw ERR_AVA_CLOSED escapes instead of ERR_AVA_REPLAY_TARGET.
   const { guest, plan } = await recorded();
   const target = await freshTarget(guest.session.id);

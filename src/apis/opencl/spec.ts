@@ -366,7 +366,7 @@ const functions: FunctionSpec[] = [
     arg.string('options', { nullable: true }),
     programNotify('cl_build_notify'),
     arg.userData('user_data'),
-  ], { target: 'program', blocking: true, journalFailures: true }),
+  ], { target: 'program', blocking: true, journalFailures: [CL.BUILD_PROGRAM_FAILURE, CL.COMPILE_PROGRAM_FAILURE] }),
   fn('clCompileProgram', ret.status(), 'configure', [
     arg.handle('program', 'program'),
     arg.count('num_devices'),
@@ -377,7 +377,7 @@ const functions: FunctionSpec[] = [
     arg.strings('header_include_names', 'num_input_headers', undefined, { nullable: true }),
     programNotify('cl_compile_notify'),
     arg.userData('user_data'),
-  ], { target: 'program', blocking: true, journalFailures: true }),
+  ], { target: 'program', blocking: true, journalFailures: [CL.BUILD_PROGRAM_FAILURE, CL.COMPILE_PROGRAM_FAILURE] }),
   fn('clLinkProgram', ret.handle('program'), 'create', [
     arg.handle('context', 'context'),
     arg.count('num_devices'),

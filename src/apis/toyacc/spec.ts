@@ -88,7 +88,7 @@ export const toyaccSpec = defineSpec({
     fn('tq_get_buffer_info', ret.status(), 'query', [arg.handle('buffer', 'buffer'), ...infoArgs()]),
     fn('tq_create_program', ret.handle('program'), 'create', [arg.handle('context', 'context'), arg.string('source'), arg.errcode()]),
     fn('tq_build_program', ret.status(), 'configure', [arg.handle('program', 'program'), arg.string('options', { nullable: true })], {
-      target: 'program', blocking: true, journalFailures: true,
+      target: 'program', blocking: true, journalFailures: [TQ.BUILD_FAILURE],
     }),
     ...lifetime('program', 'program'),
     fn('tq_get_program_info', ret.status(), 'query', [arg.handle('program', 'program'), ...infoArgs()]),
