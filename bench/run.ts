@@ -9,6 +9,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   shm: () => import('./shm.js'),
   sockets: () => import('./sockets.js'),
   replay: () => import('./replay.js'),
+  journal: () => import('./journal.js'),
 };
 
 const argv = process.argv.slice(2);

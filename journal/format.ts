@@ -91,13 +91,30 @@ function idBytes(id: number): Uint8Array {
   return u64(BigInt(id) + (1n << 63n));
 }
 
+const recordPrefixes = new Map<number, Uint8Array>();
+
+/** `s!<n>!r!<seq>` without a BigInt or a text encoding per call: records are the hot path of journaling. */
+function recordKey(n: number, seq: number): Uint8Array {
+  let prefix = recordPrefixes.get(n);
+  if (!prefix) {
+    prefix = enc.encode(`s!${n}!r!`);
+    recordPrefixes.set(n, prefix);
+  }
+  const out = new Uint8Array(prefix.byteLength + 8);
+  out.set(prefix);
+  const view = new DataView(out.buffer);
+  view.setUint32(prefix.byteLength, Math.floor(seq / 2 ** 32));
+  view.setUint32(prefix.byteLength + 4, seq >>> 0);
+  return out;
+}
+
 /** Key builders. */
 export const keys = {
   meta: enc.encode('meta'),
   sessionName: (session: string) => concat('n!', session),
   sessionNamePrefix: enc.encode('n!'),
   info: (n: number) => concat(`s!${n}!i`),
-  record: (n: number, seq: number) => concat(`s!${n}!r!`, u64(seq)),
+  record: (n: number, seq: number) => recordKey(n, seq),
   records: (n: number) => ({ gte: concat(`s!${n}!r!`), lt: concat(`s!${n}!r"`) }),
   object: (n: number, id: number) => concat(`s!${n}!o!`, idBytes(id)),
   objects: (n: number) => ({ gte: concat(`s!${n}!o!`), lt: concat(`s!${n}!o"`) }),

@@ -332,7 +332,15 @@ export class SessionJournal {
     }
     this.#dirty.clear();
     const sync = this.journal.durability === 'sync';
-    this.#writing = this.#writing.then(() => this.journal.db.batch(ops as never, { sync } as never));
+    this.#writing = this.#writing.then(() => {
+      // A chained batch: abstract-level's array form clones and re-validates every operation.
+      const batch = this.journal.db.batch();
+      for (const op of ops) {
+        if (op.type === 'put') batch.put(op.key, op.value!);
+        else batch.del(op.key);
+      }
+      return batch.write({ sync } as never);
+    });
     return this.#writing;
   }
 
