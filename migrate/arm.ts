@@ -59,13 +59,18 @@ export interface ArmedMigration {
   readonly reports: MigrationReport[];
 }
 
+/** Hops per session: the worker-side session name of each target must be new, even on a worker visited before. */
+const hops = new WeakMap<GuestSession, number>();
+
 /** Opens a new worker session of the same kind as `source` for `session`. */
-export function defaultTarget(session: GuestSession, env: Env = process.env, attempt = 1): () => Promise<Channel> {
+export function defaultTarget(session: GuestSession, env: Env = process.env): () => Promise<Channel> {
   return () => {
     const peer = env.AVA_MIGRATION_TARGET?.trim();
     const targetEnv: Env = peer ? { ...env, AVA_MANAGER_ADDR: peer, AVA_WORKER_ADDR: '' } : { ...env, AVA_WORKER_ADDR: '' };
     // The worker-side session name differs per hop, so a pool worker that already served the source can take it.
-    return openChannel({ spec: session.spec, sessionId: `${session.id}~m${attempt++}`, kind: session.channel.kind as never, env: targetEnv });
+    const hop = (hops.get(session) ?? 0) + 1;
+    hops.set(session, hop);
+    return openChannel({ spec: session.spec, sessionId: `${session.id}~m${hop}`, kind: session.channel.kind as never, env: targetEnv });
   };
 }
 

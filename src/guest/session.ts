@@ -43,7 +43,7 @@ export class GuestSession implements AsyncDisposable {
   #unlisten: (() => void)[] = [];
   readonly #eventListeners = new Set<(event: EventFrame) => void>();
   /** Work to run before the call with a given seq is sent (a migration); calls after it wait for it. */
-  readonly #tasks = new Map<number, () => Promise<void>>();
+  readonly #tasks = new Map<number, (() => Promise<void>)[]>();
   /** While a task runs, frames wait for it. */
   #gate: Promise<void> | null = null;
   /** Every call of this session passes through it; subscribe to `interceptor.calls$`. */
@@ -100,7 +100,8 @@ export class GuestSession implements AsyncDisposable {
    */
   schedule(seq: number, task: () => Promise<void>): void {
     if (seq < this.#seq) throw new AvaError('ERR_AVA_CONFIG', `call ${seq} has already been made (the session is at call ${this.#seq})`);
-    this.#tasks.set(seq, task);
+    // Several tasks at one call run in the order they were scheduled.
+    this.#tasks.set(seq, [...(this.#tasks.get(seq) ?? []), task]);
   }
 
   /**
@@ -125,11 +126,11 @@ export class GuestSession implements AsyncDisposable {
 
   /** Starts the task scheduled for `seq`, if any, after sending what is queued before it. */
   #startTask(seq: number): void {
-    const task = this.#tasks.get(seq);
-    if (!task) return;
+    const tasks = this.#tasks.get(seq);
+    if (!tasks) return;
     this.#tasks.delete(seq);
     this.flush();
-    const run = (this.#gate ?? Promise.resolve()).then(task).catch((error: unknown) => this.onTaskError(error));
+    const run = tasks.reduce<Promise<void>>((prev, task) => prev.then(task).catch((error: unknown) => this.onTaskError(error)), this.#gate ?? Promise.resolve());
     const gate: Promise<void> = run.then(() => {
       if (this.#gate === gate) this.#gate = null;
       this.flush();
