@@ -139,8 +139,19 @@ export class ObjectGraph {
         this.#records.set(record.seq, { kind: 'ref', target: node.id });
         break;
       }
+      case 'transfer': case 'execute': {
+        // Journaled for the transient objects they made (an enqueue's event), or as data (failover).
+        const ids: number[] = [];
+        for (const { id, kind } of createdHandles(f, record)) {
+          if (this.spec.kind.get(kind)?.transient !== true || this.nodes.has(id)) continue;
+          this.#add(id, kind, record.seq, inputHandles(f, record.args), true);
+          ids.push(id);
+        }
+        if (ids.length > 0) this.#records.set(record.seq, { kind: 'create', ids });
+        break;
+      }
       default:
-        break; // transfer, execute, query, sync: not journaled
+        break; // query, sync: not journaled
     }
   }
 

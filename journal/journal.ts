@@ -241,12 +241,11 @@ export class SessionJournal {
     }
   }
 
-  readonly #dataRecords = new Set<number>();
+  /** Transfers and launches are journaled too (set by the recorder): failover replays them after a checkpoint. */
+  dataJournaling = false;
 
   /** Appends a record (queued; see the module comment for when it reaches the store). */
   append(record: JournalRecord): void {
-    const cls = this.graph.functionOf(record).record;
-    if (cls === 'transfer' || cls === 'execute') this.#dataRecords.add(record.seq);
     if (record.seq <= this.#lastSeq) throw new JournalError('ERR_AVA_JOURNAL_ORDER', `record ${record.seq} after ${this.#lastSeq}`);
     this.#lastSeq = record.seq;
     this.graph.apply(record);
@@ -360,7 +359,7 @@ export class SessionJournal {
     const recordsBefore = this.#seqs.size;
     const live = this.graph.liveObjects();
     // Records after the newest checkpoint are what failover replays on top of it (data journaling): kept.
-    const dead = this.graph.deadRecords(this.#seqs).filter((seq) => seq <= this.#checkpointSeq || this.#dataRecords.size === 0);
+    const dead = this.graph.deadRecords(this.#seqs).filter((seq) => seq <= this.#checkpointSeq || !this.dataJournaling);
     const deadObjects = [...this.graph.nodes.keys()].filter((id) => !live.has(id));
     const ops = [
       ...dead.map((seq) => ({ type: 'del' as const, key: keys.record(this.n, seq) })),

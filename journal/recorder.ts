@@ -38,12 +38,17 @@ export interface RecordOptions {
   readonly data?: boolean;
 }
 
+/** True when the call stored a handle of a transient kind (an enqueue's event): replay must recreate it. */
+function createsTransient(f: FunctionSpec, event: CallEvent): boolean {
+  return f.args.some((a, i) => a.role === 'handleOut' && event.args[i] !== null && event.args[i] !== undefined);
+}
+
 /** The record classes data journaling adds. */
 export const DATA_JOURNALED: ReadonlySet<RecordClass> = new Set(['transfer', 'execute']);
 
 /** Builds the record of a completed call (null when the call is not journaled or failed). */
 export function recordOf(f: FunctionSpec, fnIndex: number, event: CallEvent, success: number, data = false): JournalRecord | null {
-  if (!JOURNALED.has(f.record) && !(data && DATA_JOURNALED.has(f.record))) return null;
+  if (!JOURNALED.has(f.record) && !(DATA_JOURNALED.has(f.record) && (data || createsTransient(f, event)))) return null;
   let ret: WireValue;
   let outs: Record<string, WireValue> | null = null;
   if (event.async) {
@@ -69,6 +74,7 @@ export async function record(session: GuestSession, journal: Journal, options: R
   const sj = await journal.session(session.id);
   const timings = options.timings ?? journalTimings();
   const data = options.data ?? journalData();
+  sj.dataJournaling ||= data;
   const spec = journal.spec;
   const index = new Map(spec.functions.map((f, i) => [f.name, i]));
   const pendingAsync = new Map<number, JournalRecord>();

@@ -90,7 +90,8 @@ async function rebuild(session: GuestSession, journal: SessionJournal, target: C
     restored++;
   }
   const after = records.filter((r) => r.seq >= cut);
-  await replayOnto(target, { ...before, records: after });
+  // With data journaling, transfers and launches run again; without, their records only stand for their events.
+  await replayOnto(target, { ...before, records: after }, { recreateTransients: !journal.dataJournaling });
   return { beforeCall, checkpoint: usable?.number ?? -1, checkpointCall: usable?.seq ?? -1, replayed: before.records.length + after.length, restoredObjects: restored };
 }
 

@@ -8,6 +8,7 @@
  * which is compared field by field (status, returned handle id, ids of handle outs).
  */
 import type { JournalRecord } from '../journal/format.js';
+import { createdHandles, inputHandles } from '../journal/graph.js';
 import { AvaError } from '../src/errors.js';
 import { callFailed } from '../src/spec/outcome.js';
 import { planOf } from '../src/spec/plan.js';
@@ -33,6 +34,12 @@ export interface ReplayOptions {
   readonly onProgress?: (progress: ReplayProgress) => void;
   /** Most calls posted before waiting for the worker to catch up. @defaultValue 512 */
   readonly batch?: number;
+  /**
+   * Records of transfers and launches stand for the transient objects they made (events): recreate those completed
+   * instead of running the call again. False replays them as calls (failover's work since the last checkpoint).
+   * @defaultValue true
+   */
+  readonly recreateTransients?: boolean;
 }
 
 /** What a replay did. */
@@ -129,6 +136,16 @@ export async function replayOnto(channel: Channel, plan: ReplayPlan, options: Re
       const record = plan.records[index]!;
       const f = fns[record.fn];
       if (!f) throw new ReplayTargetError(`record ${record.seq} names function #${record.fn}, which the spec does not have`);
+      if ((options.recreateTransients ?? true) && (f.record === 'transfer' || f.record === 'execute')) {
+        if (pending.length > 0) {
+          post(pending);
+          pending = [];
+        }
+        for (const { id, kind } of createdHandles(f, record)) {
+          if (spec.kind.get(kind)?.transient) await target(channel.recreateTransient(id, kind, inputHandles(f, record.args)));
+        }
+        continue;
+      }
       const frame: CallFrame = { seq: seq++, fn: f.name, args: argsOf(f, record), retId: retIdOf(f, record) };
       bySeq.set(frame.seq, { index, record, f });
       // A record of a call that failed when recorded (a failed build) must fail the same way: wait for its reply.

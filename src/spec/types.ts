@@ -272,8 +272,14 @@ export interface HandleKindSpec {
    * pointer always gets the same id.
    */
   readonly interned?: boolean;
-  /** Objects without replayable state (events): replay recreates them completed. */
+  /** Objects without replayable state (events): replay recreates them completed, with {@link recreate}. */
   readonly transient?: boolean;
+  /**
+   * Makes a completed object of this kind on a worker that never ran the call that made the original (replay):
+   * `related` are the native pointers of that call's handle arguments (an enqueue's queue, kernel...). Returns the
+   * new object's native pointer.
+   */
+  readonly recreate?: (ctx: StateContext, related: readonly number[]) => number | Promise<number>;
   /** The API's status for an invalid object of this kind (e.g. `CL_INVALID_MEM_OBJECT`), reported for bad ids. */
   readonly invalidStatus?: number;
   /** Explicit state, when the object has contents that calls cannot rebuild. */

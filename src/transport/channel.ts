@@ -37,6 +37,8 @@ export interface Channel extends AsyncDisposable {
    * (`ERR_AVA_STATE_CHECKSUM`). `held` (both): the application released the object but a live object holds it.
    */
   restoreState(id: number, bytes: Uint8Array, crc?: number, held?: boolean): Promise<void>;
+  /** Binds `id` to a new completed object of a transient kind (replay of an event), after the calls sent before. */
+  recreateTransient(id: number, kind: string, related: readonly number[]): Promise<void>;
   /**
    * Resolves once the worker has run every call sent before (asynchronous ones included), so that their failures
    * have been reported.

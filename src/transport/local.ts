@@ -78,6 +78,11 @@ export class LocalChannel implements Channel {
     return this.session.extractState(id, held);
   }
 
+  recreateTransient(id: number, kind: string, related: readonly number[]): Promise<void> {
+    if (this.#closed) return Promise.reject(new ClosedError('local channel'));
+    return this.session.recreateTransient(id, kind, related);
+  }
+
   async barrier(): Promise<void> {
     if (this.#closed) throw new ClosedError('local channel');
     await this.session.drained();

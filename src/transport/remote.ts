@@ -165,6 +165,10 @@ export class RemoteChannel implements Channel {
     await this.#control('restore', { handle: id, bytes, ...(crc === undefined ? {} : { crc }), ...(held ? { held } : {}) });
   }
 
+  async recreateTransient(id: number, kind: string, related: readonly number[]): Promise<void> {
+    await this.#control('recreate', { handle: id, kind, related });
+  }
+
   /** Round trip of a control frame: proves the worker is alive and has run every call sent before. */
   async barrier(): Promise<void> {
     await this.#control('ping');

@@ -227,7 +227,9 @@ export function validateFrame(v: unknown, limits: WireLimits = DEFAULT_LIMITS): 
       checkValue(v.args, limits, 0, 'event.args');
       break;
     case 'control':
-      if (!isInt(v.id) || !['extract', 'restore', 'ping', 'close'].includes(v.op as string)) bad('control: malformed');
+      if (!isInt(v.id) || !['extract', 'restore', 'ping', 'close', 'recreate'].includes(v.op as string)) bad('control: malformed');
+      if (v.kind !== undefined && (typeof v.kind !== 'string' || v.kind.length > 64)) bad('control: kind must be a short string');
+      if (v.related !== undefined && (!Array.isArray(v.related) || v.related.length > 64 || !v.related.every(isInt))) bad('control: related must be a short list of ids');
       if (v.handle !== undefined && !isInt(v.handle)) bad('control: handle must be an integer');
       if (v.bytes !== undefined && !(v.bytes instanceof Uint8Array)) bad('control: bytes must be a byte string');
       if (v.crc !== undefined && !isInt(v.crc)) bad('control: crc must be an integer');

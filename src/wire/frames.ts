@@ -84,13 +84,16 @@ export interface BatchFrame {
 export interface ControlFrame {
   readonly t: 'control';
   readonly id: number;
-  readonly op: 'extract' | 'restore' | 'ping' | 'close';
+  readonly op: 'extract' | 'restore' | 'ping' | 'close' | 'recreate';
   readonly handle?: number;
   readonly bytes?: Uint8Array;
   /** For `restore`: CRC-32 of `bytes`; the worker reads the object back after writing and compares. */
   readonly crc?: number;
   /** The application released the object, but a live object holds it (so its state still counts). */
   readonly held?: boolean;
+  /** For `recreate`: the handle kind, and the ids of the handle arguments of the call that made the original. */
+  readonly kind?: string;
+  readonly related?: readonly number[];
 }
 
 /** The answer to a control frame. */

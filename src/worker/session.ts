@@ -144,6 +144,27 @@ export class WorkerSession implements AsyncDisposable {
     });
   }
 
+  /**
+   * Binds `id` to a new completed object of a transient kind (an event), made by the kind's `recreate` hook from the
+   * objects the original's creating call named: what replay does instead of running that call again.
+   */
+  recreateTransient(id: number, kind: string, related: readonly number[]): Promise<void> {
+    return this.#serialized(async () => {
+      const recreate = this.spec.kind.get(kind)?.recreate;
+      if (!recreate) throw new UnsupportedError('recreateTransient', `handle kind ${kind} cannot be recreated`);
+      this.handles.checkNewId(id, kind);
+      const ptrs = related.flatMap((r) => {
+        const k = this.handles.kindOf(r);
+        try {
+          return k === undefined ? [] : [this.handles.resolveHeld(r, k, 'recreateTransient')];
+        } catch {
+          return [];
+        }
+      });
+      this.handles.bind(id, kind, await recreate(this.#stateContext(), ptrs), true);
+    });
+  }
+
   /** The explicit state hooks and native pointer of `id`; an id never bound is `ERR_AVA_UNKNOWN_HANDLE`, as for calls. */
   #stateOf(id: number, where: string, held: boolean): { state: ExplicitState; ptr: number; kind: string } {
     const kind = this.handles.kindOf(id);

@@ -78,6 +78,7 @@ export class ForwardingChannel implements Channel {
   extractState(id: number, held?: boolean): Promise<Uint8Array> { return this.#inner.extractState(id, held); }
   restoreState(id: number, bytes: Uint8Array, crc?: number, held?: boolean): Promise<void> { return this.#inner.restoreState(id, bytes, crc, held); }
   barrier(): Promise<void> { return this.#inner.barrier(); }
+  recreateTransient(id: number, kind: string, related: readonly number[]): Promise<void> { return this.#inner.recreateTransient(id, kind, related); }
   onEvent(listener: (event: EventFrame) => void): () => void {
     this.#events.add(listener);
     return () => this.#events.delete(listener);

@@ -695,7 +695,22 @@ export const openclSpec = defineSpec({
     },
     { name: 'program', invalidStatus: CL.INVALID_PROGRAM },
     { name: 'kernel', invalidStatus: CL.INVALID_KERNEL },
-    { name: 'event', transient: true, invalidStatus: CL.INVALID_EVENT },
+    {
+      name: 'event', transient: true, invalidStatus: CL.INVALID_EVENT,
+      // A user event of the enqueue's context, set complete: the application's later waits on it succeed at once.
+      recreate(ctx, related) {
+        for (const queue of related) {
+          const value = Buffer.alloc(8);
+          if (ctx.callNative('clGetCommandQueueInfo', queue, CL.QUEUE_CONTEXT, 8, value, null) !== CL.SUCCESS) continue;
+          const err = Buffer.alloc(4);
+          const event = ctx.callNative('clCreateUserEvent', Number(value.readBigUInt64LE(0)), err) as number;
+          if (err.readInt32LE(0) !== CL.SUCCESS) continue;
+          ctx.callNative('clSetUserEventStatus', event, CL.COMPLETE);
+          return event;
+        }
+        throw new UnsupportedError('recreate event', 'no command queue among the arguments of the call that made it');
+      },
+    },
     { name: 'sampler', invalidStatus: CL.INVALID_SAMPLER },
   ],
   functions: inHeaderOrder(functions),

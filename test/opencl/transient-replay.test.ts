@@ -1,0 +1,57 @@
+/**
+ * Transient objects across a migration on a real OpenCL platform: an event returned by an enqueue before the
+ * migration is recreated completed on the target, so the application's later waits and queries on it succeed.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { CL } from '../../src/apis/opencl/constants.js';
+import { openclSpec } from '../../src/apis/opencl/spec.js';
+import { openGuestlib } from '../../src/guest/open.js';
+import type { Handle } from '../../src/guest/handle.js';
+import { requireOpenCL } from '../helpers/opencl.js';
+
+const SOURCE = `__kernel void inc(__global int *x) { x[get_global_id(0)] += 1; }`;
+
+if (await requireOpenCL()) {
+  test('an enqueue event made before a migration can be waited on and queried after it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ava-transient-'));
+    // Calls: 0 platforms, 1 devices, 2 context, 3 queue, 4 program, 5 build, 6 kernel, 7 buffer, 8 set arg,
+    // 9 enqueue (event), 10 finish; the migration happens before call 11.
+    const lib = await openGuestlib(openclSpec, { transport: 'local', journal: { path: dir }, migrateAt: { kind: 'at', call: 11 } });
+    try {
+      const cl = lib.api;
+      const platforms = (await cl.clGetPlatformIDs!(1, true)).outs.platforms as Handle[];
+      const devices = (await cl.clGetDeviceIDs!(platforms[0], CL.DEVICE_TYPE_ALL, 1, true)).outs.devices as Handle[];
+      const { ret: ctx } = await cl.clCreateContext!(null, 1, devices, null, null);
+      const { ret: queue } = await cl.clCreateCommandQueue!(ctx, devices[0], 0);
+      const { ret: program } = await cl.clCreateProgramWithSource!(ctx, 1, [SOURCE], null);
+      await cl.clBuildProgram!(program, 1, devices, '', null, null);
+      const { ret: kernel } = await cl.clCreateKernel!(program, 'inc');
+      const { ret: mem } = await cl.clCreateBuffer!(ctx, CL.MEM_COPY_HOST_PTR, 64, new Int32Array(16).fill(5));
+      await cl.clSetKernelArg!(kernel, 0, 8, mem);
+      const { outs } = await cl.clEnqueueNDRangeKernel!(queue, kernel, 1, null, [16], null, 0, null, true);
+      const event = outs.event as Handle;
+      await cl.clFinish!(queue);
+      // Call 11 onwards run on the target.
+      await cl.clWaitForEvents!(1, [event]);
+      const status = new Int32Array(1);
+      await cl.clGetEventInfo!(event, CL.EVENT_COMMAND_EXECUTION_STATUS, 4, status);
+      assert.is(status[0], CL.COMPLETE, 'the recreated event is complete');
+      const out = new Int32Array(16);
+      await cl.clEnqueueReadBuffer!(queue, mem, 1, 0, 64, out, 1, [event], false);
+      assert.equal(Array.from(out), new Array(16).fill(6), 'the launch before the migration is in the buffer');
+      assert.is(lib.migration!.reports.length, 1, 'the session moved');
+      assert.is(lib.migration!.reports[0]!.call, 11);
+      await cl.clReleaseEvent!(event);
+      for (const [fn, h] of [['clReleaseMemObject', mem], ['clReleaseKernel', kernel], ['clReleaseProgram', program], ['clReleaseCommandQueue', queue], ['clReleaseContext', ctx]] as const) await cl[fn]!(h);
+    } finally {
+      await lib.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test.run();
+}
