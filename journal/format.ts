@@ -124,6 +124,7 @@ export const keys = {
   session: (n: number) => ({ gte: concat(`s!${n}!`), lt: concat(`s!${n}"`) }),
   /** `s!<n>!c!<checkpoint, 4 bytes>` -> {seq, objects}: where in the call stream a checkpoint was taken. */
   checkpointInfo: (n: number, checkpoint: number) => concat(`s!${n}!c!`, u32(checkpoint)),
+  checkpointInfos: (n: number) => ({ gte: concat(`s!${n}!c!`), lt: concat(`s!${n}!c"`) }),
   timing: (n: number, seq: number) => concat(`s!${n}!t!`, u64(seq)),
   timings: (n: number) => ({ gte: concat(`s!${n}!t!`), lt: concat(`s!${n}!t"`) }),
 };

@@ -216,7 +216,12 @@ export class SessionJournal {
       this.graph.apply(record);
       this.#seqs.add(record.seq);
       this.#lastSeq = record.seq;
+      // A transfer or launch that made no transient object is only journaled as data.
+      const f = this.graph.functionOf(record);
+      if ((f.record === 'transfer' || f.record === 'execute') && createdHandles(f, record).length === 0) this.dataJournaling = true;
     }
+    const last = await this.lastCheckpoint();
+    if (last) this.#checkpointSeq = last.seq;
   }
 
   /**
@@ -358,8 +363,20 @@ export class SessionJournal {
     const bytesBefore = await this.bytes();
     const recordsBefore = this.#seqs.size;
     const live = this.graph.liveObjects();
-    // Records after the newest checkpoint are what failover replays on top of it (data journaling): kept.
-    const dead = this.graph.deadRecords(this.#seqs).filter((seq) => seq <= this.#checkpointSeq || !this.dataJournaling);
+    let dead: number[];
+    if (!this.dataJournaling) dead = this.graph.deadRecords(this.#seqs);
+    else if (this.#checkpointSeq < 0) dead = []; // failover replays everything from the start
+    else {
+      // Failover rebuilds the objects live at the newest checkpoint, then replays every record from it on: keep
+      // those, judged by the graph as it was at the checkpoint, not as it is now.
+      const atCheckpoint = new ObjectGraph(this.journal.spec);
+      for await (const r of this.records()) {
+        if (r.seq >= this.#checkpointSeq) break;
+        atCheckpoint.apply(r);
+      }
+      const keep = new Set(atCheckpoint.liveRecords());
+      dead = [...this.#seqs].filter((seq) => seq < this.#checkpointSeq && !keep.has(seq)).sort((a, b) => a - b);
+    }
     const deadObjects = [...this.graph.nodes.keys()].filter((id) => !live.has(id));
     const ops = [
       ...dead.map((seq) => ({ type: 'del' as const, key: keys.record(this.n, seq) })),
@@ -416,6 +433,8 @@ export class SessionJournal {
   async checkpoints(): Promise<number[]> {
     const found = new Set<number>();
     for await (const key of this.journal.db.keys(keys.checkpoints(this.n))) found.add(chunkOfKey(key).checkpoint);
+    // A checkpoint of a session without stateful objects has only its info entry.
+    for await (const key of this.journal.db.keys(keys.checkpointInfos(this.n))) found.add(new DataView(key.buffer, key.byteOffset + key.byteLength - 4, 4).getUint32(0));
     return [...found].sort((a, b) => a - b);
   }
 

@@ -39,7 +39,7 @@ export interface FailoverReport {
  */
 export function checkpoint(session: GuestSession, journal: SessionJournal): Promise<number> {
   return session.runExclusive(async () => {
-    const seq = session.callCount;
+    const seq = session.firstUnsent;
     await session.channel.barrier();
     const plan = await planReplay(journal, { before: seq });
     const states = new Map<number, Uint8Array>();
@@ -101,8 +101,9 @@ export function enableFailover(session: GuestSession, journal: SessionJournal, o
   const reports: FailoverReport[] = [];
   session.onChannelLost = async (beforeCall) => {
     const t0 = performance.now();
-    const target = await options.openTarget();
+    let target: Channel | undefined;
     try {
+      target = await options.openTarget();
       const done = await rebuild(session, journal, target, beforeCall);
       const old = session.switchChannel(target);
       void old.close().catch(() => undefined);
@@ -110,7 +111,7 @@ export function enableFailover(session: GuestSession, journal: SessionJournal, o
       reports.push(report);
       log(`ava-migrate: worker lost before call ${beforeCall}; session ${session.id.slice(0, 8)} rebuilt on ${report.to} in ${report.ms.toFixed(1)} ms (${report.replayed} records, checkpoint ${report.checkpoint})`);
     } catch (error) {
-      await target.close().catch(() => undefined);
+      await target?.close().catch(() => undefined);
       throw new AvaError('ERR_AVA_FAILOVER_FAILED', `the worker was lost and the session could not be rebuilt: ${(error as Error).message}`, { cause: error });
     }
   };

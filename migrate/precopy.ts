@@ -112,7 +112,7 @@ export async function precopyMigrate(session: GuestSession, journal: SessionJour
 
     const chosen = target;
     return await session.runExclusive(async () => {
-      const stopCall = session.callCount;
+      const stopCall = session.firstUnsent;
       const t0 = performance.now();
       phase = 'drain';
       await source.barrier();

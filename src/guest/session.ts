@@ -148,6 +148,19 @@ export class GuestSession implements AsyncDisposable {
     return this.#nextCallbackId++;
   }
 
+  /**
+   * The sequence number of the first call not yet sent to the worker (queued asynchronous calls, or calls waiting
+   * behind a task): inside a task, every call below it has been sent, none from it on.
+   */
+  get firstUnsent(): number {
+    let first = this.#seq;
+    if (this.#batch.length > 0) first = Math.min(first, this.#batch[0]!.seq);
+    for (const seq of this.#atGate) first = Math.min(first, seq);
+    return first;
+  }
+
+  readonly #atGate = new Set<number>();
+
   /** Calls made so far (the next call's sequence number). */
   get callCount(): number {
     return this.#seq;
@@ -162,7 +175,11 @@ export class GuestSession implements AsyncDisposable {
     this.flush();
     const frame: CallFrame = { seq: this.#seq++, fn, args, retId };
     if (this.#tasks.size > 0) this.#startTask(frame.seq);
-    while (this.#gate) await this.#gate;
+    if (this.#gate) {
+      this.#atGate.add(frame.seq);
+      while (this.#gate) await this.#gate;
+      this.#atGate.delete(frame.seq);
+    }
     if (this.#lost && this.onChannelLost) await this.#recover(frame.seq);
     if (!this.interceptor.observed) {
       const reply = await this.#send(frame);
