@@ -159,6 +159,7 @@ function nullChannel(): Channel {
     extractState: () => Promise.resolve(new Uint8Array()),
     restoreState: () => Promise.resolve(),
     barrier: () => Promise.resolve(),
+    recreateTransient: () => Promise.resolve(),
     onEvent: () => () => {},
     close: () => Promise.resolve(),
     [Symbol.asyncDispose]: () => Promise.resolve(),

@@ -56,7 +56,7 @@ export function workerCommand(): { command: string; args: string[] } {
 export async function spawnWorkerProcess(options: SpawnWorkerOptions): Promise<WorkerProcess> {
   const { command, args } = workerCommand();
   const listen = formatAddress(options.listen ?? { kind: 'tcp', host: '127.0.0.1', port: 0 });
-  const child = spawn(command, [...args, '--spec', options.spec, '--listen', listen, '--exit-with-parent', ...(options.token ? ['--token', options.token] : [])], {
+  const child = spawn(command, [...args, '--spec', options.spec, '--listen', listen, '--exit-with-parent', ...(options.token ? [`--token=${options.token}`] : [])], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
   });
