@@ -10,6 +10,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   sockets: () => import('./sockets.js'),
   replay: () => import('./replay.js'),
   journal: () => import('./journal.js'),
+  migration: () => import('./migration.js'),
 };
 
 const argv = process.argv.slice(2);

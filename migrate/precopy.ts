@@ -95,7 +95,9 @@ export async function precopyMigrate(session: GuestSession, journal: SessionJour
   const stateful = (kind: string): boolean => session.spec.kind.get(kind)?.state !== undefined;
   const tracker = new DirtyTracker();
   const source = session.channel;
-  const cut = session.callCount;
+  // The first call not sent yet (the trigger call itself, when started from a task): everything before it is on the
+  // source, everything from it on is tracked and journaled for the stop phase.
+  const cut = session.firstUnsent;
   tracker.start(session, journal, cut);
   let target: Channel | undefined;
   let phase = 'pre-copy';

@@ -41,6 +41,11 @@ function bytesOf(view: ArrayBufferView): Uint8Array {
   return view instanceof Uint8Array ? view : new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 }
 
+/** A real copy: a Node Buffer's `slice` is a view, so a reused Buffer would change a posted call's bytes. */
+function copyOf(bytes: Uint8Array): Uint8Array {
+  return Uint8Array.prototype.slice.call(bytes);
+}
+
 function typeName(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'array';
@@ -143,7 +148,7 @@ export function encodeCall(f: FunctionSpec, jsArgs: readonly unknown[], codec: H
       case 'bufferIn': {
         const bytes = view(f, a, v, a.nullable, () => evalLength(a.length, lookup));
         // A mirrored array stays the application's own (it is refreshed in place), so it is never copied.
-        args[i] = bytes && options.copyInputs && !a.mirror ? bytes.slice() : bytes;
+        args[i] = bytes && options.copyInputs && !a.mirror ? copyOf(bytes) : bytes;
         break;
       }
       case 'bufferOut': case 'info': {
@@ -194,7 +199,7 @@ export function encodeCall(f: FunctionSpec, jsArgs: readonly unknown[], codec: H
           if (v.byteLength < size) {
             throw new ArgumentTypeError(`${f.name}: argument "${a.name}" has ${v.byteLength} bytes, "${a.size}" says ${size}`, { details: { fn: f.name, arg: a.name } });
           }
-          args[i] = options.copyInputs ? bytesOf(v).slice() : bytesOf(v);
+          args[i] = options.copyInputs ? copyOf(bytesOf(v)) : bytesOf(v);
         } else fail(f, a, 'a handle, an ArrayBufferView or null', v);
         break;
       case 'callback':

@@ -259,6 +259,11 @@ export class GuestSession implements AsyncDisposable {
     this.#throwAsyncFailure();
     const frame: CallFrame = { seq: this.#seq++, fn, args, retId, async: true };
     if (this.#tasks.size > 0) this.#startTask(frame.seq);
+    let bytes = 0;
+    for (const a of args) if (a instanceof Uint8Array) bytes += a.byteLength;
+    // A frame must stay well under the wire's size limit: big writes go out in batches of their own.
+    if (this.#batchBytes + bytes > GuestSession.MAX_BATCH_BYTES && this.#batch.length > 0) this.flush();
+    this.#batchBytes += bytes;
     this.#batch.push(frame);
     if (this.interceptor.observed) {
       const now = wallClock();
@@ -271,18 +276,30 @@ export class GuestSession implements AsyncDisposable {
     }
   }
 
+  /** Bytes of payload above which queued asynchronous calls are sent before the next one joins them. */
+  static readonly MAX_BATCH_BYTES = 64 * 1024 * 1024;
+  #batchBytes = 0;
+
   /** Sends the queued asynchronous calls now (or, while a scheduled task runs, as soon as it ends). */
   flush(): void {
     this.#flushScheduled = false;
     if (this.#batch.length === 0 || this.#closed || this.#gate) return;
     const batch = this.#batch;
     this.#batch = [];
+    this.#batchBytes = 0;
     try {
       this.channel.post(batch);
     } catch (error) {
+      const failure = { seq: batch[0]!.seq, fn: batch[0]!.fn, error: toWireError(error) };
+      if ((error as { code?: string }).code === 'ERR_AVA_FRAME_TOO_LARGE') {
+        // Nothing was sent and the worker is fine: the batch's calls fail, reported at the next waiting call.
+        this.#asyncFailure ??= failure;
+        this.interceptor.emitFailure(failure);
+        return;
+      }
       // The worker is gone. With failover the next call rebuilds the session (journaled calls of this batch
       // included); without it, that call reports the loss.
-      if (!this.onChannelLost) this.#asyncFailure ??= { seq: batch[0]!.seq, fn: batch[0]!.fn, error: toWireError(error) };
+      if (!this.onChannelLost) this.#asyncFailure ??= failure;
       this.#lost = true;
     }
   }

@@ -1,0 +1,62 @@
+/**
+ * Asynchronous calls copy their input bytes when they are made: the application may reuse its arrays (Node Buffers
+ * included, whose `slice` is only a view) as soon as the call returns.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { TQ } from '../../fixtures/toyacc/constants.js';
+import { toyaccSpec } from '../../src/apis/toyacc/spec.js';
+import type { Handle } from '../../src/guest/handle.js';
+import { openGuestlib } from '../../src/guest/open.js';
+import { GuestSession } from '../../src/guest/session.js';
+
+test('a posted write from a Buffer the application refills at once still writes the bytes it had', async () => {
+  const lib = await openGuestlib(toyaccSpec, { transport: 'unix' });
+  try {
+    const api = lib.api;
+    const devices = (await api.tq_get_devices!(1, true)).outs.devices as Handle[];
+    const ctx = (await api.tq_create_context!(1, devices)).ret as Handle;
+    const queue = (await api.tq_create_queue!(ctx, devices[0])).ret as Handle;
+    const buf = (await api.tq_create_buffer!(ctx, 0, 16, null)).ret as Handle;
+    const scratch = Buffer.alloc(8, 1);
+    const before = lib.session.callCount;
+    await api.tq_enqueue_write!(queue, buf, 0, 8, scratch); // posted, not yet sent
+    scratch.fill(2);
+    await api.tq_enqueue_write!(queue, buf, 8, 8, scratch);
+    scratch.fill(3);
+    assert.is(lib.session.callCount, before + 2);
+    const out = new Uint8Array(16);
+    await api.tq_enqueue_read!(queue, buf, 0, 16, out);
+    assert.equal(Array.from(out), [...new Array(8).fill(1), ...new Array(8).fill(2)]);
+  } finally {
+    await lib.close();
+  }
+});
+
+test('posted calls carrying many bytes go out in several frames, none over the wire limit', async () => {
+  const lib = await openGuestlib(toyaccSpec, { transport: 'unix' });
+  try {
+    const api = lib.api;
+    const devices = (await api.tq_get_devices!(1, true)).outs.devices as Handle[];
+    const ctx = (await api.tq_create_context!(1, devices)).ret as Handle;
+    const queue = (await api.tq_create_queue!(ctx, devices[0])).ret as Handle;
+    const size = 16 * 1024 * 1024;
+    const buf = (await api.tq_create_buffer!(ctx, 0, size, null)).ret as Handle;
+    const chunk = new Uint8Array(size);
+    // 8 x 16 MiB posted in one turn: more than GuestSession.MAX_BATCH_BYTES, so at least two frames.
+    for (let i = 0; i < 8; i++) {
+      chunk.fill(i + 1);
+      await api.tq_enqueue_write!(queue, buf, 0, size, chunk);
+    }
+    assert.ok(8 * size > GuestSession.MAX_BATCH_BYTES);
+    const out = new Uint8Array(4);
+    await api.tq_enqueue_read!(queue, buf, size - 4, 4, out);
+    assert.equal(Array.from(out), [8, 8, 8, 8], 'every posted write arrived, in order');
+    const status = await api.tq_finish!(queue);
+    assert.is(status.ret, TQ.SUCCESS);
+  } finally {
+    await lib.close();
+  }
+});
+
+test.run();
