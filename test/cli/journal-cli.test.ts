@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Level } from 'level';
-import { test as uvuTest } from 'uvu';
+import { test } from '../helpers/uvu.js';
 import * as assert from 'uvu/assert';
 import { openclSpec } from '../../src/apis/opencl/spec.js';
 import { runToyaccDemo } from '../../src/apis/toyacc/demo.js';
@@ -26,19 +26,6 @@ import { STAGES, encodeValue, formatKey, keys } from '../../journal/format.js';
 import { Journal } from '../../journal/journal.js';
 import { stageName } from '../../src/cli/journal-lib/trace.js';
 
-/** uvu cannot print an AvaError (its `details` is an object): rethrow as a plain error with the code. */
-function test(name: string, body: () => unknown): void {
-  uvuTest(name, async () => {
-    try {
-      await body();
-    } catch (error) {
-      if (AvaError.isAvaError(error)) throw new Error(`unexpected ${error.code}: ${error.message}`);
-      throw error;
-    }
-  });
-}
-test.run = uvuTest.run;
-test.after = uvuTest.after;
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'ava-journal-cli-'));

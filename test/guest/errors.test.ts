@@ -5,6 +5,7 @@
  * node --import tsx test/guest/errors.test.ts
  */
 import { test as uvuTest } from 'uvu';
+import { test } from '../helpers/uvu.js';
 import * as assert from 'uvu/assert';
 import { buildToyacc } from '../../fixtures/toyacc/build.js';
 import { TQ, TQ_STATUS_NAMES } from '../../fixtures/toyacc/constants.js';
@@ -19,17 +20,6 @@ import { arg, defineSpec, fn, ret, unsupported } from '../../src/spec/index.js';
 import { LocalChannel } from '../../src/transport/local.js';
 import { Worker } from '../../src/worker/worker.js';
 
-/** uvu cannot print an error whose `details` is an object (every AvaError): turn unexpected ones into plain errors. */
-function test(name: string, body: () => unknown): void {
-  uvuTest(name, async () => {
-    try {
-      await body();
-    } catch (error) {
-      if (AvaError.isAvaError(error)) throw new Error(`unexpected ${error.code}: ${error.message}`);
-      throw error;
-    }
-  });
-}
 
 /** The error a promise rejects with; fails when it resolves. */
 async function rejection(p: Promise<unknown> | (() => Promise<unknown>), what = 'call'): Promise<AvaError> {

@@ -6,6 +6,7 @@
  */
 import fc from 'fast-check';
 import { test as uvuTest } from 'uvu';
+import { test } from '../helpers/uvu.js';
 import * as assert from 'uvu/assert';
 import { TQ } from '../../fixtures/toyacc/constants.js';
 import { ToyaccModel } from '../../fixtures/toyacc/model.js';
@@ -19,17 +20,6 @@ import { LocalChannel } from '../../src/transport/local.js';
 import { openNativeApi } from '../../src/worker/native-api.js';
 import { Worker } from '../../src/worker/worker.js';
 
-/** uvu cannot print an error whose `details` is an object (every AvaError): turn unexpected ones into plain errors. */
-function test(name: string, body: () => unknown): void {
-  uvuTest(name, async () => {
-    try {
-      await body();
-    } catch (error) {
-      if (AvaError.isAvaError(error)) throw new Error(`unexpected ${error.code}: ${error.message}`);
-      throw error;
-    }
-  });
-}
 
 type AnyApi = Record<string, (...args: unknown[]) => Promise<CallResult>>;
 

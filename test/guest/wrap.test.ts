@@ -5,6 +5,7 @@
  * node --import tsx test/guest/wrap.test.ts
  */
 import { test as uvuTest } from 'uvu';
+import { test } from '../helpers/uvu.js';
 import * as assert from 'uvu/assert';
 import { TQ } from '../../fixtures/toyacc/constants.js';
 import { channelKind } from '../../src/config.js';
@@ -20,17 +21,6 @@ import { LocalChannel } from '../../src/transport/local.js';
 import { openNativeApi } from '../../src/worker/native-api.js';
 import { Worker } from '../../src/worker/worker.js';
 
-/** uvu cannot print an error whose `details` is an object (every AvaError): turn unexpected ones into plain errors. */
-function test(name: string, body: () => unknown): void {
-  uvuTest(name, async () => {
-    try {
-      await body();
-    } catch (error) {
-      if (AvaError.isAvaError(error)) throw new Error(`unexpected ${error.code}: ${error.message}`);
-      throw error;
-    }
-  });
-}
 
 async function rejection(p: Promise<unknown>): Promise<AvaError> {
   try {

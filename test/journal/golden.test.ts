@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Level } from 'level';
-import { test as uvuTest } from 'uvu';
+import { test } from '../helpers/uvu.js';
 import * as assert from 'uvu/assert';
 import { toyaccSpec } from '../../src/apis/toyacc/spec.js';
 import { AvaError } from '../../src/errors.js';
@@ -23,19 +23,6 @@ import {
 import { Journal } from '../../journal/journal.js';
 import { decodeJournal } from '../fixtures/journal/golden.js';
 
-/** uvu cannot print an AvaError (its `details` is an object): rethrow as a plain error with the code. */
-function test(name: string, body: () => unknown): void {
-  uvuTest(name, async () => {
-    try {
-      await body();
-    } catch (error) {
-      if (AvaError.isAvaError(error)) throw new Error(`unexpected ${error.code}: ${error.message}`);
-      throw error;
-    }
-  });
-}
-test.run = uvuTest.run;
-test.after = uvuTest.after;
 
 const fixtures = fileURLToPath(new URL('../fixtures/journal/', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'ava-golden-test-'));

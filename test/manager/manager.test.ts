@@ -16,6 +16,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { filter, firstValueFrom, timeout, toArray } from 'rxjs';
 import { test as uvuTest } from 'uvu';
+import { test } from '../helpers/uvu.js';
 import * as assert from 'uvu/assert';
 import { runToyaccDemo } from '../../src/apis/toyacc/demo.js';
 import type { ToyaccDemoOptions, ToyaccDemoResult } from '../../src/apis/toyacc/demo.js';
@@ -36,17 +37,6 @@ import { encodeFrame, FrameReader } from '../../src/wire/codec.js';
 import type { Frame } from '../../src/wire/frames.js';
 import { PROTOCOL_VERSION } from '../../src/wire/frames.js';
 
-/** uvu cannot print an error whose `details` is an object (every AvaError): turn unexpected ones into plain errors. */
-function test(name: string, body: () => unknown): void {
-  uvuTest(name, async () => {
-    try {
-      await body();
-    } catch (error) {
-      if (AvaError.isAvaError(error)) throw new Error(`unexpected ${error.code}: ${error.message}`);
-      throw error;
-    }
-  });
-}
 
 // ------------------------------------------------------------------------------------------------ helpers
 

@@ -5,7 +5,7 @@
  *
  * node --import tsx test/transport/shm.test.ts
  */
-import { test as uvuTest } from 'uvu';
+import { test } from '../helpers/uvu.js';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { TQ } from '../../fixtures/toyacc/constants.js';
@@ -22,21 +22,6 @@ import { RingReader, RingWriter, ShmRing, createRingBuffer } from '../../src/tra
 import { decodeBody } from '../../src/wire/codec.js';
 import type { Frame } from '../../src/wire/frames.js';
 
-/**
- * uvu cannot print an error whose `details` is not a string (every AvaError's is an object): it stops the suite
- * without a word. Unexpected ava errors are turned into plain errors carrying their code.
- */
-function test(name: string, body: () => unknown): void {
-  uvuTest(name, async () => {
-    try {
-      await body();
-    } catch (error) {
-      if (AvaError.isAvaError(error)) throw new Error(`unexpected ${error.code}: ${error.message}`);
-      throw error;
-    }
-  });
-}
-test.run = uvuTest.run;
 
 async function rejection(p: Promise<unknown>): Promise<AvaError> {
   try {

@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { test as uvuTest } from 'uvu';
+import { test } from '../helpers/uvu.js';
 import * as assert from 'uvu/assert';
 import { TQ } from '../../fixtures/toyacc/constants.js';
 import { runToyaccDemo } from '../../src/apis/toyacc/demo.js';
@@ -39,17 +40,6 @@ import { serveLink } from '../../src/worker/serve.js';
 import { spawnWorkerProcess } from '../../src/worker/spawn.js';
 import { Worker } from '../../src/worker/worker.js';
 
-/** uvu cannot print an error whose `details` is an object (every AvaError): turn unexpected ones into plain errors. */
-function test(name: string, body: () => Promise<void>): void {
-  uvuTest(name, async () => {
-    try {
-      await body();
-    } catch (error) {
-      if (AvaError.isAvaError(error)) throw new Error(`unexpected ${error.code}: ${error.message}`);
-      throw error;
-    }
-  });
-}
 
 const ATTACK_TIMEOUT_MS = 5_000;
 const HEALTH_EVERY = 10;

@@ -4,7 +4,7 @@
  *
  * node --import tsx test/worker/session.test.ts
  */
-import { test as uvuTest } from 'uvu';
+import { test } from '../helpers/uvu.js';
 import * as assert from 'uvu/assert';
 import { TQ } from '../../fixtures/toyacc/constants.js';
 import { runToyaccDemo } from '../../src/apis/toyacc/demo.js';
@@ -20,22 +20,6 @@ import { openNativeApi } from '../../src/worker/native-api.js';
 import type { WorkerSession } from '../../src/worker/session.js';
 import { Worker } from '../../src/worker/worker.js';
 
-/**
- * uvu cannot print an error whose `details` is not a string (every AvaError's is an object): it stops the suite
- * without a word. Unexpected ava errors are turned into plain errors carrying their code.
- */
-function test(name: string, body: () => unknown): void {
-  uvuTest(name, async () => {
-    try {
-      await body();
-    } catch (error) {
-      if (AvaError.isAvaError(error)) throw new Error(`unexpected ${error.code}: ${error.message}`);
-      throw error;
-    }
-  });
-}
-test.after = uvuTest.after;
-test.run = uvuTest.run;
 
 const worker = await Worker.open({ spec: toyaccSpec });
 const liveObjects = (): number => worker.library.get('tq_debug_live_objects')() as number;
