@@ -2,24 +2,29 @@
  * Moving a live session to another worker, the application unaware (it only sees one slower call):
  *
  * 1. drain: every call already sent has run on the source (asynchronous ones too), the journal is written;
- * 2. extract: the source syncs the device and hands over the explicit state of the live objects (buffer contents);
- * 3. connect: a target worker session is opened (a fresh worker, one from the manager, or a peer manager's);
- * 4. replay: the target replays the journal's live closure, binding the same ids;
- * 5. restore: the state is written into the target's objects, each checked against the checksum taken at extraction;
- * 6. switch: the guest session moves to the target channel; the source session is released.
+ * 2. connect: a target worker session is opened (a fresh worker, one from the manager, or a peer manager's);
+ * 3. replay: the target replays the journal's live closure, binding the same ids;
+ * 4. extract + restore: the source syncs the device and hands over the explicit state of the live objects (buffer
+ *    contents) in chunks, each written into the target's object and checked there against its checksum, the next
+ *    chunk read while the current one is written;
+ * 5. switch: the guest session moves to the target channel; the source session is released.
  *
  * If any step fails, the target is discarded, the session stays on the source and keeps working, and the error is
  * reported (`ERR_AVA_MIGRATION_FAILED`, with the cause). Each phase is timed; downtime is their sum.
  */
-import { crc32 } from 'node:zlib';
 import type { SessionJournal } from '../journal/journal.js';
 import { replayOnto } from '../replay/executor.js';
 import { planReplay } from '../replay/plan.js';
 import { AvaError } from '../src/errors.js';
 import type { GuestSession } from '../src/guest/session.js';
 import type { Channel } from '../src/transport/channel.js';
+import { copyStates } from './copy-state.js';
 
-/** Milliseconds per phase. */
+/**
+ * Milliseconds per phase. State moves in chunks while source reads and target writes overlap: `extract` is the time
+ * spent waiting for the source's chunks, `restore` the rest of the copy (target writes and checks). `replay`
+ * includes planning.
+ */
 export interface MigrationPhases {
   readonly drain: number;
   readonly extract: number;
@@ -88,18 +93,6 @@ export async function migrateSession(session: GuestSession, journal: SessionJour
 
     phase = 'extract';
     const plan = await planReplay(journal, { before: call });
-    const states = new Map<number, Uint8Array>();
-    const sums = new Map<number, number>();
-    let bytes = 0;
-    const held = plan.held;
-    for (const id of plan.liveObjects) {
-      if (!session.spec.kind.get(plan.kinds.get(id)!)?.state) continue;
-      const state = await source.extractState(id, held.has(id));
-      states.set(id, state);
-      sums.set(id, crc32(state) >>> 0);
-      bytes += state.byteLength;
-      options.onProgress?.(`extracted ${states.size} objects, ${bytes} bytes`);
-    }
     t.push(performance.now());
 
     phase = 'connect';
@@ -110,12 +103,12 @@ export async function migrateSession(session: GuestSession, journal: SessionJour
     const replayed = await replayOnto(target, plan);
     t.push(performance.now());
 
+    // State goes in chunks straight from the source to the target, each checked on the target against the checksum
+    // taken at extraction; `extract` and `restore` are the time spent waiting on each side.
     phase = 'restore';
-    // Each object is read back on the target and compared with the checksum taken at extraction.
-    for (const [id, state] of states) {
-      await target.restoreState(id, state, sums.get(id), held.has(id));
-      options.onProgress?.(`restored ${id} (${state.byteLength} bytes)`);
-    }
+    const stateful = [...plan.liveObjects].filter((id) => session.spec.kind.get(plan.kinds.get(id)!)?.state);
+    const copied = await copyStates(source, target, stateful, plan.held);
+    options.onProgress?.(`copied ${copied.objects} objects, ${copied.bytes} bytes`);
     t.push(performance.now());
 
     phase = 'switch';
@@ -124,10 +117,12 @@ export async function migrateSession(session: GuestSession, journal: SessionJour
     // Releasing the source session is not downtime: the application already runs on the target.
     void old.close().catch((error: unknown) => session.onTaskError(error));
     const [t0, t1, t2, t3, t4, t5, t6] = t as [number, number, number, number, number, number, number];
-    const phases: MigrationPhases = { drain: t1 - t0, extract: t2 - t1, connect: t3 - t2, replay: t4 - t3, restore: t5 - t4, switch: t6 - t5 };
+    const phases: MigrationPhases = {
+      drain: t1 - t0, extract: copied.extractMs, connect: t3 - t2, replay: (t4 - t3) + (t2 - t1), restore: (t5 - t4) - copied.extractMs, switch: t6 - t5,
+    };
     return {
       call, session: session.id, from: describe(old), to: describe(target), phases, total: t6 - t0,
-      bytes, stateObjects: states.size, replayed: replayed.calls,
+      bytes: copied.bytes, stateObjects: copied.objects, replayed: replayed.calls,
     };
   } catch (error) {
     if (target) await target.close().catch(() => undefined);

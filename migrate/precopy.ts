@@ -11,7 +11,6 @@
  * the dirty objects, switch. Its phases are the downtime.
  */
 import type { Subscription } from 'rxjs';
-import { crc32 } from 'node:zlib';
 import { createdHandles, inputHandles } from '../journal/graph.js';
 import type { JournalRecord } from '../journal/format.js';
 import type { SessionJournal } from '../journal/journal.js';
@@ -20,6 +19,7 @@ import { planReplay } from '../replay/plan.js';
 import type { ReplayPlan } from '../replay/plan.js';
 import type { GuestSession } from '../src/guest/session.js';
 import type { Channel } from '../src/transport/channel.js';
+import { copyStates } from './copy-state.js';
 import type { MigrateOptions, MigrationReport } from './migrate.js';
 import { MigrationError } from './migrate.js';
 
@@ -63,27 +63,13 @@ class DirtyTracker {
   }
 }
 
-async function copyState(
-  source: Channel, target: Channel, plan: ReplayPlan, ids: Iterable<number>, stateful: (kind: string) => boolean,
-): Promise<{ objects: number; bytes: number; extractMs: number; restoreMs: number }> {
-  let objects = 0;
-  let bytes = 0;
-  let extractMs = 0;
-  let restoreMs = 0;
-  for (const id of ids) {
+/** Copies, in chunks, the state of those of `ids` that are live and stateful in `plan`. */
+function copyState(source: Channel, target: Channel, plan: ReplayPlan, ids: Iterable<number>, stateful: (kind: string) => boolean) {
+  const chosen = [...ids].filter((id) => {
     const kind = plan.kinds.get(id);
-    if (!kind || !plan.liveObjects.has(id) || !stateful(kind)) continue;
-    const held = plan.held.has(id);
-    const t0 = performance.now();
-    const state = await source.extractState(id, held);
-    const t1 = performance.now();
-    await target.restoreState(id, state, crc32(state) >>> 0, held);
-    restoreMs += performance.now() - t1;
-    extractMs += t1 - t0;
-    objects++;
-    bytes += state.byteLength;
-  }
-  return { objects, bytes, extractMs, restoreMs };
+    return kind !== undefined && plan.liveObjects.has(id) && stateful(kind);
+  });
+  return copyStates(source, target, chosen, plan.held);
 }
 
 /**

@@ -262,6 +262,13 @@ export interface ExplicitState {
   extract(ctx: StateContext, handle: number): Promise<Uint8Array> | Uint8Array;
   /** Writes contents read by {@link extract} into an object of the same shape. */
   restore(ctx: StateContext, handle: number, bytes: Uint8Array): Promise<void> | void;
+  /**
+   * Optional: reads up to `length` bytes from `offset` (fewer at the end, none past it), so that large state travels
+   * in chunks instead of one allocation the size of the object.
+   */
+  extractRange?(ctx: StateContext, handle: number, offset: number, length: number): Promise<Uint8Array> | Uint8Array;
+  /** Optional: writes `bytes` at `offset` (the counterpart of {@link extractRange}). */
+  restoreRange?(ctx: StateContext, handle: number, offset: number, bytes: Uint8Array): Promise<void> | void;
 }
 
 /** A kind of handle (an opaque object pointer of the API). */

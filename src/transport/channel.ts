@@ -30,13 +30,14 @@ export interface Channel extends AsyncDisposable {
   /** Subscribes to the failure replies of asynchronous calls. */
   onAsyncFailure(listener: (reply: ReplyFrame) => void): () => void;
   /** Reads the explicit state (e.g. a buffer's bytes) of one of the session's handles, after the calls sent before. */
-  extractState(id: number, held?: boolean): Promise<Uint8Array>;
+  extractState(id: number, held?: boolean, range?: { readonly offset: number; readonly length: number }): Promise<Uint8Array>;
   /**
    * Writes explicit state read by {@link extractState} into a handle of the same shape, after the calls sent before.
    * With `crc` (CRC-32 of the bytes taken at extraction) the worker reads the object back and refuses a mismatch
    * (`ERR_AVA_STATE_CHECKSUM`). `held` (both): the application released the object but a live object holds it.
+   * `range` / `offset`: one chunk of the state (kinds without chunked access give their whole state as chunk 0).
    */
-  restoreState(id: number, bytes: Uint8Array, crc?: number, held?: boolean): Promise<void>;
+  restoreState(id: number, bytes: Uint8Array, crc?: number, held?: boolean, offset?: number): Promise<void>;
   /** Binds `id` to a new completed object of a transient kind (replay of an event), after the calls sent before. */
   recreateTransient(id: number, kind: string, related: readonly number[]): Promise<void>;
   /**

@@ -73,9 +73,9 @@ export class LocalChannel implements Channel {
     return () => this.#asyncListeners.delete(listener);
   }
 
-  extractState(id: number, held?: boolean): Promise<Uint8Array> {
+  extractState(id: number, held?: boolean, range?: { readonly offset: number; readonly length: number }): Promise<Uint8Array> {
     if (this.#closed) return Promise.reject(new ClosedError('local channel'));
-    return this.session.extractState(id, held);
+    return this.session.extractState(id, held, range);
   }
 
   recreateTransient(id: number, kind: string, related: readonly number[]): Promise<void> {
@@ -88,9 +88,9 @@ export class LocalChannel implements Channel {
     await this.session.drained();
   }
 
-  restoreState(id: number, bytes: Uint8Array, crc?: number, held?: boolean): Promise<void> {
+  restoreState(id: number, bytes: Uint8Array, crc?: number, held?: boolean, offset?: number): Promise<void> {
     if (this.#closed) return Promise.reject(new ClosedError('local channel'));
-    return this.session.restoreState(id, bytes, crc, held);
+    return this.session.restoreState(id, bytes, crc, held, offset);
   }
 
   onEvent(listener: (event: EventFrame) => void): () => void {

@@ -157,12 +157,12 @@ export class RemoteChannel implements Channel {
     });
   }
 
-  async extractState(id: number, held?: boolean): Promise<Uint8Array> {
-    return (await this.#control('extract', { handle: id, ...(held ? { held } : {}) })) ?? new Uint8Array();
+  async extractState(id: number, held?: boolean, range?: { readonly offset: number; readonly length: number }): Promise<Uint8Array> {
+    return (await this.#control('extract', { handle: id, ...(held ? { held } : {}), ...(range ? { offset: range.offset, length: range.length } : {}) })) ?? new Uint8Array();
   }
 
-  async restoreState(id: number, bytes: Uint8Array, crc?: number, held?: boolean): Promise<void> {
-    await this.#control('restore', { handle: id, bytes, ...(crc === undefined ? {} : { crc }), ...(held ? { held } : {}) });
+  async restoreState(id: number, bytes: Uint8Array, crc?: number, held?: boolean, offset?: number): Promise<void> {
+    await this.#control('restore', { handle: id, bytes, ...(crc === undefined ? {} : { crc }), ...(held ? { held } : {}), ...(offset === undefined ? {} : { offset }) });
   }
 
   async recreateTransient(id: number, kind: string, related: readonly number[]): Promise<void> {

@@ -234,6 +234,8 @@ export function validateFrame(v: unknown, limits: WireLimits = DEFAULT_LIMITS): 
       if (v.bytes !== undefined && !(v.bytes instanceof Uint8Array)) bad('control: bytes must be a byte string');
       if (v.crc !== undefined && !isInt(v.crc)) bad('control: crc must be an integer');
       if (v.held !== undefined && typeof v.held !== 'boolean') bad('control: held must be a boolean');
+      if (v.offset !== undefined && (!isInt(v.offset) || v.offset < 0)) bad('control: offset must be a non-negative integer');
+      if (v.length !== undefined && (!isInt(v.length) || v.length < 0 || v.length > limits.maxFrameBytes)) bad('control: length out of range');
       break;
     case 'controlReply':
       if (!isInt(v.id)) bad('controlReply: id must be an integer');

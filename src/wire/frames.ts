@@ -91,6 +91,9 @@ export interface ControlFrame {
   readonly crc?: number;
   /** The application released the object, but a live object holds it (so its state still counts). */
   readonly held?: boolean;
+  /** For `extract` and `restore` of a chunk: where it starts in the object's state, and (extract) its largest size. */
+  readonly offset?: number;
+  readonly length?: number;
   /** For `recreate`: the handle kind, and the ids of the handle arguments of the call that made the original. */
   readonly kind?: string;
   readonly related?: readonly number[];

@@ -64,8 +64,8 @@ export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions
       );
     };
     switch (frame.op) {
-      case 'extract': answer(s.extractState(frame.handle ?? 0, frame.held === true)); break;
-      case 'restore': answer(s.restoreState(frame.handle ?? 0, frame.bytes ?? new Uint8Array(), frame.crc, frame.held === true).then(() => undefined)); break;
+      case 'extract': answer(s.extractState(frame.handle ?? 0, frame.held === true, frame.length === undefined ? undefined : { offset: frame.offset ?? 0, length: frame.length })); break;
+      case 'restore': answer(s.restoreState(frame.handle ?? 0, frame.bytes ?? new Uint8Array(), frame.crc, frame.held === true, frame.offset).then(() => undefined)); break;
       case 'ping': answer(s.drained().then(() => undefined)); break;
       case 'recreate': answer(s.recreateTransient(frame.handle ?? 0, frame.kind ?? '', frame.related ?? []).then(() => undefined)); break;
       case 'close': answer(s.close().then(() => undefined)); break;

@@ -121,10 +121,13 @@ export class WorkerSession implements AsyncDisposable {
    * application released it but a live object still holds it (a kernel's argument), as the journal's graph says.
    * @throws {UnsupportedError} when its kind declares no explicit state; a coded HandleError for a bad id.
    */
-  extractState(id: number, held = false): Promise<Uint8Array> {
+  extractState(id: number, held = false, range?: { readonly offset: number; readonly length: number }): Promise<Uint8Array> {
     return this.#serialized(() => {
       const { state, ptr } = this.#stateOf(id, 'extractState', held);
-      return state.extract(this.#stateContext(), ptr);
+      if (!range) return state.extract(this.#stateContext(), ptr);
+      if (state.extractRange) return state.extractRange(this.#stateContext(), ptr, range.offset, range.length);
+      // A kind without ranges hands over its whole state as the first chunk.
+      return range.offset === 0 ? state.extract(this.#stateContext(), ptr) : new Uint8Array();
     });
   }
 
@@ -134,12 +137,14 @@ export class WorkerSession implements AsyncDisposable {
    * failure of peers).
    * @throws {AvaError} `ERR_AVA_STATE_CHECKSUM` when the object does not hold the bytes afterwards.
    */
-  restoreState(id: number, bytes: Uint8Array, crc?: number, held = false): Promise<void> {
+  restoreState(id: number, bytes: Uint8Array, crc?: number, held = false, offset?: number): Promise<void> {
     return this.#serialized(async () => {
       const { state, ptr, kind } = this.#stateOf(id, 'restoreState', held);
-      await state.restore(this.#stateContext(), ptr, bytes);
+      const ranged = offset !== undefined && state.restoreRange !== undefined && state.extractRange !== undefined;
+      if (ranged) await state.restoreRange!(this.#stateContext(), ptr, offset, bytes);
+      else await state.restore(this.#stateContext(), ptr, bytes);
       if (crc === undefined) return;
-      const back = await state.extract(this.#stateContext(), ptr);
+      const back = ranged ? await state.extractRange!(this.#stateContext(), ptr, offset, bytes.byteLength) : await state.extract(this.#stateContext(), ptr);
       if ((crc32(back) >>> 0) !== crc) throw new AvaError('ERR_AVA_STATE_CHECKSUM', `${kind} ${id}: the restored bytes differ from the extracted ones`, { details: { id } });
     });
   }

@@ -58,6 +58,16 @@ export const toyaccSpec = defineSpec({
           check('tq_state_read', ctx.callNative('tq_state_read', buffer, 0, bytes.byteLength, bytes));
           return bytes;
         },
+        extractRange(ctx, buffer, offset, length) {
+          if (offset === 0) for (const q of ctx.liveHandles('queue')) ctx.callNative('tq_finish', q);
+          const n = Math.max(0, Math.min(length, bufferSize(ctx, buffer) - offset));
+          const bytes = Buffer.alloc(n);
+          if (n > 0) check('tq_state_read', ctx.callNative('tq_state_read', buffer, offset, n, bytes));
+          return bytes;
+        },
+        restoreRange(ctx, buffer, offset, bytes) {
+          check('tq_state_write', ctx.callNative('tq_state_write', buffer, offset, bytes.byteLength, bytes));
+        },
         restore(ctx, buffer, bytes) {
           const size = bufferSize(ctx, buffer);
           if (size !== bytes.byteLength) throw new ApiStatusError('restore', TQ.INVALID_VALUE, `buffer holds ${size} bytes, state has ${bytes.byteLength}`);
