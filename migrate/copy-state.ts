@@ -45,3 +45,34 @@ export async function copyStates(
   }
   return stats;
 }
+
+/** Copies byte ranges of objects' state (regions written since a first copy), merged and in chunks. */
+export async function copyRanges(
+  source: Channel, target: Channel, objects: Iterable<readonly [number, readonly (readonly [number, number])[]]>, held: ReadonlySet<number>,
+  chunkBytes = STATE_CHUNK_BYTES,
+): Promise<CopyStats> {
+  const stats: CopyStats = { objects: 0, bytes: 0, extractMs: 0, restoreMs: 0 };
+  for (const [id, ranges] of objects) {
+    const isHeld = held.has(id);
+    const merged: [number, number][] = [];
+    for (const [offset, size] of [...ranges].sort((a, b) => a[0] - b[0])) {
+      const last = merged[merged.length - 1];
+      if (last && offset <= last[0] + last[1]) last[1] = Math.max(last[1], offset + size - last[0]);
+      else merged.push([offset, size]);
+    }
+    for (const [start, size] of merged) {
+      for (let offset = start; offset < start + size; offset += chunkBytes) {
+        const t0 = performance.now();
+        const chunk = await source.extractState(id, isHeld, { offset, length: Math.min(chunkBytes, start + size - offset) });
+        const t1 = performance.now();
+        stats.extractMs += t1 - t0;
+        if (chunk.byteLength === 0) break;
+        await target.restoreState(id, chunk, crc32(chunk) >>> 0, isHeld, offset);
+        stats.restoreMs += performance.now() - t1;
+        stats.bytes += chunk.byteLength;
+      }
+    }
+    stats.objects++;
+  }
+  return stats;
+}

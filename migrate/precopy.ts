@@ -19,7 +19,8 @@ import { planReplay } from '../replay/plan.js';
 import type { ReplayPlan } from '../replay/plan.js';
 import type { GuestSession } from '../src/guest/session.js';
 import type { Channel } from '../src/transport/channel.js';
-import { copyStates } from './copy-state.js';
+import { copyRanges, copyStates } from './copy-state.js';
+import { planOf } from '../src/spec/plan.js';
 import type { MigrateOptions, MigrationReport } from './migrate.js';
 import { MigrationError } from './migrate.js';
 
@@ -34,9 +35,12 @@ export interface PrecopyStats {
   readonly dirtyBytes: number;
 }
 
-/** Marks objects whose contents calls after the cut may have changed. */
+/** Marks objects whose contents calls after the cut may have changed: whole objects, or byte ranges of them. */
 class DirtyTracker {
+  /** Whole objects to recopy. */
   readonly dirty = new Set<number>();
+  /** Byte ranges to recopy, for objects only written through calls that say what they write. */
+  readonly ranges = new Map<number, [offset: number, size: number][]>();
   #sub: Subscription | undefined;
 
   start(session: GuestSession, journal: SessionJournal, cut: number): void {
@@ -45,17 +49,35 @@ class DirtyTracker {
       if (event.seq < cut) return;
       const f = spec.fn.get(event.fn);
       if (!f) return;
+      if (f.writes) {
+        const { indexOf } = planOf(f);
+        const target = event.args[indexOf.get(f.writes.target)!];
+        const offset = Number(event.args[indexOf.get(f.writes.offset)!]);
+        const size = Number(event.args[indexOf.get(f.writes.size)!]);
+        const kind = typeof target === 'number' ? journal.graph.nodes.get(target)?.kind : undefined;
+        // Only kinds with chunked state access can take a region; the others are recopied whole.
+        const ranged = kind !== undefined && spec.kind.get(kind)?.state?.extractRange !== undefined;
+        if (ranged && typeof target === 'number' && Number.isSafeInteger(offset) && Number.isSafeInteger(size)) {
+          if (!this.dirty.has(target)) this.ranges.set(target, [...(this.ranges.get(target) ?? []), [offset, size]]);
+          return;
+        }
+      }
       if (f.record === 'transfer' || f.record === 'execute') {
         for (const id of inputHandles(f, event.args)) {
-          this.dirty.add(id);
+          this.#whole(id);
           // A launched kernel writes the buffers its arguments name.
-          for (const c of journal.graph.nodes.get(id)?.configs.values() ?? []) for (const d of c.deps) this.dirty.add(d);
+          for (const c of journal.graph.nodes.get(id)?.configs.values() ?? []) for (const d of c.deps) this.#whole(d);
         }
       } else if (f.record === 'create') {
         const ret = event.reply?.ret ?? event.retId;
-        for (const { id } of createdHandles(f, { args: event.args, ret: ret ?? null, outs: event.reply?.outs ?? null })) this.dirty.add(id);
+        for (const { id } of createdHandles(f, { args: event.args, ret: ret ?? null, outs: event.reply?.outs ?? null })) this.#whole(id);
       }
     });
+  }
+
+  #whole(id: number): void {
+    this.dirty.add(id);
+    this.ranges.delete(id);
   }
 
   stop(): void {
@@ -118,6 +140,12 @@ export async function precopyMigrate(session: GuestSession, journal: SessionJour
       phase = 'copy dirty state';
       tracker.stop();
       const dirty = await copyState(source, chosen, now, tracker.dirty, stateful);
+      const live = [...tracker.ranges].filter(([id]) => now.liveObjects.has(id) && stateful(now.kinds.get(id)!));
+      const ranged = await copyRanges(source, chosen, live, now.held);
+      dirty.objects += ranged.objects;
+      dirty.bytes += ranged.bytes;
+      dirty.extractMs += ranged.extractMs;
+      dirty.restoreMs += ranged.restoreMs;
       const t3 = performance.now();
       phase = 'switch';
       const old = session.switchChannel(chosen);

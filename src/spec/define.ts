@@ -96,6 +96,11 @@ function checkFunction(f: FunctionSpec, kinds: ReadonlyMap<string, HandleKindSpe
     const target = f.args.find((a) => a.name === f.target);
     if (!target || !HANDLE_ROLES.has(target.role)) throw new SpecError(`${f.name}: a ${f.record} function needs a handle argument as its target`);
   }
+  if (f.writes) {
+    for (const name of [f.writes.target, f.writes.offset, f.writes.size]) {
+      if (!names.has(name)) throw new SpecError(`${f.name}: writes names unknown argument "${name}"`);
+    }
+  }
   for (const key of f.supersedeKey ?? []) {
     if (!names.has(key)) throw new SpecError(`${f.name}: supersede key names unknown argument "${key}"`);
   }

@@ -244,6 +244,11 @@ export interface FunctionSpec {
    * with one of them is journaled with its status, and replay runs it again. Other failures changed nothing.
    */
   readonly journalFailures?: readonly number[];
+  /**
+   * The region of an object's explicit state the call writes (a buffer write): the arguments naming the object, the
+   * offset and the size in bytes. Pre-copy migration then recopies only that region instead of the whole object.
+   */
+  readonly writes?: { readonly target: string; readonly offset: string; readonly size: string };
 }
 
 /** What the worker gives explicit-state hooks: direct native calls on the session's real pointers. */

@@ -494,7 +494,7 @@ const functions: FunctionSpec[] = [
     arg.scalar('size', 'size'),
     arg.bufferIn('ptr', 'size'),
     ...waitList(),
-  ], { blocking: true }),
+  ], { blocking: true, writes: { target: 'buffer', offset: 'offset', size: 'size' } }),
   fn('clEnqueueWriteBufferRect', ret.status(), 'transfer', [
     arg.handle('command_queue', 'command_queue'),
     arg.handle('buffer', 'mem'),

@@ -109,7 +109,7 @@ export const toyaccSpec = defineSpec({
     ], { target: 'kernel', supersedeKey: ['index'] }),
     fn('tq_enqueue_write', ret.status(), 'transfer', [
       arg.handle('queue', 'queue'), arg.handle('buffer', 'buffer'), arg.scalar('offset', 'size'), arg.scalar('size', 'size'), arg.bufferIn('src', 'size'),
-    ]),
+    ], { writes: { target: 'buffer', offset: 'offset', size: 'size' } }),
     fn('tq_enqueue_read', ret.status(), 'transfer', [
       arg.handle('queue', 'queue'), arg.handle('buffer', 'buffer'), arg.scalar('offset', 'size'), arg.scalar('size', 'size'), arg.bufferOut('dst', 'size'),
     ]),
@@ -122,6 +122,6 @@ export const toyaccSpec = defineSpec({
     ]),
     fn('tq_state_write', ret.status(), 'transfer', [
       arg.handle('buffer', 'buffer'), arg.scalar('offset', 'size'), arg.scalar('length', 'size'), arg.bufferIn('src', 'length'),
-    ]),
+    ], { writes: { target: 'buffer', offset: 'offset', size: 'length' } }),
   ],
 });
