@@ -13,12 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TQ } from '../fixtures/toyacc/constants.js';
 import { toyaccSpec } from '../src/apis/toyacc/spec.js';
+import { nullChannel } from './null-channel.js';
 import type { ChannelKind } from '../src/config.js';
 import type { Handle } from '../src/guest/handle.js';
 import { openGuestlib } from '../src/guest/open.js';
 import type { Guestlib } from '../src/guest/open.js';
-import type { Channel } from '../src/transport/channel.js';
-import type { ReplyFrame } from '../src/wire/frames.js';
 import { keys } from '../journal/format.js';
 import { Journal } from '../journal/journal.js';
 import type { Durability } from '../journal/journal.js';
@@ -41,24 +40,6 @@ function folderBytes(dir: string): number {
   return total;
 }
 
-/** A channel that answers every call with success and drops posted ones: the guest's own share. */
-function nullChannel(): Channel {
-  return {
-    kind: 'null',
-    spec: toyaccSpec,
-    supports: { zeroCopy: false, crossProcess: false },
-    call: (frame) => Promise.resolve({ seq: frame.seq, ret: TQ.SUCCESS, outs: {} } as ReplyFrame),
-    post: () => {},
-    onAsyncFailure: () => () => {},
-    extractState: () => Promise.resolve(new Uint8Array()),
-    restoreState: () => Promise.resolve(),
-    barrier: () => Promise.resolve(),
-    recreateTransient: () => Promise.resolve(),
-    onEvent: () => () => {},
-    close: () => Promise.resolve(),
-    [Symbol.asyncDispose]: () => Promise.resolve(),
-  };
-}
 
 interface Setup {
   readonly lib: Guestlib;

@@ -11,16 +11,16 @@ import { isMainThread, workerData } from 'node:worker_threads';
 import type { Worker as NodeWorker } from 'node:worker_threads';
 import { TQ } from '../fixtures/toyacc/constants.js';
 import { toyaccSpec } from '../src/apis/toyacc/spec.js';
+import { nullChannel } from './null-channel.js';
 import { Handle } from '../src/guest/handle.js';
 import { openGuestlib } from '../src/guest/open.js';
 import type { Guestlib } from '../src/guest/open.js';
-import type { Channel } from '../src/transport/channel.js';
 import type { FrameLink } from '../src/transport/link.js';
 import { RemoteChannel } from '../src/transport/remote.js';
 import { openShmChannel, startModuleThread } from '../src/transport/shm.js';
 import { DEFAULT_SPIN_MICROS, DEFAULT_WAKE_SPIN_MICROS, Waiter, wake } from '../src/transport/shm-ring.js';
 import { encodeBody } from '../src/wire/codec.js';
-import type { Frame, ReplyFrame } from '../src/wire/frames.js';
+import type { Frame } from '../src/wire/frames.js';
 import { measure, report, rows } from './harness.js';
 
 /** Words of the ping-pong buffer (each side's on its own line, as in the ring). */
@@ -147,24 +147,6 @@ async function busyPingPong(ops: number): Promise<number> {
   return ns;
 }
 
-/** A channel that drops everything: the guest's own cost per posted call. */
-function nullChannel(): Channel {
-  return {
-    kind: 'null',
-    spec: toyaccSpec,
-    supports: { zeroCopy: false, crossProcess: false },
-    call: (frame) => Promise.resolve({ seq: frame.seq, ret: TQ.SUCCESS, outs: {} } as ReplyFrame),
-    post: () => {},
-    onAsyncFailure: () => () => {},
-    extractState: () => Promise.resolve(new Uint8Array()),
-    restoreState: () => Promise.resolve(),
-    barrier: () => Promise.resolve(),
-    recreateTransient: () => Promise.resolve(),
-    onEvent: () => () => {},
-    close: () => Promise.resolve(),
-    [Symbol.asyncDispose]: () => Promise.resolve(),
-  };
-}
 
 /** A frame link that welcomes the hello, encodes every frame it is given (the codec's share) and answers calls. */
 function encodingLink(): FrameLink {

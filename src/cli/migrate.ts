@@ -34,7 +34,7 @@ Options:
   --target <host:port>    migrate to a worker of the peer manager there (default: a new worker like the source's)
   --journal <dir>         journal folder (default AVA_JOURNAL or .ava/journal)
   --precopy               pre-copy (live) migration: state copied while the workload runs, then only what changed
-  --demo                  run the built-in toyacc demo workload instead of a command
+  --demo                  run the built-in toyacc demo workload (40 rounds, over 100 calls) instead of a command
   --json                  print one JSON object (chosen call, phases in ms, total, bytes moved, journal path)
   -h, --help              show this help
 `;
@@ -90,7 +90,8 @@ export async function main(argv: string[]): Promise<void> {
       Object.assign(process.env, env);
       // The demo's journal session is its own: a fresh folder per run would lose nothing, but the user asked for this one.
       await using lib = await openGuestlib(toyaccSpec, { transport: transport as ChannelKind });
-      demoResult = await runToyaccDemo(lib.api);
+      // 40 rounds: the demo makes over 100 calls, so the default r100 trigger always falls inside it.
+      demoResult = await runToyaccDemo(lib.api, { rounds: 40 });
     } else {
       exitCode = await new Promise<number>((resolveExit, reject) => {
         const child = spawn(command[0]!, command.slice(1), { stdio: values.json ? ['inherit', 'inherit', 'inherit'] : 'inherit', env: { ...process.env, ...env } });
