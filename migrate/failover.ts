@@ -19,6 +19,7 @@ import { planFromRecords, planReplay } from '../replay/plan.js';
 import { AvaError } from '../src/errors.js';
 import type { GuestSession } from '../src/guest/session.js';
 import type { Channel } from '../src/transport/channel.js';
+import { describeChannel } from './migrate.js';
 
 /** What one recovery did. */
 export interface FailoverReport {
@@ -107,7 +108,7 @@ export function enableFailover(session: GuestSession, journal: SessionJournal, o
       const done = await rebuild(session, journal, target, beforeCall);
       const old = session.switchChannel(target);
       void old.close().catch(() => undefined);
-      const report: FailoverReport = { ...done, ms: performance.now() - t0, to: `${target.kind}:${(target as { workerId?: string }).workerId ?? ''}` };
+      const report: FailoverReport = { ...done, ms: performance.now() - t0, to: describeChannel(target) };
       reports.push(report);
       log(`ava-migrate: worker lost before call ${beforeCall}; session ${session.id.slice(0, 8)} rebuilt on ${report.to} in ${report.ms.toFixed(1)} ms (${report.replayed} records, checkpoint ${report.checkpoint})`);
     } catch (error) {

@@ -72,7 +72,11 @@ export interface MigrateOptions {
   readonly onProgress?: (message: string) => void;
 }
 
-const describeDefault = (channel: Channel): string => `${channel.kind}${(channel as { workerId?: string }).workerId ? `:${(channel as { workerId?: string }).workerId}` : ''}`;
+/** A channel in reports: its kind, and the worker's id where the channel knows it (`unix:1234-ab12cd34`). */
+export function describeChannel(channel: Channel): string {
+  const worker = (channel as { workerId?: string }).workerId;
+  return worker ? `${channel.kind}:${worker}` : channel.kind;
+}
 
 /**
  * Migrates `session` (journaled into `journal`) now. Call it from a task scheduled on the session
@@ -80,7 +84,7 @@ const describeDefault = (channel: Channel): string => `${channel.kind}${(channel
  * @throws {MigrationError} after putting everything back as it was.
  */
 export async function migrateSession(session: GuestSession, journal: SessionJournal, options: MigrateOptions): Promise<MigrationReport> {
-  const describe = options.describe ?? describeDefault;
+  const describe = options.describe ?? describeChannel;
   const source = session.channel;
   const call = options.beforeCall;
   let phase = 'drain';

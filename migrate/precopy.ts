@@ -22,7 +22,7 @@ import type { Channel } from '../src/transport/channel.js';
 import { copyRanges, copyStates } from './copy-state.js';
 import { planOf } from '../src/spec/plan.js';
 import type { MigrateOptions, MigrationReport } from './migrate.js';
-import { MigrationError } from './migrate.js';
+import { MigrationError, describeChannel } from './migrate.js';
 
 /** Pre-copy specifics of a report. */
 export interface PrecopyStats {
@@ -151,7 +151,7 @@ export async function precopyMigrate(session: GuestSession, journal: SessionJour
       const old = session.switchChannel(chosen);
       const t4 = performance.now();
       void old.close().catch((error: unknown) => session.onTaskError(error));
-      const describe = options.describe ?? ((c: Channel) => `${c.kind}${(c as { workerId?: string }).workerId ? `:${(c as { workerId?: string }).workerId}` : ''}`);
+      const describe = options.describe ?? describeChannel;
       return {
         call: stopCall, session: session.id, from: describe(old), to: describe(chosen),
         phases: { drain: t1 - t0, extract: dirty.extractMs, connect: 0, replay: t2 - t1, restore: dirty.restoreMs, switch: t4 - t3 },

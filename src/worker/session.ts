@@ -5,7 +5,7 @@
 import koffi from 'koffi';
 import { crc32 } from 'node:zlib';
 import { AvaError, ClosedError, toWireError, UnsupportedError } from '../errors.js';
-import type { ApiSpec, ExplicitState, StateContext } from '../spec/types.js';
+import type { ApiSpec, ExplicitState, FunctionSpec, StateContext } from '../spec/types.js';
 import type { CallFrame, EventFrame, ReplyFrame, WireValue } from '../wire/frames.js';
 import type { CallbackSink, ExecutionContext } from './executor.js';
 import { wallClock } from '../wire/clock.js';
@@ -198,9 +198,15 @@ export class WorkerSession implements AsyncDisposable {
     this.#closed = true;
     await this.#tail;
     const live = [...this.handles.live()].reverse();
+    // The release function of each kind, found once.
+    const releases = new Map<string, FunctionSpec>();
+    for (const f of this.spec.functions) {
+      if (f.record !== 'release' || f.unsupported !== undefined) continue;
+      const target = f.args.find((a) => a.name === f.target);
+      if (target?.role === 'handle' && !releases.has(target.kind)) releases.set(target.kind, f);
+    }
     for (const h of live) {
-      const release = [...this.spec.fn.values()].find((f) => f.record === 'release' && f.unsupported === undefined &&
-        f.args.some((a) => a.name === f.target && a.role === 'handle' && a.kind === h.kind));
+      const release = releases.get(h.kind);
       let refs = this.handles.refs(h.id);
       if (!release || refs === null || refs === undefined) continue;
       for (; refs > 0; refs--) {
