@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Level } from 'level';
 import { test as uvuTest } from 'uvu';
+import { boundedTest } from '../helpers/uvu.js';
 import * as assert from 'uvu/assert';
 import { toyaccSpec } from '../../src/apis/toyacc/spec.js';
 import { AvaError } from '../../src/errors.js';
@@ -42,21 +43,7 @@ process.once('exit', () => {
 let folders = 0;
 const folder = (): string => join(tmp, `j${folders++}`);
 
-function test(name: string, body: () => Promise<void>): void {
-  uvuTest(name, async () => {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([body(), new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${name}: not done within ${TEST_TIMEOUT_MS} ms`)), TEST_TIMEOUT_MS);
-      })]);
-    } catch (error) {
-      if (AvaError.isAvaError(error)) throw new Error(`unexpected ${error.code}: ${error.message}`);
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
-  });
-}
+const test = boundedTest(TEST_TIMEOUT_MS);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -18,6 +18,7 @@
 import fc from 'fast-check';
 import { MemoryLevel } from 'memory-level';
 import { test as uvuTest } from 'uvu';
+import { boundedTest } from '../helpers/uvu.js';
 import * as assert from 'uvu/assert';
 import { TQ } from '../../fixtures/toyacc/constants.js';
 import { ToyaccModel, ToyaccModelHandle } from '../../fixtures/toyacc/model.js';
@@ -38,22 +39,7 @@ import { all } from './store-contract.js';
 const RUNS = Number(process.env.GRAPH_MODEL_RUNS ?? 50);
 const TEST_TIMEOUT_MS = 240_000;
 
-/** uvu cannot print AvaError details; bound every test. */
-function test(name: string, body: () => Promise<void>): void {
-  uvuTest(name, async () => {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([body(), new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${name}: not done within ${TEST_TIMEOUT_MS} ms`)), TEST_TIMEOUT_MS);
-      })]);
-    } catch (error) {
-      if (AvaError.isAvaError(error)) throw new Error(`unexpected ${error.code}: ${error.message}`);
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
-  });
-}
+const test = boundedTest(TEST_TIMEOUT_MS);
 
 const worker = await Worker.open({ spec: toyaccSpec });
 const replayWorker = await Worker.open({ spec: toyaccSpec });

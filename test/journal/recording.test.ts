@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test as uvuTest } from 'uvu';
+import { boundedTest } from '../helpers/uvu.js';
 import * as assert from 'uvu/assert';
 import { TQ } from '../../fixtures/toyacc/constants.js';
 import { toyaccSpec } from '../../src/apis/toyacc/spec.js';
@@ -35,24 +36,11 @@ const folder = (): string => join(root, `j${folders++}`);
 const opened = new Set<Guestlib>();
 process.once('exit', () => rmSync(root, { recursive: true, force: true }));
 
-/** A bounded test that closes every guestlib it opened and shows unexpected ava errors plainly. */
-function test(name: string, body: () => Promise<void>): void {
-  uvuTest(name, async () => {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([body(), new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${name}: not done within ${TEST_TIMEOUT_MS} ms`)), TEST_TIMEOUT_MS);
-      })]);
-    } catch (error) {
-      if (AvaError.isAvaError(error)) throw new Error(`unexpected ${error.code}: ${error.message}`);
-      throw error;
-    } finally {
-      clearTimeout(timer);
-      for (const lib of [...opened]) await lib.close().catch(() => undefined);
-      opened.clear();
-    }
-  });
-}
+/** Bounded tests that close every guestlib they opened. */
+const test = boundedTest(TEST_TIMEOUT_MS, async () => {
+  for (const lib of [...opened]) await lib.close().catch(() => undefined);
+  opened.clear();
+});
 
 async function open(options: Parameters<typeof openGuestlib>[1]): Promise<Guestlib> {
   const lib = await openGuestlib(toyaccSpec, options);
