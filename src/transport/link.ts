@@ -4,7 +4,7 @@
  */
 import type { Socket } from 'node:net';
 import { toWireError } from '../errors.js';
-import { DEFAULT_LIMITS, FrameReader, WireFormatError, encodeFrame } from '../wire/codec.js';
+import { DEFAULT_LIMITS, FrameReader, WireFormatError, encodeBody, encodeFrame } from '../wire/codec.js';
 import type { WireLimits } from '../wire/codec.js';
 import type { Frame } from '../wire/frames.js';
 
@@ -73,11 +73,18 @@ export class SocketLink implements FrameLink {
    */
   send(frame: Frame): void {
     if (this.#closed || this.socket.destroyed) return;
-    const bytes = encodeFrame(frame);
-    if (bytes.byteLength - 4 > this.#maxSend) {
-      throw new WireFormatError('ERR_AVA_FRAME_TOO_LARGE', `a ${frame.t ?? 'frame'} of ${bytes.byteLength - 4} bytes is over the frame limit of ${this.#maxSend}`);
+    const body = encodeBody(frame);
+    if (body.byteLength > this.#maxSend) {
+      throw new WireFormatError('ERR_AVA_FRAME_TOO_LARGE', `a ${frame.t ?? 'frame'} of ${body.byteLength} bytes is over the frame limit of ${this.#maxSend}`);
     }
-    this.socket.write(bytes);
+    // Prefix and body as two writes of one corked packet: a state chunk of megabytes is not copied once more to join
+    // them (cbor-x never writes over a body it returned, so the socket may hold it until sent).
+    const prefix = Buffer.allocUnsafe(4);
+    prefix.writeUInt32BE(body.byteLength, 0);
+    this.socket.cork();
+    this.socket.write(prefix);
+    this.socket.write(body);
+    this.socket.uncork();
   }
 
   setMaxFrameBytes(bytes: number): void {
