@@ -65,7 +65,11 @@ export interface Guestlib<T = ApiObject> extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-interface Opened {
+/**
+ * A guest session with what the AVA_* variables ask for around it (journal, migration trigger, failover): what a
+ * front feeds call records into. The proxy is one front; ava-guestd, serving the C front, is another.
+ */
+export interface OpenedSession {
   readonly session: GuestSession;
   readonly journal: SessionJournal | undefined;
   readonly migration?: ArmedMigration | undefined;
@@ -73,7 +77,8 @@ interface Opened {
   close(): Promise<void>;
 }
 
-async function openSession(spec: ApiSpec, options: GuestlibOptions): Promise<Opened> {
+/** Opens a session over a channel, with its journal, migration trigger and failover as `options` and the AVA_* variables say. */
+export async function openSession(spec: ApiSpec, options: GuestlibOptions = {}): Promise<OpenedSession> {
   const id = options.sessionId ?? randomUUID();
   const channel = options.channel ?? (await openChannel({
     spec, sessionId: id, ...(options.transport ? { kind: options.transport } : {}), ...(options.worker ? { worker: options.worker } : {}),
@@ -118,7 +123,7 @@ async function openSession(spec: ApiSpec, options: GuestlibOptions): Promise<Ope
   };
 }
 
-function guestlib<T>(api: T, opened: Opened, handleAt: Guestlib['handleAt']): Guestlib<T> {
+function guestlib<T>(api: T, opened: OpenedSession, handleAt: Guestlib['handleAt']): Guestlib<T> {
   return {
     api,
     session: opened.session,

@@ -1,0 +1,125 @@
+/**
+ * Builds the C front of a spec into the cache on first use: the generated descriptor tables and entry points
+ * (generate.ts) plus the runtime in `c/`, compiled with the system C compiler into
+ * `<cacheDir>/cfront/<spec>-<hash16>/libava-<spec>.so`, where the hash covers the generated source (so the spec's
+ * hash and the sidecar's location), the runtime sources, the compiler and the flags. For OpenCL the library is an
+ * ICD, and an `.icd` file naming it is written beside it: `OCL_ICD_VENDORS=<that file>` makes the ICD loader show
+ * the remoted platform. Concurrent builders never see a half-written library (compiled to a temporary name, renamed).
+ */
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { cacheDir as defaultCacheDir, cCompiler } from '../config.js';
+import { NativeLibraryError } from '../errors.js';
+import type { ApiSpec } from '../spec/types.js';
+import { dispatchFields, generateCFront } from './generate.js';
+
+const execFileAsync = promisify(execFile);
+
+/** Compiler flags of the front (part of the cache hash). */
+export const CFRONT_CFLAGS: readonly string[] = Object.freeze([
+  '-std=c11', '-O2', '-Wall', '-Wextra', '-Wno-unused-parameter', '-fPIC', '-shared', '-pthread', '-fvisibility=hidden',
+  '-DCL_TARGET_OPENCL_VERSION=300', '-DCL_USE_DEPRECATED_OPENCL_1_0_APIS', '-DCL_USE_DEPRECATED_OPENCL_1_1_APIS',
+  '-DCL_USE_DEPRECATED_OPENCL_1_2_APIS',
+]);
+
+const RUNTIME = ['ava_front.c', 'ava_cbor.c'] as const;
+const HEADERS = ['ava_front.h', 'ava_cbor.h'] as const;
+/** The ICD header the OpenCL front's dispatch table comes from. */
+export const ICD_HEADER = '/usr/include/CL/cl_icd.h';
+
+/** Options of {@link buildCFront}. */
+export interface BuildCFrontOptions {
+  /** Cache root; default `cacheDir()` (AVA_CACHE_DIR). */
+  readonly cacheDir?: string;
+  /** C compiler command; default `cCompiler()` (`CC` or `cc`). */
+  readonly compiler?: string;
+  /** Progress messages (compiling, using the cache). */
+  readonly onProgress?: (message: string) => void;
+}
+
+/** A built front. */
+export interface CFront {
+  /** The shared library. */
+  readonly library: string;
+  /** For an ICD: the `.icd` file naming the library (the value for `OCL_ICD_VENDORS`). */
+  readonly icdFile: string | undefined;
+  /** The folder both live in. */
+  readonly dir: string;
+}
+
+/** The folder of the runtime's C sources: next to this module in the source tree, else `src/cfront/c` of the package. */
+export function cfrontSourceDir(): string {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  if (existsSync(join(here, 'c', 'ava_front.c'))) return resolve(here, 'c');
+  // dist/src/cfront -> <package>/src/cfront/c (the C sources are not copied into dist)
+  return resolve(here, '..', '..', '..', 'src', 'cfront', 'c');
+}
+
+/** How ava-guestd is started from this installation: node, an optional loader to import, the entry script. */
+export function guestdCommand(): { node: string; script: string; importUrl?: string } {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.ts')) {
+    return {
+      node: process.execPath,
+      script: fileURLToPath(new URL('../cli/run-guestd.ts', import.meta.url)),
+      importUrl: import.meta.resolve('tsx'),
+    };
+  }
+  return { node: process.execPath, script: fileURLToPath(new URL('../cli/run-guestd.js', import.meta.url)) };
+}
+
+/**
+ * Builds (or finds in the cache) the C front of `spec`.
+ * @throws {NativeLibraryError} `ERR_AVA_NO_COMPILER` without a C compiler, `ERR_AVA_BUILD_FAILED` with the compiler's
+ * output when compiling fails (an OpenCL front also needs CL/cl_icd.h: scripts/install-opencl.sh installs it).
+ */
+export async function buildCFront(spec: ApiSpec, options: BuildCFrontOptions = {}): Promise<CFront> {
+  const icd = spec.name === 'opencl';
+  if (icd && !existsSync(ICD_HEADER)) {
+    throw new NativeLibraryError('ERR_AVA_BUILD_FAILED', `${ICD_HEADER} is missing: run scripts/install-opencl.sh (opencl-headers)`);
+  }
+  const command = guestdCommand();
+  const generated = generateCFront(spec, {
+    node: command.node, guestdScript: command.script, ...(command.importUrl ? { guestdImport: command.importUrl } : {}),
+    ...(icd ? { icdDispatch: { header: 'CL/cl_icd.h', struct: 'cl_icd_dispatch', fields: dispatchFields(readFileSync(ICD_HEADER, 'utf8')) } } : {}),
+  });
+  const srcDir = cfrontSourceDir();
+  const sources = [...RUNTIME, ...(icd ? ['ava_icd.c'] : [])];
+  const compiler = (options.compiler ?? cCompiler()).split(/\s+/).filter(Boolean);
+  const hash = createHash('sha256');
+  hash.update(generated);
+  for (const f of [...sources, ...HEADERS]) hash.update(f).update(readFileSync(join(srcDir, f)));
+  hash.update(JSON.stringify([compiler, CFRONT_CFLAGS]));
+  const dir = join(options.cacheDir ?? defaultCacheDir(), 'cfront', `${spec.name}-${hash.digest('hex').slice(0, 16)}`);
+  const library = join(dir, `libava-${spec.name}.so`);
+  const icdFile = icd ? join(dir, `ava-${spec.name}.icd`) : undefined;
+  if (existsSync(library) && (!icdFile || existsSync(icdFile))) {
+    options.onProgress?.(`using the cached C front ${library}`);
+    return { library, icdFile, dir };
+  }
+  await mkdir(dir, { recursive: true });
+  const tmp = `.tmp-${randomBytes(6).toString('hex')}`;
+  const genFile = join(dir, `generated-${spec.name}.c`);
+  await writeFile(`${genFile}${tmp}`, generated);
+  await rename(`${genFile}${tmp}`, genFile);
+  options.onProgress?.(`compiling the C front of ${spec.name} into ${library}`);
+  try {
+    await execFileAsync(compiler[0]!, [...compiler.slice(1), ...CFRONT_CFLAGS, `-I${srcDir}`, '-o', `${library}${tmp}`, genFile, ...sources.map((f) => join(srcDir, f))], { maxBuffer: 16 << 20 });
+  } catch (error) {
+    await rm(`${library}${tmp}`, { force: true });
+    const e = error as NodeJS.ErrnoException & { stderr?: string };
+    if (e.code === 'ENOENT') throw new NativeLibraryError('ERR_AVA_NO_COMPILER', `no C compiler "${compiler[0]}" (set CC)`, { cause: error });
+    throw new NativeLibraryError('ERR_AVA_BUILD_FAILED', `compiling the C front failed:\n${e.stderr ?? String(error)}`, { cause: error });
+  }
+  await rename(`${library}${tmp}`, library);
+  if (icdFile) {
+    await writeFile(`${icdFile}${tmp}`, `${library}\n`);
+    await rename(`${icdFile}${tmp}`, icdFile);
+  }
+  return { library, icdFile, dir };
+}

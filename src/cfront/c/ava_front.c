@@ -1,0 +1,949 @@
+/*
+ * The C front's runtime: the one generic marshaller behind every generated entry point. It turns a call into the
+ * wire's call record (docs/WIRE.md) from the function's descriptor, hands it to the ava-guestd sidecar (started on
+ * the first call, over a unix socket pair) and writes the reply back into the caller's memory. Handles are objects
+ * of this library that start with the ICD dispatch pointer; the sidecar runs the TypeScript session (interceptor,
+ * journal, migration, transports), so everything a TypeScript guest gets, a native program gets too.
+ *
+ * Threads: any number of application threads may call at once. A call registers a waiter, sends its frame under the
+ * send lock and sleeps until the reader thread hands it the reply with its sequence number. Callbacks run on a
+ * thread of their own, in this process, so that a callback may itself call the API.
+ */
+#define _GNU_SOURCE
+#include "ava_front.h"
+#include "ava_cbor.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* The dispatch table every object begins with (ava_icd.c); NULL for a front that is not an ICD. */
+extern const void *ava_dispatch(void);
+
+#define AVA_MAGIC 0x41564121u
+#define BATCH_MAX_CALLS 1024
+#define BATCH_MAX_BYTES (4u << 20)
+#define MAX_LENGTH ((int64_t)1 << 40)
+
+/* Statuses the front reports for failures that are not the API's own (OpenCL's values; every current spec is one). */
+#define ST_OUT_OF_RESOURCES (-5)
+#define ST_INVALID_VALUE (-30)
+#define ST_INVALID_OPERATION (-59)
+
+static void warn(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("ava-front: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+/* ------------------------------------------------------------------------------------------------ hash map */
+
+/* Open addressing, 64-bit keys (never 0), pointer values. */
+typedef struct { uint64_t *keys; void **vals; size_t cap, n; } map64;
+
+static size_t mix(uint64_t k) { k ^= k >> 33; k *= 0xff51afd7ed558ccdull; k ^= k >> 33; return (size_t)k; }
+
+static void *map_get(const map64 *m, uint64_t k) {
+  if (!m->cap) return NULL;
+  for (size_t i = mix(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+    if (m->keys[i] == k) return m->vals[i];
+    if (m->keys[i] == 0) return NULL;
+  }
+}
+
+static int map_put(map64 *m, uint64_t k, void *v) {
+  if ((m->n + 1) * 2 > m->cap) {
+    size_t cap = m->cap ? m->cap * 2 : 256;
+    uint64_t *keys = calloc(cap, sizeof *keys);
+    void **vals = calloc(cap, sizeof *vals);
+    if (!keys || !vals) { free(keys); free(vals); return 0; }
+    for (size_t i = 0; i < m->cap; i++) {
+      if (!m->keys[i]) continue;
+      size_t j = mix(m->keys[i]) & (cap - 1);
+      while (keys[j]) j = (j + 1) & (cap - 1);
+      keys[j] = m->keys[i];
+      vals[j] = m->vals[i];
+    }
+    free(m->keys); free(m->vals);
+    m->keys = keys; m->vals = vals; m->cap = cap;
+  }
+  size_t i = mix(k) & (m->cap - 1);
+  while (m->keys[i] && m->keys[i] != k) i = (i + 1) & (m->cap - 1);
+  if (!m->keys[i]) m->n++;
+  m->keys[i] = k;
+  m->vals[i] = v;
+  return 1;
+}
+
+static void map_del(map64 *m, uint64_t k) {
+  if (!m->cap) return;
+  size_t i = mix(k) & (m->cap - 1);
+  while (m->keys[i] && m->keys[i] != k) i = (i + 1) & (m->cap - 1);
+  if (!m->keys[i]) return;
+  m->keys[i] = 0;
+  m->n--;
+  /* Re-insert the rest of the cluster so lookups never stop early. */
+  for (size_t j = (i + 1) & (m->cap - 1); m->keys[j]; j = (j + 1) & (m->cap - 1)) {
+    uint64_t key = m->keys[j];
+    void *val = m->vals[j];
+    m->keys[j] = 0;
+    m->n--;
+    map_put(m, key, val);
+  }
+}
+
+/* ------------------------------------------------------------------------------------------------ objects */
+
+/*
+ * What the application holds for a handle. The dispatch pointer comes first (the ICD loader reads it); objects are
+ * kept for the process's life, so a pointer the application still holds after a release never dangles: the worker
+ * answers it with the kind's invalid status, as a native library would for a dead object.
+ */
+typedef struct ava_obj {
+  const void *dispatch;
+  int64_t id;
+  int16_t kind;
+  uint32_t magic;
+  void *mirror;        /* host memory bound to the object (USE_HOST_PTR), refreshed at its sync points */
+  size_t mirror_size;
+} ava_obj;
+
+static pthread_mutex_t obj_mu = PTHREAD_MUTEX_INITIALIZER;
+static map64 objs_by_id, objs_by_ptr, mappings;
+static size_t mirror_count;
+static int64_t next_id = 1;
+
+static uint64_t id_key(int64_t id) { return (uint64_t)id ^ 0x8000000000000000ull; } /* never 0 for real ids */
+
+/* The object for `id` (made on first sight, e.g. a device named in an info value). */
+static ava_obj *obj_for_id(int64_t id, int kind) {
+  if (id == 0) return NULL;
+  pthread_mutex_lock(&obj_mu);
+  ava_obj *o = map_get(&objs_by_id, id_key(id));
+  if (!o && (o = calloc(1, sizeof *o))) {
+    o->dispatch = ava_dispatch();
+    o->id = id;
+    o->kind = (int16_t)kind;
+    o->magic = AVA_MAGIC;
+    if (!map_put(&objs_by_id, id_key(id), o) || !map_put(&objs_by_ptr, (uint64_t)(uintptr_t)o, o)) o = NULL;
+  }
+  pthread_mutex_unlock(&obj_mu);
+  return o;
+}
+
+/* The object behind a pointer the application passed, or NULL when it is not one of ours. */
+static ava_obj *obj_of(const void *p) {
+  if (!p) return NULL;
+  pthread_mutex_lock(&obj_mu);
+  ava_obj *o = map_get(&objs_by_ptr, (uint64_t)(uintptr_t)p);
+  pthread_mutex_unlock(&obj_mu);
+  return o;
+}
+
+static int64_t new_ids(int64_t n) { return __atomic_fetch_add(&next_id, n, __ATOMIC_RELAXED); }
+
+/* A region handed out by a mapping call: the application's copy of the device bytes, written back at unmap. */
+typedef struct { int64_t id; size_t length; } mapping;
+
+/* ------------------------------------------------------------------------------------------------ callbacks */
+
+typedef struct { void *fn; void *user_data; } callback_reg;
+static pthread_mutex_t cb_mu = PTHREAD_MUTEX_INITIALIZER;
+static map64 callbacks;
+static int64_t next_callback = 1;
+
+typedef struct event { struct event *next; int64_t callback; int nargs; uintptr_t args[6]; } event;
+static event *ev_head, *ev_tail;
+static pthread_cond_t ev_cond = PTHREAD_COND_INITIALIZER;
+
+static void *callback_thread(void *unused) {
+  (void)unused;
+  for (;;) {
+    pthread_mutex_lock(&cb_mu);
+    while (!ev_head) pthread_cond_wait(&ev_cond, &cb_mu);
+    event *e = ev_head;
+    ev_head = e->next;
+    if (!ev_head) ev_tail = NULL;
+    callback_reg *reg = map_get(&callbacks, (uint64_t)e->callback);
+    /* The API's callbacks fire once per registration. */
+    if (reg) map_del(&callbacks, (uint64_t)e->callback);
+    pthread_mutex_unlock(&cb_mu);
+    if (reg) {
+      uintptr_t *a = e->args;
+      void *u = reg->user_data;
+      /* Integer and pointer arguments share registers and 8-byte stack slots on the 64-bit Linux ABIs. */
+      switch (e->nargs) {
+      case 0: ((void (*)(void *))reg->fn)(u); break;
+      case 1: ((void (*)(uintptr_t, void *))reg->fn)(a[0], u); break;
+      case 2: ((void (*)(uintptr_t, uintptr_t, void *))reg->fn)(a[0], a[1], u); break;
+      case 3: ((void (*)(uintptr_t, uintptr_t, uintptr_t, void *))reg->fn)(a[0], a[1], a[2], u); break;
+      default: ((void (*)(uintptr_t, uintptr_t, uintptr_t, uintptr_t, void *))reg->fn)(a[0], a[1], a[2], a[3], u); break;
+      }
+      free(reg);
+    }
+    free(e);
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------------ connection */
+
+typedef struct waiter {
+  struct waiter *next;
+  uint64_t key;        /* call seq, or control id */
+  ava_cv *frame;
+  uint8_t *raw;
+  int done;
+  pthread_cond_t cond;
+} waiter;
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int sock = -1;
+static int broken;     /* the sidecar is gone or never came: every call fails */
+static int reader_done;
+static pid_t guestd_pid;
+static pthread_mutex_t send_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t wait_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
+static waiter *waiters;
+static uint64_t next_seq = 1;
+static ava_cbuf batch;
+static size_t batch_calls;
+
+static int write_all(const uint8_t *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = send(sock, p, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return 0;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 1;
+}
+
+static int read_all(uint8_t *p, size_t n) {
+  while (n > 0) {
+    ssize_t r = read(sock, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return 0;
+    p += r;
+    n -= (size_t)r;
+  }
+  return 1;
+}
+
+/* Sends one frame body with its length prefix; the caller holds send_mu. */
+static int send_frame(const uint8_t *body, size_t n) {
+  uint8_t prefix[4] = { (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n };
+  return write_all(prefix, 4) && write_all(body, n);
+}
+
+/* Reads one frame: its parsed value (or NULL at the end of the stream) and the bytes it points into. */
+static ava_cv *read_frame(uint8_t **raw) {
+  uint8_t prefix[4];
+  if (!read_all(prefix, 4)) return NULL;
+  size_t n = (size_t)prefix[0] << 24 | (size_t)prefix[1] << 16 | (size_t)prefix[2] << 8 | prefix[3];
+  uint8_t *body = malloc(n ? n : 1);
+  if (!body || !read_all(body, n)) { free(body); return NULL; }
+  ava_cv *v = ava_cv_parse(body, n);
+  if (!v) { free(body); warn("the sidecar sent a malformed frame"); return NULL; }
+  *raw = body;
+  return v;
+}
+
+/* Sends the queued asynchronous calls as one batch frame; the caller holds send_mu. */
+static int flush_batch(void) {
+  if (batch_calls == 0) return 1;
+  ava_cbuf head = { 0 };
+  ava_cb_map(&head, 2);
+  ava_cb_cstr(&head, "t"); ava_cb_cstr(&head, "batch");
+  ava_cb_cstr(&head, "calls"); ava_cb_array(&head, batch_calls);
+  size_t n = head.len + batch.len;
+  uint8_t prefix[4] = { (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n };
+  int ok = !head.failed && !batch.failed && write_all(prefix, 4) && write_all(head.data, head.len) && write_all(batch.data, batch.len);
+  ava_cb_free(&head);
+  batch.len = 0;
+  batch.failed = 0;
+  batch_calls = 0;
+  return ok;
+}
+
+static void deliver_event(const ava_cv *f) {
+  int ok = 1;
+  int64_t cb = ava_cv_int(ava_cv_get(f, "callback"), &ok);
+  const ava_cv *args = ava_cv_get(f, "args");
+  event *e = calloc(1, sizeof *e);
+  if (!ok || !e || !args || args->type != CV_ARRAY) { free(e); return; }
+  e->callback = cb;
+  e->nargs = args->n > 4 ? 4 : (int)args->n;
+  for (int i = 0; i < e->nargs; i++) {
+    const ava_cv *a = &args->items[i];
+    if (a->type == CV_MAP) {
+      /* {handle, kind}: the application's object for it. */
+      const ava_cv *kind = ava_cv_get(a, "kind");
+      int k = -1;
+      for (int j = 0; kind && j < ava_api_desc.nkinds; j++) if (ava_cv_is_text(kind, ava_api_desc.kinds[j].name)) k = j;
+      e->args[i] = (uintptr_t)obj_for_id(ava_cv_int(ava_cv_get(a, "handle"), &ok), k);
+    } else {
+      e->args[i] = (uintptr_t)ava_cv_int(a, &ok);
+    }
+  }
+  pthread_mutex_lock(&cb_mu);
+  if (ev_tail) ev_tail->next = e; else ev_head = e;
+  ev_tail = e;
+  pthread_cond_signal(&ev_cond);
+  pthread_mutex_unlock(&cb_mu);
+}
+
+static void *reader_thread(void *unused) {
+  (void)unused;
+  for (;;) {
+    uint8_t *raw = NULL;
+    ava_cv *f = read_frame(&raw);
+    if (!f) break;
+    const ava_cv *t = ava_cv_get(f, "t");
+    if (ava_cv_is_text(t, "event")) { deliver_event(f); ava_cv_free(f); free(raw); continue; }
+    if (ava_cv_is_text(t, "error")) {
+      const ava_cv *m = ava_cv_get(ava_cv_get(f, "error"), "message");
+      warn("the sidecar closed the session: %.*s", m && m->type == CV_TEXT ? (int)m->n : 0, m ? (const char *)m->p : "");
+      ava_cv_free(f); free(raw);
+      break;
+    }
+    int ok = 1;
+    int64_t key = ava_cv_is_text(t, "controlReply") ? ava_cv_int(ava_cv_get(f, "id"), &ok) : ava_cv_int(ava_cv_get(f, "seq"), &ok);
+    pthread_mutex_lock(&wait_mu);
+    waiter *w = waiters;
+    while (w && w->key != (uint64_t)key) w = w->next;
+    if (w && ok) {
+      w->frame = f;
+      w->raw = raw;
+      w->done = 1;
+      pthread_cond_signal(&w->cond);
+    } else {
+      ava_cv_free(f);
+      free(raw);
+    }
+    pthread_mutex_unlock(&wait_mu);
+  }
+  pthread_mutex_lock(&wait_mu);
+  broken = 1;
+  reader_done = 1;
+  for (waiter *w = waiters; w; w = w->next) { w->done = 1; pthread_cond_signal(&w->cond); }
+  pthread_cond_broadcast(&done_cond);
+  pthread_mutex_unlock(&wait_mu);
+  return NULL;
+}
+
+/* The environment of the sidecar: the program's, with the ICD loader pointed back at the real platforms. */
+static char **guestd_env(void) {
+  size_t n = 0;
+  while (environ[n]) n++;
+  char **env = calloc(n + 2, sizeof *env);
+  if (!env) return NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (strncmp(environ[i], "OCL_ICD_VENDORS=", 16) == 0) continue;
+    env[k++] = environ[i];
+  }
+  const char *inner = getenv("AVA_OCL_ICD_VENDORS");
+  if (inner && *inner) {
+    char *v = malloc(strlen(inner) + 17);
+    if (v) { strcpy(v, "OCL_ICD_VENDORS="); strcat(v, inner); env[k++] = v; }
+  }
+  env[k] = NULL;
+  return env;
+}
+
+static void start(void) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) { warn("socketpair: %s", strerror(errno)); broken = 1; return; }
+  const char *node = getenv("AVA_GUESTD_NODE");
+  const char *script = getenv("AVA_GUESTD_SCRIPT");
+  if (!node || !*node) node = ava_api_desc.guestd_node;
+  if (!script || !*script) script = ava_api_desc.guestd_script;
+  const char *import = ava_api_desc.guestd_import;
+  char *argv[8];
+  int argc = 0;
+  argv[argc++] = (char *)node;
+  if (import && *import && (!getenv("AVA_GUESTD_SCRIPT") || !*getenv("AVA_GUESTD_SCRIPT"))) { argv[argc++] = "--import"; argv[argc++] = (char *)import; }
+  argv[argc++] = (char *)script;
+  argv[argc++] = "--fd";
+  argv[argc++] = "3";
+  argv[argc++] = (char *)ava_api_desc.spec_name;
+  argv[argc] = NULL;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, sv[1], 3); /* dup2 clears close-on-exec on the copy */
+  char **env = guestd_env();
+  int rc = env ? posix_spawn(&guestd_pid, node, &fa, NULL, argv, env) : ENOMEM;
+  posix_spawn_file_actions_destroy(&fa);
+  free(env);
+  close(sv[1]);
+  if (rc != 0) { warn("cannot start ava-guestd (%s %s): %s", node, script, strerror(rc)); close(sv[0]); broken = 1; return; }
+  sock = sv[0];
+
+  /* The handshake, before any other thread reads the socket. */
+  char session[64];
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  snprintf(session, sizeof session, "c-%d-%lx", (int)getpid(), (unsigned long)(ts.tv_nsec ^ ts.tv_sec));
+  ava_cbuf b = { 0 };
+  ava_cb_map(&b, 5);
+  ava_cb_cstr(&b, "t"); ava_cb_cstr(&b, "hello");
+  ava_cb_cstr(&b, "v"); ava_cb_uint(&b, 1);
+  ava_cb_cstr(&b, "spec"); ava_cb_cstr(&b, ava_api_desc.spec_name);
+  ava_cb_cstr(&b, "hash"); ava_cb_cstr(&b, ava_api_desc.spec_hash);
+  ava_cb_cstr(&b, "session"); ava_cb_cstr(&b, session);
+  int ok = !b.failed && send_frame(b.data, b.len);
+  ava_cb_free(&b);
+  uint8_t *raw = NULL;
+  ava_cv *welcome = ok ? read_frame(&raw) : NULL;
+  if (!welcome || !ava_cv_is_text(ava_cv_get(welcome, "t"), "welcome")) {
+    const ava_cv *m = ava_cv_get(ava_cv_get(welcome, "error"), "message");
+    warn("ava-guestd refused the session%s%.*s", m ? ": " : "", m && m->type == CV_TEXT ? (int)m->n : 0, m ? (const char *)m->p : "");
+    broken = 1;
+  }
+  ava_cv_free(welcome);
+  free(raw);
+  if (broken) return;
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&t, &attr, reader_thread, NULL) != 0 || pthread_create(&t, &attr, callback_thread, NULL) != 0) broken = 1;
+  pthread_attr_destroy(&attr);
+}
+
+/*
+ * At exit: send what is queued, tell the sidecar the program is done and wait (bounded) until it has closed the
+ * session, so that the journal is complete when the program's exit status is seen.
+ */
+__attribute__((destructor)) static void finish(void) {
+  if (sock < 0) return;
+  pthread_mutex_lock(&send_mu);
+  if (!broken) flush_batch();
+  shutdown(sock, SHUT_WR);
+  pthread_mutex_unlock(&send_mu);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 30;
+  pthread_mutex_lock(&wait_mu);
+  while (!reader_done) if (pthread_cond_timedwait(&done_cond, &wait_mu, &until) == ETIMEDOUT) break;
+  pthread_mutex_unlock(&wait_mu);
+  if (guestd_pid > 0) waitpid(guestd_pid, NULL, WNOHANG);
+}
+
+/* Sends a frame and waits for the answer keyed `key`; returns the frame (or NULL when the sidecar is gone). */
+static ava_cv *exchange(uint64_t key, const ava_cbuf *frame, uint8_t **raw) {
+  waiter w = { .key = key };
+  pthread_cond_init(&w.cond, NULL);
+  pthread_mutex_lock(&wait_mu);
+  w.next = waiters;
+  waiters = &w;
+  pthread_mutex_unlock(&wait_mu);
+  pthread_mutex_lock(&send_mu);
+  int ok = !broken && flush_batch() && !frame->failed && send_frame(frame->data, frame->len);
+  pthread_mutex_unlock(&send_mu);
+  pthread_mutex_lock(&wait_mu);
+  if (ok) while (!w.done) pthread_cond_wait(&w.cond, &wait_mu);
+  for (waiter **p = &waiters; *p; p = &(*p)->next) if (*p == &w) { *p = w.next; break; }
+  pthread_mutex_unlock(&wait_mu);
+  pthread_cond_destroy(&w.cond);
+  *raw = w.raw;
+  return w.frame;
+}
+
+/* ------------------------------------------------------------------------------------------------ values */
+
+static int is_signed(int type) { return type == AVA_I8 || type == AVA_I16 || type == AVA_I32 || type == AVA_I64; }
+
+/* A slot narrowed to its C type, then widened again (sign-extended for signed types). */
+static uint64_t narrow(uint64_t v, int type) {
+  switch (type) {
+  case AVA_I8: return (uint64_t)(int64_t)(int8_t)v;
+  case AVA_U8: return (uint8_t)v;
+  case AVA_I16: return (uint64_t)(int64_t)(int16_t)v;
+  case AVA_U16: return (uint16_t)v;
+  case AVA_I32: return (uint64_t)(int64_t)(int32_t)v;
+  case AVA_U32: return (uint32_t)v;
+  default: return v;
+  }
+}
+
+static size_t type_size(int type) {
+  switch (type) {
+  case AVA_I8: case AVA_U8: return 1;
+  case AVA_I16: case AVA_U16: return 2;
+  case AVA_I32: case AVA_U32: case AVA_F32: return 4;
+  default: return 8;
+  }
+}
+
+static uint64_t load(const void *p, int type) {
+  uint64_t v = 0;
+  memcpy(&v, p, type_size(type)); /* little-endian hosts */
+  return narrow(v, type);
+}
+
+static void store(void *p, uint64_t v, int type) { memcpy(p, &v, type_size(type)); }
+
+static void put_scalar(ava_cbuf *b, uint64_t v, int type) {
+  if (type == AVA_F32) { float f; uint32_t bits = (uint32_t)v; memcpy(&f, &bits, 4); ava_cb_double(b, f); }
+  else if (type == AVA_F64) { double d; memcpy(&d, &v, 8); ava_cb_double(b, d); }
+  else if (is_signed(type)) ava_cb_int(b, (int64_t)narrow(v, type));
+  else ava_cb_uint(b, narrow(v, type));
+}
+
+static uint64_t arg_number(const ava_fn *fn, const uint64_t *slots, int i) {
+  const ava_arg *a = &fn->args[i];
+  return a->role == AVA_SCALAR || a->role == AVA_COUNT ? narrow(slots[i], a->type) : slots[i];
+}
+
+/* Evaluates a length program (see ava_op); -1 when it is out of range. */
+static int64_t eval_length(const ava_fn *fn, int off, const uint64_t *slots) {
+  int64_t stack[16];
+  int sp = 0;
+  for (const int64_t *p = fn->exprs + off;;) {
+    switch (*p++) {
+    case AVA_OP_END: return sp == 1 && stack[0] >= 0 && stack[0] <= MAX_LENGTH ? stack[0] : -1;
+    case AVA_OP_CONST: if (sp >= 16) return -1; stack[sp++] = *p++; break;
+    case AVA_OP_ARG: if (sp >= 16) return -1; stack[sp++] = (int64_t)arg_number(fn, slots, (int)*p++); break;
+    case AVA_OP_MUL: {
+      int n = (int)*p++;
+      if (n > sp) return -1;
+      int64_t prod = 1;
+      for (int k = 0; k < n; k++) {
+        int64_t x = stack[--sp];
+        if (x < 0 || (x && prod > MAX_LENGTH / x)) return -1;
+        prod *= x;
+      }
+      stack[sp++] = prod;
+      break;
+    }
+    case AVA_OP_RECT: case AVA_OP_IMAGE: {
+      int image = p[-1] == AVA_OP_IMAGE;
+      const size_t *v0 = (const size_t *)(uintptr_t)slots[p[0]];
+      int64_t row = (int64_t)arg_number(fn, slots, (int)p[image ? 1 : 2]);
+      int64_t slice = (int64_t)arg_number(fn, slots, (int)p[image ? 2 : 3]);
+      int64_t elem = image ? (int64_t)arg_number(fn, slots, (int)p[3]) : 1;
+      const size_t *region = image ? v0 : (const size_t *)(uintptr_t)slots[p[1]];
+      p += 4;
+      if (!region || sp >= 16) return -1;
+      int64_t rx = (int64_t)region[0], ry = (int64_t)region[1], rz = (int64_t)region[2];
+      if (rx <= 0 || ry <= 0 || rz <= 0) { stack[sp++] = 0; break; }
+      if (rx > MAX_LENGTH || ry > MAX_LENGTH || rz > MAX_LENGTH) return -1;
+      if (!row) row = rx * elem;
+      if (!slice) slice = row * ry;
+      if (image) stack[sp++] = (rz - 1) * slice + (ry - 1) * row + rx * elem;
+      else {
+        int64_t ox = v0 ? (int64_t)v0[0] : 0, oy = v0 ? (int64_t)v0[1] : 0, oz = v0 ? (int64_t)v0[2] : 0;
+        stack[sp++] = (oz + rz - 1) * slice + (oy + ry - 1) * row + ox + rx;
+      }
+      break;
+    }
+    default: return -1;
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------------------------------ calls */
+
+/* What marshalling learned that the reply step needs. */
+typedef struct {
+  int64_t *issued;     /* per argument: first id issued for handle outs */
+  int64_t ret_id;
+  int status;          /* a refusal found before sending (bad handle, bad length), or 0 */
+} call_state;
+
+static int kind_invalid(int kind) { return kind >= 0 && kind < ava_api_desc.nkinds && ava_api_desc.kinds[kind].invalid_status ? ava_api_desc.kinds[kind].invalid_status : ST_INVALID_VALUE; }
+
+/* A handle argument: its id, or 0 and a status when the pointer is not a live object of the right kind. */
+static int64_t handle_id(const void *p, int kind, int *status) {
+  ava_obj *o = obj_of(p);
+  if (!o || (kind >= 0 && o->kind != kind)) { if (!*status) *status = kind_invalid(kind); return 0; }
+  return o->id;
+}
+
+static void encode_args(const ava_fn *fn, uint64_t *slots, ava_cbuf *b, call_state *cs) {
+  ava_cb_array(b, fn->nargs);
+  for (int i = 0; i < fn->nargs; i++) {
+    const ava_arg *a = &fn->args[i];
+    void *ptr = (void *)(uintptr_t)slots[i];
+    int64_t len = a->length >= 0 ? eval_length(fn, a->length, slots) : 0;
+    if (len < 0) { cs->status = ST_INVALID_VALUE; ava_cb_null(b); continue; }
+    switch (a->role) {
+    case AVA_SCALAR: case AVA_COUNT: put_scalar(b, slots[i], a->type); break;
+    case AVA_HANDLE:
+      if (!ptr && (a->flags & AVA_ARG_NULLABLE)) ava_cb_null(b);
+      else ava_cb_int(b, handle_id(ptr, a->kind, &cs->status));
+      break;
+    case AVA_HANDLES:
+      if (!ptr) { ava_cb_null(b); break; }
+      ava_cb_array(b, (size_t)len);
+      for (int64_t k = 0; k < len; k++) ava_cb_int(b, handle_id(((void **)ptr)[k], a->kind, &cs->status));
+      break;
+    case AVA_HANDLE_OUT:
+      if (!ptr) { ava_cb_null(b); break; }
+      cs->issued[i] = new_ids(1);
+      ava_cb_int(b, cs->issued[i]);
+      break;
+    case AVA_HANDLES_OUT:
+      if (!ptr || len == 0) { ava_cb_null(b); break; }
+      cs->issued[i] = new_ids(len);
+      ava_cb_array(b, (size_t)len);
+      for (int64_t k = 0; k < len; k++) ava_cb_int(b, cs->issued[i] + k);
+      break;
+    case AVA_BUFFER_IN:
+      if (!ptr) ava_cb_null(b); else ava_cb_bytes(b, ptr, (size_t)len);
+      break;
+    case AVA_BUFFER_OUT:
+      if (!ptr) ava_cb_null(b);
+      else if (a->flags & AVA_ARG_PRESERVE) ava_cb_bytes(b, ptr, (size_t)len);
+      else ava_cb_bool(b, 1);
+      break;
+    case AVA_INFO: case AVA_SCALAR_OUT: case AVA_SCALARS_OUT: case AVA_ERRCODE:
+      if (ptr) ava_cb_bool(b, 1); else ava_cb_null(b);
+      break;
+    case AVA_STRING:
+      if (!ptr) ava_cb_null(b); else ava_cb_cstr(b, ptr);
+      break;
+    case AVA_STRINGS: {
+      if (!ptr) { ava_cb_null(b); break; }
+      const size_t *lengths = a->ref >= 0 ? (const size_t *)(uintptr_t)slots[a->ref] : NULL;
+      ava_cb_array(b, (size_t)len);
+      for (int64_t k = 0; k < len; k++) {
+        const char *s = ((const char **)ptr)[k];
+        if (!s) { cs->status = ST_INVALID_VALUE; ava_cb_null(b); }
+        else if (lengths && lengths[k]) ava_cb_bytes(b, s, lengths[k]);
+        else ava_cb_cstr(b, s);
+      }
+      break;
+    }
+    case AVA_SCALARS:
+      if (!ptr) { ava_cb_null(b); break; }
+      ava_cb_array(b, (size_t)len);
+      for (int64_t k = 0; k < len; k++) put_scalar(b, load((const uint8_t *)ptr + k * (int64_t)type_size(a->type), a->type), a->type);
+      break;
+    case AVA_PROPERTIES: {
+      if (!ptr) { ava_cb_null(b); break; }
+      size_t es = type_size(a->type), n = 0;
+      while (n < 256 && load((const uint8_t *)ptr + n * es, a->type) != 0) n += 2;
+      ava_cb_array(b, n);
+      for (size_t k = 0; k < n; k += 2) {
+        uint64_t key = load((const uint8_t *)ptr + k * es, a->type), value = load((const uint8_t *)ptr + (k + 1) * es, a->type);
+        put_scalar(b, key, a->type);
+        int kind = -2;
+        for (int j = 0; j < a->npairs; j++) if ((uint64_t)a->pairs[2 * j] == key) kind = (int)a->pairs[2 * j + 1];
+        if (kind != -2) ava_cb_int(b, handle_id((void *)(uintptr_t)value, kind, &cs->status));
+        else put_scalar(b, value, a->type);
+      }
+      break;
+    }
+    case AVA_ARG_VALUE: {
+      size_t size = (size_t)arg_number(fn, slots, a->ref);
+      ava_obj *o = ptr && size == sizeof(void *) ? obj_of(*(void **)ptr) : NULL;
+      if (!ptr) ava_cb_null(b);
+      else if (o) {
+        /* The value is one of our objects: the worker turns its id into the native pointer and checks the kind. */
+        ava_cb_map(b, 1);
+        ava_cb_cstr(b, "handle");
+        ava_cb_int(b, o->id);
+      } else ava_cb_bytes(b, ptr, size);
+      break;
+    }
+    case AVA_CALLBACK: {
+      if (!ptr) { ava_cb_null(b); break; }
+      if (!(a->flags & AVA_ARG_DELIVERED)) { ava_cb_uint(b, 0); break; } /* the worker answers it unsupported */
+      callback_reg *reg = malloc(sizeof *reg);
+      int64_t id = __atomic_fetch_add(&next_callback, 1, __ATOMIC_RELAXED);
+      if (!reg) { cs->status = ST_OUT_OF_RESOURCES; ava_cb_null(b); break; }
+      reg->fn = ptr;
+      reg->user_data = a->ref >= 0 ? (void *)(uintptr_t)slots[a->ref] : NULL;
+      pthread_mutex_lock(&cb_mu);
+      map_put(&callbacks, (uint64_t)id, reg);
+      pthread_mutex_unlock(&cb_mu);
+      ava_cb_uint(b, (uint64_t)id);
+      break;
+    }
+    case AVA_USER_DATA: ava_cb_null(b); break;
+    case AVA_MAPPED: {
+      pthread_mutex_lock(&obj_mu);
+      mapping *m = ptr ? map_get(&mappings, (uint64_t)(uintptr_t)ptr) : NULL;
+      mapping copy = m ? *m : (mapping){ 0, 0 };
+      pthread_mutex_unlock(&obj_mu);
+      if (!m) { cs->status = ST_INVALID_VALUE; ava_cb_null(b); break; }
+      ava_cb_map(b, 2);
+      ava_cb_cstr(b, "id"); ava_cb_int(b, copy.id);
+      ava_cb_cstr(b, "bytes"); ava_cb_bytes(b, ptr, copy.length);
+      break;
+    }
+    }
+  }
+}
+
+/* Encodes the call record `{t?, seq, fn, args, retId, async?}`. */
+static void encode_call(const ava_fn *fn, uint64_t *slots, ava_cbuf *b, call_state *cs, uint64_t seq, int async) {
+  ava_cb_map(b, 5);
+  if (async) { ava_cb_cstr(b, "async"); ava_cb_bool(b, 1); }
+  else { ava_cb_cstr(b, "t"); ava_cb_cstr(b, "call"); }
+  ava_cb_cstr(b, "seq"); ava_cb_uint(b, seq);
+  ava_cb_cstr(b, "fn"); ava_cb_cstr(b, fn->name);
+  ava_cb_cstr(b, "retId");
+  if (fn->ret == AVA_RET_HANDLE || fn->ret == AVA_RET_MAPPED) { cs->ret_id = new_ids(1); ava_cb_int(b, cs->ret_id); }
+  else ava_cb_null(b);
+  ava_cb_cstr(b, "args");
+  encode_args(fn, slots, b, cs);
+}
+
+/* The API status for an error the sidecar or worker reported instead of a reply. */
+static int error_status(const ava_fn *fn, const ava_cv *error) {
+  int ok = 1;
+  const ava_cv *status = ava_cv_get(ava_cv_get(error, "details"), "status");
+  if (status) { int64_t s = ava_cv_int(status, &ok); if (ok) return (int)s; }
+  const ava_cv *code = ava_cv_get(error, "code"), *message = ava_cv_get(error, "message");
+  warn("%s: %.*s: %.*s", fn->name, code && code->type == CV_TEXT ? (int)code->n : 0, code ? (const char *)code->p : "",
+       message && message->type == CV_TEXT ? (int)message->n : 0, message ? (const char *)message->p : "");
+  if (ava_cv_is_text(code, "ERR_AVA_UNSUPPORTED")) return ST_INVALID_OPERATION;
+  if (ava_cv_is_text(code, "ERR_AVA_ARG_TYPE") || ava_cv_is_text(code, "ERR_AVA_BAD_CALL")) return ST_INVALID_VALUE;
+  return ST_OUT_OF_RESOURCES;
+}
+
+/* Ends a call that fails without a reply: its status, its errcode_ret, and NULL for handle returns. */
+static uint64_t fail(const ava_fn *fn, uint64_t *slots, int status) {
+  for (int i = 0; i < fn->nargs; i++) {
+    if (fn->args[i].role == AVA_ERRCODE && slots[i]) store((void *)(uintptr_t)slots[i], (uint64_t)(int64_t)status, fn->args[i].type);
+  }
+  return fn->ret == AVA_RET_STATUS ? (uint64_t)(int64_t)status : 0;
+}
+
+static void write_info(const ava_fn *fn, int i, const uint64_t *slots, const ava_cv *v) {
+  const ava_arg *a = &fn->args[i];
+  uint8_t *out = (uint8_t *)(uintptr_t)slots[i];
+  size_t cap = (size_t)arg_number(fn, slots, a->ref);
+  uint64_t param = arg_number(fn, slots, a->ref2);
+  if (!out) return;
+  if (v->type == CV_ARRAY) {
+    /* Pointer arrays (program binaries): the caller's table holds one destination per blob. */
+    for (size_t k = 0; k < v->n && (k + 1) * sizeof(void *) <= cap; k++) {
+      uint8_t *blob = ((uint8_t **)out)[k];
+      if (blob && v->items[k].type == CV_BYTES) memcpy(blob, v->items[k].p, v->items[k].n);
+    }
+    return;
+  }
+  if (v->type != CV_BYTES) return;
+  size_t n = v->n < cap ? v->n : cap;
+  memcpy(out, v->p, n);
+  for (int j = 0; j < a->npairs; j++) {
+    if ((uint64_t)a->pairs[2 * j] != param) continue;
+    /* Handle-valued: one 8-byte id per slot becomes our object pointer. */
+    for (size_t off = 0; off + 8 <= n; off += 8) {
+      int64_t id;
+      memcpy(&id, out + off, 8);
+      void *o = obj_for_id(id, (int)a->pairs[2 * j + 1]);
+      memcpy(out + off, &o, 8);
+    }
+  }
+}
+
+/* Writes the reply's values into the caller's memory; returns the C return value. */
+static uint64_t apply_reply(const ava_fn *fn, uint64_t *slots, const ava_cv *reply, call_state *cs) {
+  int ok = 1;
+  const ava_cv *error = ava_cv_get(reply, "error");
+  if (error) return fail(fn, slots, error_status(fn, error));
+  const ava_cv *outs = ava_cv_get(reply, "outs");
+  const ava_cv *ret = ava_cv_get(reply, "ret");
+  for (int i = 0; i < fn->nargs; i++) {
+    const ava_arg *a = &fn->args[i];
+    void *ptr = (void *)(uintptr_t)slots[i];
+    const ava_cv *v = ava_cv_get(outs, a->name);
+    if (!ptr || !v) continue;
+    switch (a->role) {
+    case AVA_HANDLE_OUT: *(void **)ptr = v->type == CV_NULL ? NULL : obj_for_id(ava_cv_int(v, &ok), a->kind); break;
+    case AVA_HANDLES_OUT:
+      if (v->type == CV_ARRAY) for (size_t k = 0; k < v->n; k++) ((void **)ptr)[k] = obj_for_id(ava_cv_int(&v->items[k], &ok), a->kind);
+      break;
+    case AVA_BUFFER_OUT: {
+      int64_t len = eval_length(fn, a->length, slots);
+      if (v->type == CV_BYTES && len >= 0) memcpy(ptr, v->p, v->n < (size_t)len ? v->n : (size_t)len);
+      break;
+    }
+    case AVA_SCALAR_OUT: case AVA_ERRCODE: store(ptr, (uint64_t)ava_cv_int(v, &ok), a->type); break;
+    case AVA_SCALARS_OUT: {
+      int64_t len = eval_length(fn, a->length, slots);
+      if (v->type == CV_ARRAY) for (size_t k = 0; k < v->n && (int64_t)k < len; k++) store((uint8_t *)ptr + k * type_size(a->type), (uint64_t)ava_cv_int(&v->items[k], &ok), a->type);
+      break;
+    }
+    case AVA_INFO: write_info(fn, i, slots, v); break;
+    default: break;
+    }
+  }
+  switch (fn->ret) {
+  case AVA_RET_VOID: return 0;
+  case AVA_RET_STATUS: case AVA_RET_SCALAR: return (uint64_t)ava_cv_int(ret, &ok);
+  case AVA_RET_HANDLE: return ret && ret->type != CV_NULL ? (uint64_t)(uintptr_t)obj_for_id(ava_cv_int(ret, &ok), fn->ret_kind) : 0;
+  case AVA_RET_MAPPED: {
+    const ava_cv *bytes = ava_cv_get(ret, "bytes");
+    if (!bytes || bytes->type != CV_BYTES) return 0;
+    void *region = NULL;
+    if (posix_memalign(&region, 4096, bytes->n ? bytes->n : 1) != 0) return fail(fn, slots, ST_OUT_OF_RESOURCES);
+    memcpy(region, bytes->p, bytes->n);
+    mapping *m = malloc(sizeof *m);
+    if (!m) { free(region); return fail(fn, slots, ST_OUT_OF_RESOURCES); }
+    m->id = ava_cv_int(ava_cv_get(ret, "id"), &ok);
+    m->length = bytes->n;
+    pthread_mutex_lock(&obj_mu);
+    map_put(&mappings, (uint64_t)(uintptr_t)region, m);
+    pthread_mutex_unlock(&obj_mu);
+    return (uint64_t)(uintptr_t)region;
+  }
+  }
+  (void)cs;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------ host memory */
+
+/* Brings `o`'s host memory up to date from the device (its explicit state, read through the sidecar). */
+static void refresh_mirror(ava_obj *o) {
+  uint64_t id = __atomic_fetch_add(&next_seq, 1, __ATOMIC_RELAXED);
+  ava_cbuf b = { 0 };
+  ava_cb_map(&b, 4);
+  ava_cb_cstr(&b, "t"); ava_cb_cstr(&b, "control");
+  ava_cb_cstr(&b, "id"); ava_cb_uint(&b, id);
+  ava_cb_cstr(&b, "op"); ava_cb_cstr(&b, "extract");
+  ava_cb_cstr(&b, "handle"); ava_cb_int(&b, o->id);
+  uint8_t *raw = NULL;
+  ava_cv *reply = exchange(id, &b, &raw);
+  ava_cb_free(&b);
+  const ava_cv *bytes = ava_cv_get(reply, "bytes");
+  if (bytes && bytes->type == CV_BYTES) memcpy(o->mirror, bytes->p, bytes->n < o->mirror_size ? bytes->n : o->mirror_size);
+  else if (reply) { pthread_mutex_lock(&obj_mu); o->mirror = NULL; mirror_count--; pthread_mutex_unlock(&obj_mu); } /* released */
+  ava_cv_free(reply);
+  free(raw);
+}
+
+static int mirrored(const ava_obj *o) { return o && o->magic == AVA_MAGIC && o->mirror; }
+
+/* After a successful call: bind new mirrors, refresh those the call synchronizes (any sync call; transfers naming them). */
+static void after_call(const ava_fn *fn, uint64_t *slots, uint64_t result) {
+  if (fn->record == AVA_REC_CREATE && fn->ret == AVA_RET_HANDLE && result) {
+    for (int i = 0; i < fn->nargs; i++) {
+      const ava_arg *a = &fn->args[i];
+      if (a->role != AVA_BUFFER_IN || a->ref2 < 0 || !slots[i] || !(arg_number(fn, slots, a->ref2) & a->mask)) continue;
+      ava_obj *o = (ava_obj *)(uintptr_t)result;
+      pthread_mutex_lock(&obj_mu);
+      o->mirror = (void *)(uintptr_t)slots[i];
+      o->mirror_size = (size_t)eval_length(fn, a->length, slots);
+      mirror_count++;
+      pthread_mutex_unlock(&obj_mu);
+    }
+  }
+  if (__atomic_load_n(&mirror_count, __ATOMIC_RELAXED) == 0) return;
+  if (fn->record == AVA_REC_SYNC) {
+    /* Every mirror: a snapshot of the objects under the lock, refreshed outside it. */
+    pthread_mutex_lock(&obj_mu);
+    size_t n = 0, cap = mirror_count;
+    ava_obj **list = calloc(cap ? cap : 1, sizeof *list);
+    for (size_t i = 0; list && i < objs_by_id.cap && n < cap; i++) {
+      ava_obj *o = objs_by_id.keys[i] ? objs_by_id.vals[i] : NULL;
+      if (o && o->mirror) list[n++] = o;
+    }
+    pthread_mutex_unlock(&obj_mu);
+    for (size_t i = 0; i < n; i++) refresh_mirror(list[i]);
+    free(list);
+  } else if (fn->record == AVA_REC_TRANSFER) {
+    for (int i = 0; i < fn->nargs; i++) {
+      ava_obj *o = fn->args[i].role == AVA_HANDLE ? obj_of((void *)(uintptr_t)slots[i]) : NULL;
+      if (mirrored(o)) refresh_mirror(o);
+    }
+  }
+}
+
+static int names_mirror(const ava_fn *fn, const uint64_t *slots) {
+  if (__atomic_load_n(&mirror_count, __ATOMIC_RELAXED) == 0) return 0;
+  for (int i = 0; i < fn->nargs; i++) if (fn->args[i].role == AVA_HANDLE && mirrored(obj_of((void *)(uintptr_t)slots[i]))) return 1;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------ entry */
+
+/* An unmap was sent: the region the application wrote through goes away, as the mapped pointer does natively. */
+static void release_mappings(const ava_fn *fn, const uint64_t *slots) {
+  for (int i = 0; i < fn->nargs; i++) {
+    if (fn->args[i].role != AVA_MAPPED) continue;
+    pthread_mutex_lock(&obj_mu);
+    mapping *m = map_get(&mappings, slots[i]);
+    if (m) map_del(&mappings, slots[i]);
+    pthread_mutex_unlock(&obj_mu);
+    if (m) { free(m); free((void *)(uintptr_t)slots[i]); }
+  }
+}
+
+uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
+  if (fn->unsupported) {
+    warn("%s is not supported: %s", fn->name, fn->unsupported);
+    return fail(fn, slots, ST_INVALID_OPERATION);
+  }
+  pthread_once(&once, start);
+  if (broken) return fail(fn, slots, ST_OUT_OF_RESOURCES);
+  int64_t issued[64];
+  call_state cs = { issued, 0, 0 };
+  for (int i = 0; i < fn->nargs && i < 64; i++) issued[i] = 0;
+  uint64_t seq = __atomic_fetch_add(&next_seq, 1, __ATOMIC_RELAXED);
+  int async = fn->async && !names_mirror(fn, slots);
+
+  if (async) {
+    /* Nothing to give back but handles whose ids we issue: queue it; a failure surfaces at a later waiting call. */
+    pthread_mutex_lock(&send_mu);
+    size_t mark = batch.len;
+    encode_call(fn, slots, &batch, &cs, seq, 1);
+    if (cs.status) {
+      batch.len = mark;
+      pthread_mutex_unlock(&send_mu);
+      return fail(fn, slots, cs.status);
+    }
+    batch_calls++;
+    int ok = 1;
+    if (batch_calls >= BATCH_MAX_CALLS || batch.len >= BATCH_MAX_BYTES || batch.failed) ok = flush_batch();
+    pthread_mutex_unlock(&send_mu);
+    if (!ok) return fail(fn, slots, ST_OUT_OF_RESOURCES);
+    for (int i = 0; i < fn->nargs; i++) {
+      if (fn->args[i].role == AVA_HANDLE_OUT && slots[i]) *(void **)(uintptr_t)slots[i] = obj_for_id(issued[i], fn->args[i].kind);
+    }
+    release_mappings(fn, slots); /* the write-back bytes are in the batch already */
+    return 0;
+  }
+
+  ava_cbuf b = { 0 };
+  encode_call(fn, slots, &b, &cs, seq, 0);
+  if (cs.status) { ava_cb_free(&b); return fail(fn, slots, cs.status); }
+  uint8_t *raw = NULL;
+  ava_cv *reply = exchange(seq, &b, &raw);
+  ava_cb_free(&b);
+  if (!reply) { warn("%s: the ava-guestd sidecar is gone", fn->name); return fail(fn, slots, ST_OUT_OF_RESOURCES); }
+  uint64_t result = apply_reply(fn, slots, reply, &cs);
+  int succeeded = !ava_cv_get(reply, "error") && (fn->ret != AVA_RET_STATUS || (int32_t)result == ava_api_desc.success) &&
+                  !((fn->ret == AVA_RET_HANDLE || fn->ret == AVA_RET_MAPPED) && result == 0);
+  ava_cv_free(reply);
+  free(raw);
+  if (succeeded) {
+    release_mappings(fn, slots);
+    after_call(fn, slots, result);
+  }
+  return result;
+}

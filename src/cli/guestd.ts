@@ -1,0 +1,35 @@
+/**
+ * `ava-guestd`: the sidecar of the C front. A native program's first API call starts it with one end of a unix
+ * socket pair as file descriptor 3; it runs the program's guest session (the same session code as a TypeScript
+ * guest: journal, AVA_MIGRATION_CALL_ID, switch-over, failover, AVA_CHANNEL transports) and ends when the program
+ * does, after closing the session so the journal is complete (also when the program crashed).
+ */
+import { Socket } from 'node:net';
+import { loadSpec, SPEC_NAMES } from '../apis/registry.js';
+import { ConfigError } from '../errors.js';
+import { openSession } from '../guest/open.js';
+import { serveFront } from '../guestd/serve-front.js';
+import { SocketLink } from '../transport/link.js';
+import { parseCli } from './common.js';
+
+const HELP = `Usage: ava-guestd --fd <n> <${SPEC_NAMES.join('|')}>
+
+The sidecar of the C front (libava-<spec>.so, the OpenCL ICD): serves the guest session of the native program
+whose front opened file descriptor <n> (a unix socket). Started by the front itself on the program's first call,
+with the program's AVA_* variables; not meant to be run by hand.
+`;
+
+/** The CLI's main function. */
+export async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseCli(argv, { fd: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, true);
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const fd = Number(values.fd);
+  if (!Number.isInteger(fd) || fd < 3) throw new ConfigError(`--fd "${String(values.fd)}" must be a file descriptor number >= 3`);
+  if (positionals.length !== 1) throw new ConfigError('give the spec name (see --help)');
+  const spec = await loadSpec(positionals[0]!);
+  const socket = new Socket({ fd, readable: true, writable: true });
+  await serveFront(new SocketLink(socket), { spec, open: (sessionId) => openSession(spec, { sessionId }) });
+}
