@@ -87,13 +87,14 @@ export function armMigration(session: GuestSession, journal: SessionJournal, opt
     log(`ava-migrate: session ${session.id.slice(0, 8)} moved before call ${report.call} from ${report.from} to ${report.to} in ${report.total.toFixed(1)} ms of downtime (${report.replayed} records replayed, ${report.bytes} state bytes)`);
     options.onMigrated?.(report);
   };
-  session.schedule(call, async () => {
+  session.schedule(call, async (at) => {
+    if (at !== call) log(`ava-migrate: call ${call} came while another application thread was blocked in a wait; migrating before call ${at} instead`);
     if (options.mode === 'precopy') {
       // The live phase runs beside the application; only its stop phase pauses the session.
       void precopyMigrate(session, journal, { openTarget }).then(done, (error: unknown) => session.onTaskError(error));
       return;
     }
-    done(await migrateSession(session, journal, { openTarget, beforeCall: call }));
+    done(await migrateSession(session, journal, { openTarget, beforeCall: at }));
   });
   return armed;
 }

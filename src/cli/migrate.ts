@@ -3,6 +3,7 @@
  *
  *   ava-migrate --call r100 --demo                 the built-in toyacc demo, in this process
  *   ava-migrate --call 42 -- node my-workload.js   any program written against the guestlib, as a child process
+ *   ava-migrate --call r100 -- ./opencl-program    a compiled OpenCL program, through the ICD (src/cfront)
  *
  * The workload's guest sessions read the AVA_* variables this command sets: AVA_MIGRATION_CALL_ID, AVA_MIGRATION_SEED,
  * AVA_RECORD_REPLAY=1, AVA_JOURNAL, AVA_CHANNEL, AVA_MIGRATION_TARGET, and AVA_MIGRATION_REPORT (where each migration
@@ -19,6 +20,7 @@ import { journalPath, parseAddress, parseMigrationTrigger } from '../config.js';
 import type { ChannelKind } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { openGuestlib } from '../guest/open.js';
+import { icdEnvironment, isNativeProgram } from '../cfront/icd-env.js';
 import type { MigrationReport } from '../../migrate/migrate.js';
 import { parseCli } from './common.js';
 
@@ -34,6 +36,7 @@ Options:
   --target <host:port>    migrate to a worker of the peer manager there (default: a new worker like the source's)
   --journal <dir>         journal folder (default AVA_JOURNAL or .ava/journal)
   --precopy               pre-copy (live) migration: state copied while the workload runs, then only what changed
+  --icd / --no-icd        run the command through the OpenCL ICD (default: when it is a compiled program, not a script)
   --demo                  run the built-in toyacc demo workload (40 rounds, over 100 calls) instead of a command
   --json                  print one JSON object (chosen call, phases in ms, total, bytes moved, journal path)
   -h, --help              show this help
@@ -60,7 +63,7 @@ export async function main(argv: string[]): Promise<void> {
   const { values } = parseCli(own, {
     call: { type: 'string' }, seed: { type: 'string' }, transport: { type: 'string' }, target: { type: 'string' },
     journal: { type: 'string' }, demo: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-    precopy: { type: 'boolean' },
+    precopy: { type: 'boolean' }, icd: { type: 'boolean' }, 'no-icd': { type: 'boolean' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -83,6 +86,11 @@ export async function main(argv: string[]): Promise<void> {
     AVA_CHANNEL: transport.toUpperCase(), AVA_MIGRATION_REPORT: reportPath, AVA_MIGRATION_MODE: values.precopy ? 'precopy' : 'stop',
     ...(values.target ? { AVA_MIGRATION_TARGET: values.target as string } : {}),
   };
+  // A compiled OpenCL program runs unmodified through the ICD; scripts use the guestlib themselves.
+  const throughIcd = command.length > 0 && !values['no-icd'] && (values.icd === true || isNativeProgram(command[0]!));
+  if (throughIcd) {
+    Object.assign(env, await icdEnvironment({ onProgress: (m) => { if (!values.json) process.stderr.write(`ava-migrate: ${m}\n`); } }));
+  }
   let exitCode = 0;
   let demoResult: unknown;
   try {

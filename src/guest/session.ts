@@ -43,7 +43,7 @@ export class GuestSession implements AsyncDisposable {
   #unlisten: (() => void)[] = [];
   readonly #eventListeners = new Set<(event: EventFrame) => void>();
   /** Work to run before the call with a given seq is sent (a migration); calls after it wait for it. */
-  readonly #tasks = new Map<number, (() => Promise<void>)[]>();
+  readonly #tasks = new Map<number, ((seq: number) => Promise<void>)[]>();
   /** While a task runs, frames wait for it. */
   #gate: Promise<void> | null = null;
   /** Every call of this session passes through it; subscribe to `interceptor.calls$`. */
@@ -95,10 +95,11 @@ export class GuestSession implements AsyncDisposable {
 
   /**
    * Runs `task` before the call with sequence number `seq` is sent; that call and every later one wait for it (an
-   * asynchronous call returns at once, but its frame waits). A failing task is reported through `onTaskError` and
+   * asynchronous call returns at once, but its frame waits). The task gets the sequence number it runs before: a
+   * later one than `seq` when it had to wait for a blocking wait of another application thread to end. A failing task is reported through `onTaskError` and
    * the session goes on where it is.
    */
-  schedule(seq: number, task: () => Promise<void>): void {
+  schedule(seq: number, task: (seq: number) => Promise<void>): void {
     if (seq < this.#seq) throw new AvaError('ERR_AVA_CONFIG', `call ${seq} has already been made (the session is at call ${this.#seq})`);
     // Several tasks at one call run in the order they were scheduled.
     this.#tasks.set(seq, [...(this.#tasks.get(seq) ?? []), task]);
@@ -129,8 +130,14 @@ export class GuestSession implements AsyncDisposable {
     const tasks = this.#tasks.get(seq);
     if (!tasks) return;
     this.#tasks.delete(seq);
+    if (this.#waitsInFlight > 0) {
+      // Another application thread is blocked in a wait (finish, wait for events) that a call of this one may be
+      // what ends: pausing the session now could never finish. The task moves to the next call instead.
+      this.#tasks.set(seq + 1, [...tasks, ...(this.#tasks.get(seq + 1) ?? [])]);
+      return;
+    }
     this.flush();
-    const run = tasks.reduce<Promise<void>>((prev, task) => prev.then(task).catch((error: unknown) => this.onTaskError(error)), this.#gate ?? Promise.resolve());
+    const run = tasks.reduce<Promise<void>>((prev, task) => prev.then(() => task(seq)).catch((error: unknown) => this.onTaskError(error)), this.#gate ?? Promise.resolve());
     const gate: Promise<void> = run.then(() => {
       if (this.#gate === gate) this.#gate = null;
       this.flush();
@@ -207,7 +214,21 @@ export class GuestSession implements AsyncDisposable {
   #lost = false;
   #recovering: Promise<void> | undefined;
 
+  /** Blocking waits sent and not answered yet (several application threads share a session through a front). */
+  #waitsInFlight = 0;
+
   async #send(frame: CallFrame): Promise<ReplyFrame> {
+    const f = this.spec.fn.get(frame.fn);
+    if (f?.record !== 'sync' || !f.blocking) return this.#sendNow(frame);
+    this.#waitsInFlight++;
+    try {
+      return await this.#sendNow(frame);
+    } finally {
+      this.#waitsInFlight--;
+    }
+  }
+
+  async #sendNow(frame: CallFrame): Promise<ReplyFrame> {
     try {
       return await this.channel.call(frame);
     } catch (error) {

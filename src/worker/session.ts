@@ -29,6 +29,8 @@ export class WorkerSession implements AsyncDisposable {
   /** Record AvA's worker-side stage timestamps in every reply (remote connections do; the local channel on request). */
   timed = false;
   #pending = 0;
+  /** Blocking waits running beside the call order (see execute). */
+  readonly #beside = new Set<Promise<ReplyFrame>>();
   #closed = false;
   readonly #onClose: () => void;
 
@@ -49,6 +51,16 @@ export class WorkerSession implements AsyncDisposable {
    */
   execute(frame: CallFrame): Promise<ReplyFrame> {
     if (this.#closed) return Promise.resolve({ seq: frame.seq, error: toWireError(new ClosedError(`session ${this.id}`)) });
+    const f = typeof frame?.fn === 'string' ? this.spec.fn.get(frame.fn) : undefined;
+    if (f?.record === 'sync' && f.blocking && !frame.async) {
+      // A blocking wait (finish, wait for events) starts after the calls before it but does not hold back the calls
+      // behind it: those come from other application threads (this one is waiting), and one of them may be what
+      // ends the wait (completing a user event), as natively. A wait changes no state, so order stays what it was.
+      const wait = this.#tail.then(() => this.#run(frame));
+      this.#beside.add(wait);
+      void wait.finally(() => this.#beside.delete(wait));
+      return wait;
+    }
     if (this.#pending === 0) {
       // Fast path: nothing queued, so run now instead of hopping through the promise chain.
       const reply = this.#run(frame);
@@ -78,6 +90,7 @@ export class WorkerSession implements AsyncDisposable {
   /** Resolves once every call received so far has run (and its failure, if any, was reported). */
   async drained(): Promise<void> {
     await this.#serialized(() => undefined);
+    await Promise.all(this.#beside);
   }
 
   /** Subscribes to the session's callback events; returns the unsubscribe function. */
@@ -197,6 +210,8 @@ export class WorkerSession implements AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     await this.#tail;
+    // A wait still running (on an event nobody will complete now) is given a while, not forever.
+    if (this.#beside.size > 0) await Promise.race([Promise.all(this.#beside), new Promise((r) => setTimeout(r, 10_000).unref())]);
     const live = [...this.handles.live()].reverse();
     // The release function of each kind, found once.
     const releases = new Map<string, FunctionSpec>();

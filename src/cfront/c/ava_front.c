@@ -158,7 +158,7 @@ static ava_obj *obj_of(const void *p) {
 static int64_t new_ids(int64_t n) { return __atomic_fetch_add(&next_id, n, __ATOMIC_RELAXED); }
 
 /* A region handed out by a mapping call: the application's copy of the device bytes, written back at unmap. */
-typedef struct { int64_t id; size_t length; } mapping;
+typedef struct { int64_t id; size_t length; int owned; } mapping;
 
 /* ------------------------------------------------------------------------------------------------ callbacks */
 
@@ -760,6 +760,22 @@ static void write_info(const ava_fn *fn, int i, const uint64_t *slots, const ava
   }
 }
 
+/* For a mapping call on an object with host memory: the place in that memory the mapped bytes belong (at `offset`). */
+static void *mapped_host_region(const ava_fn *fn, const uint64_t *slots, size_t length) {
+  ava_obj *o = NULL;
+  uint64_t offset = 0;
+  for (int i = 0; i < fn->nargs; i++) {
+    const ava_arg *a = &fn->args[i];
+    if (a->role == AVA_HANDLE && !o) {
+      ava_obj *h = obj_of((void *)(uintptr_t)slots[i]);
+      if (h && h->mirror) o = h;
+    }
+    if (a->role == AVA_SCALAR && strcmp(a->name, "offset") == 0) offset = arg_number(fn, slots, i);
+  }
+  if (!o || offset > o->mirror_size || length > o->mirror_size - offset) return NULL;
+  return (uint8_t *)o->mirror + offset;
+}
+
 /* Writes the reply's values into the caller's memory; returns the C return value. */
 static uint64_t apply_reply(const ava_fn *fn, uint64_t *slots, const ava_cv *reply, call_state *cs) {
   int ok = 1;
@@ -799,13 +815,16 @@ static uint64_t apply_reply(const ava_fn *fn, uint64_t *slots, const ava_cv *rep
   case AVA_RET_MAPPED: {
     const ava_cv *bytes = ava_cv_get(ret, "bytes");
     if (!bytes || bytes->type != CV_BYTES) return 0;
-    void *region = NULL;
-    if (posix_memalign(&region, 4096, bytes->n ? bytes->n : 1) != 0) return fail(fn, slots, ST_OUT_OF_RESOURCES);
+    /* A buffer made on the program's memory maps onto that memory (OpenCL: the pointer derives from host_ptr). */
+    void *region = mapped_host_region(fn, slots, bytes->n);
+    int owned = region == NULL;
+    if (owned && posix_memalign(&region, 4096, bytes->n ? bytes->n : 1) != 0) return fail(fn, slots, ST_OUT_OF_RESOURCES);
     memcpy(region, bytes->p, bytes->n);
     mapping *m = malloc(sizeof *m);
-    if (!m) { free(region); return fail(fn, slots, ST_OUT_OF_RESOURCES); }
+    if (!m) { if (owned) free(region); return fail(fn, slots, ST_OUT_OF_RESOURCES); }
     m->id = ava_cv_int(ava_cv_get(ret, "id"), &ok);
     m->length = bytes->n;
+    m->owned = owned;
     pthread_mutex_lock(&obj_mu);
     map_put(&mappings, (uint64_t)(uintptr_t)region, m);
     pthread_mutex_unlock(&obj_mu);
@@ -890,7 +909,8 @@ static void release_mappings(const ava_fn *fn, const uint64_t *slots) {
     mapping *m = map_get(&mappings, slots[i]);
     if (m) map_del(&mappings, slots[i]);
     pthread_mutex_unlock(&obj_mu);
-    if (m) { free(m); free((void *)(uintptr_t)slots[i]); }
+    if (m && m->owned) free((void *)(uintptr_t)slots[i]);
+    free(m);
   }
 }
 

@@ -3,10 +3,7 @@
  * (clIcdGetPlatformIDsKHR, clGetExtensionFunctionAddress), the KHR dispatch table every object starts with, and the
  * platform's names, which say that it is remoted. Everything else in the table is a generated entry point.
  */
-#define CL_TARGET_OPENCL_VERSION 300
-#define CL_USE_DEPRECATED_OPENCL_1_0_APIS
-#define CL_USE_DEPRECATED_OPENCL_1_1_APIS
-#define CL_USE_DEPRECATED_OPENCL_1_2_APIS
+/* CL_TARGET_OPENCL_VERSION and CL_USE_DEPRECATED_* come from the build flags (src/cfront/build.ts). */
 #include <CL/cl_icd.h>
 #include <CL/cl_ext.h>
 #include <pthread.h>
