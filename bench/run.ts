@@ -11,6 +11,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   replay: () => import('./replay.js'),
   journal: () => import('./journal.js'),
   migration: () => import('./migration.js'),
+  icd: () => import('./icd.js'),
 };
 
 const argv = process.argv.slice(2);

@@ -10,6 +10,7 @@
  *   is not superseded (a configure call with the same target and key, e.g. the same kernel argument set again);
  * - everything else is dead and may be compacted away. Death is final: ids are never reused.
  */
+import { MAPPED_KIND } from '../src/spec/plan.js';
 import type { ApiSpec, ArgSpec, FunctionSpec } from '../src/spec/types.js';
 import type { WireValue } from '../src/wire/frames.js';
 import type { JournalRecord } from './format.js';
@@ -66,6 +67,12 @@ export function createdHandles(f: FunctionSpec, record: Pick<JournalRecord, 'arg
     }
   });
   return out;
+}
+
+/** The mapping id in a mapped return or argument value (`{id, bytes}`), if `f` returns or takes one. */
+export function mappedId(f: FunctionSpec, value: WireValue | undefined): number | undefined {
+  const id = value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Uint8Array) ? (value as { id?: unknown }).id : undefined;
+  return typeof id === 'number' && (f.returns.role === 'mapped' || f.args.some((a) => a.role === 'mapped')) ? id : undefined;
 }
 
 /** See the module comment. */
@@ -147,7 +154,21 @@ export class ObjectGraph {
           this.#add(id, kind, record.seq, inputHandles(f, record.args), true);
           ids.push(id);
         }
+        // A mapping is live until unmapped: a migration in between maps the region again on the target.
+        const mapping = mappedId(f, record.ret);
+        if (mapping !== undefined && !this.nodes.has(mapping)) {
+          this.#add(mapping, MAPPED_KIND, record.seq, inputHandles(f, record.args), true);
+          ids.push(mapping);
+        }
         if (ids.length > 0) this.#records.set(record.seq, { kind: 'create', ids });
+        f.args.forEach((a, i) => {
+          const node = a.role === 'mapped' ? this.nodes.get(mappedId(f, record.args[i]) ?? 0) : undefined;
+          if (!node || node.refs === null) return;
+          node.refs -= 1;
+          node.refRecords.push(record.seq);
+          // An unmap that also made an event keeps its `create` entry (one entry per record).
+          if (!this.#records.has(record.seq)) this.#records.set(record.seq, { kind: 'ref', target: node.id });
+        });
         break;
       }
       default:

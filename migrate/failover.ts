@@ -44,11 +44,7 @@ export function checkpoint(session: GuestSession, journal: SessionJournal): Prom
     await session.channel.barrier();
     const plan = await planReplay(journal, { before: seq });
     const states = new Map<number, Uint8Array>();
-    for (const id of plan.liveObjects) {
-      const kind = plan.kinds.get(id)!;
-      if (!session.spec.kind.get(kind)?.state) continue;
-      states.set(id, await session.channel.extractState(id, plan.held.has(id)));
-    }
+    for (const id of plan.withState) states.set(id, await session.channel.extractState(id, plan.held.has(id)));
     return journal.writeCheckpoint(states, 1 << 20, seq);
   });
 }

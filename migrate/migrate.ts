@@ -110,8 +110,7 @@ export async function migrateSession(session: GuestSession, journal: SessionJour
     // State goes in chunks straight from the source to the target, each checked on the target against the checksum
     // taken at extraction; `extract` and `restore` are the time spent waiting on each side.
     phase = 'restore';
-    const stateful = [...plan.liveObjects].filter((id) => session.spec.kind.get(plan.kinds.get(id)!)?.state);
-    const copied = await copyStates(source, target, stateful, plan.held);
+    const copied = await copyStates(source, target, plan.withState, plan.held);
     options.onProgress?.(`copied ${copied.objects} objects, ${copied.bytes} bytes`);
     t.push(performance.now());
 

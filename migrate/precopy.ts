@@ -85,13 +85,9 @@ class DirtyTracker {
   }
 }
 
-/** Copies, in chunks, the state of those of `ids` that are live and stateful in `plan`. */
-function copyState(source: Channel, target: Channel, plan: ReplayPlan, ids: Iterable<number>, stateful: (kind: string) => boolean) {
-  const chosen = [...ids].filter((id) => {
-    const kind = plan.kinds.get(id);
-    return kind !== undefined && plan.liveObjects.has(id) && stateful(kind);
-  });
-  return copyStates(source, target, chosen, plan.held);
+/** Copies, in chunks, the state of those of `ids` whose state travels in `plan` (see `ReplayPlan.withState`). */
+function copyState(source: Channel, target: Channel, plan: ReplayPlan, ids: Iterable<number>) {
+  return copyStates(source, target, [...ids].filter((id) => plan.withState.has(id)), plan.held);
 }
 
 /**
@@ -100,7 +96,6 @@ function copyState(source: Channel, target: Channel, plan: ReplayPlan, ids: Iter
  * @throws {MigrationError} after discarding the target; the session stays on its source.
  */
 export async function precopyMigrate(session: GuestSession, journal: SessionJournal, options: Omit<MigrateOptions, 'beforeCall'>): Promise<MigrationReport & { precopy: PrecopyStats }> {
-  const stateful = (kind: string): boolean => session.spec.kind.get(kind)?.state !== undefined;
   const tracker = new DirtyTracker();
   const source = session.channel;
   // The first call not sent yet (the trigger call itself, when started from a task): everything before it is on the
@@ -116,7 +111,7 @@ export async function precopyMigrate(session: GuestSession, journal: SessionJour
     const plan = await planReplay(journal, { before: cut });
     target = await options.openTarget();
     await replayOnto(target, plan);
-    const first = await copyState(source, target, plan, plan.liveObjects, stateful);
+    const first = await copyState(source, target, plan, plan.liveObjects);
     const liveMs = performance.now() - live0;
     options.onProgress?.(`pre-copied ${first.objects} objects, ${first.bytes} bytes in ${liveMs.toFixed(1)} ms`);
 
@@ -139,8 +134,8 @@ export async function precopyMigrate(session: GuestSession, journal: SessionJour
       const t2 = performance.now();
       phase = 'copy dirty state';
       tracker.stop();
-      const dirty = await copyState(source, chosen, now, tracker.dirty, stateful);
-      const live = [...tracker.ranges].filter(([id]) => now.liveObjects.has(id) && stateful(now.kinds.get(id)!));
+      const dirty = await copyState(source, chosen, now, tracker.dirty);
+      const live = [...tracker.ranges].filter(([id]) => now.withState.has(id));
       const ranged = await copyRanges(source, chosen, live, now.held);
       dirty.objects += ranged.objects;
       dirty.bytes += ranged.bytes;

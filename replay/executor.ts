@@ -8,7 +8,7 @@
  * which is compared field by field (status, returned handle id, ids of handle outs).
  */
 import type { JournalRecord } from '../journal/format.js';
-import { createdHandles, inputHandles } from '../journal/graph.js';
+import { createdHandles, inputHandles, mappedId } from '../journal/graph.js';
 import { AvaError } from '../src/errors.js';
 import { callFailed } from '../src/spec/outcome.js';
 import { planOf } from '../src/spec/plan.js';
@@ -52,7 +52,25 @@ export interface ReplayResult {
 
 /** The id the guest issued for a record's returned handle. */
 function retIdOf(f: FunctionSpec, record: JournalRecord): number | null {
-  return (f.returns.role === 'handle' || f.returns.role === 'mapped') && typeof record.ret === 'number' ? record.ret : null;
+  if (f.returns.role === 'mapped') return mappedId(f, record.ret) ?? null;
+  return f.returns.role === 'handle' && typeof record.ret === 'number' ? record.ret : null;
+}
+
+/**
+ * A mapping call made again on the target (the region was still mapped): without its wait list and event, whose
+ * transient objects are recreated (or dead) on their own. The unmap writes the guest's bytes back in full, so what
+ * the new mapping holds first does not matter.
+ */
+function remapArgs(spec: ReplayPlan['spec'], f: FunctionSpec, record: JournalRecord): WireValue[] {
+  const args = [...record.args];
+  const { indexOf } = planOf(f);
+  f.args.forEach((a, i) => {
+    if (a.role === 'handles' && spec.kind.get(a.kind)?.transient) {
+      args[i] = null;
+      if (typeof a.count === 'string') args[indexOf.get(a.count)!] = 0;
+    } else if (a.role === 'handleOut' && a.optional && spec.kind.get(a.kind)?.transient) args[i] = null;
+  });
+  return args;
 }
 
 /** The record's arguments, with handle-array outs proposing the ids actually bound when recorded. */
@@ -143,6 +161,12 @@ export async function replayOnto(channel: Channel, plan: ReplayPlan, options: Re
         }
         for (const { id, kind } of createdHandles(f, record)) {
           if (spec.kind.get(kind)?.transient) await target(channel.recreateTransient(id, kind, inputHandles(f, record.args)));
+        }
+        if (mappedId(f, record.ret) !== undefined) {
+          const frame: CallFrame = { seq: seq++, fn: f.name, args: remapArgs(spec, f, record), retId: retIdOf(f, record) };
+          bySeq.set(frame.seq, { index, record, f });
+          const reply = await target(channel.call(frame));
+          if (reply.error || callFailed(spec, f.name, reply)) fail(reply);
         }
         continue;
       }

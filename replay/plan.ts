@@ -20,6 +20,8 @@ export interface ReplayPlan {
   readonly kinds: ReadonlyMap<number, string>;
   /** Live objects the application released, held by a live object (their state travels with `held`). */
   readonly held: ReadonlySet<number>;
+  /** Live objects whose explicit state travels: kinds with state, less held ones whose state is `lostWhenReleased`. */
+  readonly withState: ReadonlySet<number>;
   readonly counts: {
     /** Records read. */
     readonly total: number;
@@ -43,12 +45,15 @@ export function planFromRecords(spec: ApiSpec, records: Iterable<JournalRecord>)
   const planned = all.filter((r) => keep.has(r.seq));
   const kinds = new Map<number, string>();
   const held = new Set<number>();
+  const withState = new Set<number>();
   for (const id of live) {
     const node = graph.nodes.get(id)!;
     kinds.set(id, node.kind);
     if (node.refs === 0) held.add(id);
+    const state = spec.kind.get(node.kind)?.state;
+    if (state && !(node.refs === 0 && state.lostWhenReleased)) withState.add(id);
   }
-  return { spec, records: planned, liveObjects: live, kinds, held, counts: { total: all.length, live: planned.length, skipped: all.length - planned.length } };
+  return { spec, records: planned, liveObjects: live, kinds, held, withState, counts: { total: all.length, live: planned.length, skipped: all.length - planned.length } };
 }
 
 /**

@@ -102,6 +102,7 @@ export function generateCFront(spec: ApiSpec, options: GenerateOptions): string 
       let ref2 = -1;
       let pairs: number[] = [];
       let arrays: number[] = [];
+      let props: number[] = [];
       let mask = 0;
       switch (a.role) {
         case 'scalar': case 'count':
@@ -135,23 +136,26 @@ export function generateCFront(spec: ApiSpec, options: GenerateOptions): string 
           ref2 = indexOf(a.param);
           pairs = Object.entries(a.handleParams).flatMap(([key, kd]) => [Number(key), kind(kd)]);
           arrays = Object.entries(a.pointerArrays ?? {}).flatMap(([key, sizes]) => [Number(key), Number(sizes)]);
+          props = Object.entries(a.propertyParams ?? {}).flatMap(([param, keys]) => Object.entries(keys).flatMap(([k, kd]) => [Number(param), Number(k), kind(kd)]));
           break;
         case 'argValue': ref = indexOf(a.size); pairs = a.handleKinds.flatMap((kd) => [0, kind(kd)]); break;
         case 'callback': ref = indexOf(a.userData); flags = a.delivered ? 4 : 0; break;
         case 'userData': case 'mapped': break;
       }
-      return { a, type, flags, k, length, ref, ref2, pairs, arrays, mask };
+      return { a, type, flags, k, length, ref, ref2, pairs, arrays, props, mask };
     });
     const retLength = f.returns.role === 'mapped' ? compileLength(f, f.returns.length, exprs) : -1;
     for (const [i, x] of args.entries()) {
       if (x.pairs.length > 0) lines.push(`static const int64_t ${id}_pairs${i}[] = { ${x.pairs.join(', ')} };`);
       if (x.arrays.length > 0) lines.push(`static const int64_t ${id}_arrays${i}[] = { ${x.arrays.join(', ')} };`);
+      if (x.props.length > 0) lines.push(`static const int64_t ${id}_props${i}[] = { ${x.props.join(', ')} };`);
     }
     lines.push(`static const int64_t ${id}_exprs[] = { ${exprs.length > 0 ? exprs.join(', ') : '0'} };`);
     lines.push(`static const ava_arg ${id}_args[] = {`);
     for (const [i, x] of args.entries()) {
       lines.push(`  { ${cString(x.a.name)}, ${ROLE_INDEX[x.a.role]}, ${x.type}, ${x.flags}, ${x.k}, ${x.length}, ${x.ref}, ${x.ref2}, ` +
-        `${x.pairs.length ? `${id}_pairs${i}` : 'NULL'}, ${x.pairs.length / 2}, ${x.arrays.length ? `${id}_arrays${i}` : 'NULL'}, ${x.arrays.length / 2}, ${x.mask}u },`);
+        `${x.pairs.length ? `${id}_pairs${i}` : 'NULL'}, ${x.pairs.length / 2}, ${x.arrays.length ? `${id}_arrays${i}` : 'NULL'}, ${x.arrays.length / 2}, ` +
+        `${x.props.length ? `${id}_props${i}` : 'NULL'}, ${x.props.length / 3}, ${x.mask}u },`);
     }
     if (args.length === 0) lines.push('  { 0 },');
     lines.push('};');

@@ -30,6 +30,8 @@ export async function main(argv: string[]): Promise<void> {
   if (!Number.isInteger(fd) || fd < 3) throw new ConfigError(`--fd "${String(values.fd)}" must be a file descriptor number >= 3`);
   if (positionals.length !== 1) throw new ConfigError('give the spec name (see --help)');
   const spec = await loadSpec(positionals[0]!);
-  const socket = new Socket({ fd, readable: true, writable: true });
+  // Half-open: the front shuts its side when the program ends and waits for ours to close, which happens only
+  // once the session is closed (journal complete, a migration in progress finished).
+  const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
   await serveFront(new SocketLink(socket), { spec, open: (sessionId) => openSession(spec, { sessionId }) });
 }

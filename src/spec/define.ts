@@ -57,6 +57,13 @@ function checkArg(a: ArgSpec, f: FunctionSpec, names: ReadonlySet<string>, kinds
       for (const [key, sizes] of Object.entries(a.pointerArrays ?? {})) {
         if (!/^-?\d+$/.test(key) || !/^-?\d+$/.test(sizes)) throw new SpecError(`${where}: pointer-array parameters "${key}" -> "${sizes}" must be integers`);
       }
+      for (const [param, keys] of Object.entries(a.propertyParams ?? {})) {
+        if (!/^-?\d+$/.test(param)) throw new SpecError(`${where}: property-list parameter "${param}" is not an integer`);
+        for (const [key, kind] of Object.entries(keys)) {
+          if (!/^-?\d+$/.test(key)) throw new SpecError(`${where}: property key "${key}" is not an integer`);
+          needKind(kind);
+        }
+      }
       break;
     case 'argValue':
       needArg(a.size, 'size');

@@ -25,6 +25,12 @@ export interface FunctionPlan {
   readonly asyncEligible: boolean;
 }
 
+/**
+ * The handle kind of mapped regions (a `mapped` return's `{id, bytes}`, ended by the `mapped` argument of an unmap):
+ * not a kind of the API, but tracked like one by the worker's handle table and the journal's graph.
+ */
+export const MAPPED_KIND = '__mapped';
+
 const ASYNC_CLASSES: ReadonlySet<string> = new Set(['create', 'configure', 'retain', 'release', 'transfer', 'execute']);
 const ASYNC_ROLES: ReadonlySet<ArgSpec['role']> = new Set([
   'scalar', 'count', 'handle', 'handles', 'handleOut', 'bufferIn', 'string', 'strings', 'scalars', 'properties',

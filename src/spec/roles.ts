@@ -54,8 +54,11 @@ export const arg = {
   /** The `errcode_ret` out-argument. */
   errcode: (name = 'errcode_ret'): ErrcodeArg => ({ role: 'errcode', name }),
   /** The value of an info-query triple. */
-  info: (name: string, size: string, param: string, handleParams: Record<string, string> = {}, pointerArrays?: Record<string, string>): InfoValueArg =>
-    ({ role: 'info', name, size, param, handleParams, ...(pointerArrays ? { pointerArrays } : {}) }),
+  info: (
+    name: string, size: string, param: string, handleParams: Record<string, string> = {}, pointerArrays?: Record<string, string>,
+    propertyParams?: Record<string, Record<string, string>>,
+  ): InfoValueArg =>
+    ({ role: 'info', name, size, param, handleParams, ...(pointerArrays ? { pointerArrays } : {}), ...(propertyParams ? { propertyParams } : {}) }),
   /** `clSetKernelArg`'s untyped value. */
   argValue: (name: string, size: string, handleKinds: readonly string[], opts: { invalidStatus?: number } = {}): ArgValueArg =>
     ({ role: 'argValue', name, size, handleKinds, ...(opts.invalidStatus === undefined ? {} : { invalidStatus: opts.invalidStatus }) }),

@@ -171,6 +171,11 @@ export interface InfoValueArg extends ArgBase {
    * the blobs as a list of byte arrays.
    */
   readonly pointerArrays?: Readonly<Record<string, string>>;
+  /**
+   * Parameters whose value is a zero-terminated list of pointer-sized (key, value) pairs (`CL_CONTEXT_PROPERTIES`),
+   * mapped to the keys whose values are handles of a kind: the worker rewrites those values to handle ids in place.
+   */
+  readonly propertyParams?: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 /**
  * The untyped value of `clSetKernelArg`: a handle of one of `handleKinds` (sent as its id, turned into
@@ -274,6 +279,12 @@ export interface ExplicitState {
   extractRange?(ctx: StateContext, handle: number, offset: number, length: number): Promise<Uint8Array> | Uint8Array;
   /** Optional: writes `bytes` at `offset` (the counterpart of {@link extractRange}). */
   restoreRange?(ctx: StateContext, handle: number, offset: number, bytes: Uint8Array): Promise<void> | void;
+  /**
+   * The contents are gone once the application releases the object, even while a live object still names it
+   * (OpenCL: a kernel argument does not retain its buffer, which the library frees at its last release). Such a
+   * released, held object is rebuilt by replay without its contents; reading them would touch freed memory.
+   */
+  readonly lostWhenReleased?: boolean;
 }
 
 /** A kind of handle (an opaque object pointer of the API). */

@@ -6,7 +6,7 @@
 import koffi from 'koffi';
 import { BadCallError, HandleError, UnsupportedError } from '../errors.js';
 import { evalLength } from '../spec/length.js';
-import { planOf } from '../spec/plan.js';
+import { MAPPED_KIND, planOf } from '../spec/plan.js';
 import { wallClock } from '../wire/clock.js';
 import type { ApiSpec, ArgSpec, FunctionSpec, ScalarType } from '../spec/types.js';
 import type { CallFrame, ReplyFrame, WireValue } from '../wire/frames.js';
@@ -41,7 +41,7 @@ export interface ExecutionContext {
 }
 
 /** Memory of mapped regions, keyed by their pointer; kept so an unmap can write the guest's bytes back. */
-const MAPPED_KIND = '__mapped';
+
 const mappedRegions = new Map<number, { address: bigint; length: number }>();
 
 function isBytes(v: unknown): v is Uint8Array {
@@ -461,7 +461,18 @@ function finish(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Pre
         if (!buf || !okStatus) break;
         if (Array.isArray(buf)) { outs[a.name] = buf; break; }
         const value = sizeRet !== undefined && sizeRet < buf.byteLength ? buf.subarray(0, sizeRet) : buf;
-        const kind = a.handleParams[String(frame.args[planOf(f).indexOf.get(a.param)!])];
+        const param = String(frame.args[planOf(f).indexOf.get(a.param)!]);
+        const kind = a.handleParams[param];
+        const keys = a.propertyParams?.[param];
+        if (keys) {
+          // A zero-terminated (key, value) list: values under handle keys become ids.
+          for (let off = 0; off + 16 <= value.byteLength; off += 16) {
+            const key = value.readBigInt64LE(off);
+            if (key === 0n) break;
+            const keyKind = keys[String(key)];
+            if (keyKind) value.writeBigInt64LE(BigInt(ctx.handles.idOf(keyKind, readPointer(value, off + 8))), off + 8);
+          }
+        }
         if (kind && okStatus) {
           // Same layout, ids in place of pointers: one 8-byte slot per handle.
           for (let off = 0; off + 8 <= value.byteLength; off += 8) {

@@ -40,10 +40,12 @@ const waitList = (): ArgSpec[] => [
 ];
 
 /** The info-query tail: `param_name, param_value_size, param_value, param_value_size_ret`. */
-const infoQuery = (handleParams: Record<string, string> = {}, pointerArrays?: Record<string, string>): ArgSpec[] => [
+const infoQuery = (
+  handleParams: Record<string, string> = {}, pointerArrays?: Record<string, string>, propertyParams?: Record<string, Record<string, string>>,
+): ArgSpec[] => [
   arg.scalar('param_name', 'uint32'),
   arg.scalar('param_value_size', 'size'),
-  arg.info('param_value', 'param_value_size', 'param_name', handleParams, pointerArrays),
+  arg.info('param_value', 'param_value_size', 'param_name', handleParams, pointerArrays, propertyParams),
   arg.scalarOut('param_value_size_ret', 'size'),
 ];
 
@@ -85,6 +87,8 @@ const hostPtrFlags = (): ArgSpec =>
 
 const DEVICE_HANDLE_PARAMS = { [key(CL.DEVICE_PLATFORM)]: 'platform', [key(CL.DEVICE_PARENT_DEVICE)]: 'device' };
 const CONTEXT_HANDLE_PARAMS = { [key(CL.CONTEXT_DEVICES)]: 'device' };
+/** `CL_CONTEXT_PROPERTIES` gives back the creation's property list, whose `CL_CONTEXT_PLATFORM` value is a platform. */
+const CONTEXT_PROPERTY_PARAMS = { [key(CL.CONTEXT_PROPERTIES)]: { [key(CL.CONTEXT_PLATFORM)]: 'platform' } };
 const QUEUE_HANDLE_PARAMS = { [key(CL.QUEUE_CONTEXT)]: 'context', [key(CL.QUEUE_DEVICE)]: 'device' };
 const MEM_HANDLE_PARAMS = { [key(CL.MEM_CONTEXT)]: 'context', [key(CL.MEM_ASSOCIATED_MEMOBJECT)]: 'mem' };
 const IMAGE_HANDLE_PARAMS = { [key(CL.IMAGE_BUFFER)]: 'mem' };
@@ -281,7 +285,7 @@ const functions: FunctionSpec[] = [
   ]),
   retain('clRetainContext', 'context', 'context'),
   release('clReleaseContext', 'context', 'context'),
-  fn('clGetContextInfo', ret.status(), 'query', [arg.handle('context', 'context'), ...infoQuery(CONTEXT_HANDLE_PARAMS)]),
+  fn('clGetContextInfo', ret.status(), 'query', [arg.handle('context', 'context'), ...infoQuery(CONTEXT_HANDLE_PARAMS, undefined, CONTEXT_PROPERTY_PARAMS)]),
 
   // Command queues
   retain('clRetainCommandQueue', 'command_queue', 'command_queue'),
@@ -689,6 +693,9 @@ export const openclSpec = defineSpec({
       name: 'mem',
       invalidStatus: CL.INVALID_MEM_OBJECT,
       state: {
+        // clSetKernelArg does not retain a buffer: released by the application, it is freed even while a kernel
+        // still names it (launching that kernel is then undefined), so its contents do not travel.
+        lostWhenReleased: true,
         extract: (ctx, mem) => extractBuffer(ctx, mem),
         restore: (ctx, mem, bytes) => restoreBuffer(ctx, mem, bytes),
       },

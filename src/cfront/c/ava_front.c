@@ -748,6 +748,19 @@ static void write_info(const ava_fn *fn, int i, const uint64_t *slots, const ava
   if (v->type != CV_BYTES) return;
   size_t n = v->n < cap ? v->n : cap;
   memcpy(out, v->p, n);
+  for (int j = 0; j < a->nprops; j++) {
+    if ((uint64_t)a->props[3 * j] != param) continue;
+    /* A zero-terminated (key, value) list: values under handle keys are ids, made our object pointers. */
+    for (size_t off = 0; off + 16 <= n; off += 16) {
+      int64_t key, id;
+      memcpy(&key, out + off, 8);
+      if (key == 0) break;
+      if (key != a->props[3 * j + 1]) continue;
+      memcpy(&id, out + off + 8, 8);
+      void *o = obj_for_id(id, (int)a->props[3 * j + 2]);
+      memcpy(out + off + 8, &o, 8);
+    }
+  }
   for (int j = 0; j < a->npairs; j++) {
     if ((uint64_t)a->pairs[2 * j] != param) continue;
     /* Handle-valued: one 8-byte id per slot becomes our object pointer. */

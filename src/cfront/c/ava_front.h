@@ -39,6 +39,8 @@ typedef struct ava_arg {
   uint16_t npairs;
   const int64_t *arrays; /* info pointer arrays: param, sizes param, ... */
   uint16_t narrays;
+  const int64_t *props;  /* info property lists: param, key, kind index, ... (handle values under those keys) */
+  uint16_t nprops;
   uint64_t mask;       /* bufferIn mirror: flag mask */
 } ava_arg;
 

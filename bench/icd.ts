@@ -1,0 +1,408 @@
+/**
+ * The OpenCL ICD (the C front, src/cfront): unmodified native programs (fixtures/opencl-c) natively vs through the
+ * ICD, beside the TypeScript proxy over the same transport, in one run:
+ *
+ * - the floor: the raw SharedArrayBuffer ping-pong of bench/shm.ts (spin-then-wait, an event-loop turn per message),
+ *   measured the same way here (bench/shm.ts does not export it);
+ * - a cheap query, clGetDeviceInfo(CL_DEVICE_MAX_COMPUTE_UNITS), per call: `microbench` natively, through the ICD
+ *   with AVA_CHANNEL=SHM (and LOCAL, to tell the sidecar's shm hop from the rest), and the TypeScript proxy over shm
+ *   (openGuestlib(openclSpec, { transport: 'shm' }));
+ * - a small launch (64 work items) + clFinish, per iteration: the same four;
+ * - the launch-heavy program `launches 100000`: natively and through the ICD with AVA_CHANNEL=SHM and LOCAL, the
+ *   wall time of the whole process (sidecar start included) and the program's own reported time.
+ *
+ * Targets (issue): launch-heavy through the ICD within 1.5x of native (PoCL); the cheap query's round trip within
+ * 2x of the raw shm ping-pong floor. The native programs run on the first platform the ICD loader shows; through
+ * the ICD that is the remoted platform, whose worker uses the first native one. `--quick` cuts the counts.
+ * Without a C compiler or an OpenCL platform it prints a SKIPPED line and writes nothing.
+ */
+import { spawn } from 'node:child_process';
+import { isMainThread, workerData } from 'node:worker_threads';
+import type { Worker as NodeWorker } from 'node:worker_threads';
+import { buildOpenclPrograms } from '../fixtures/opencl-c/build.js';
+import type { OpenclCProgramName } from '../fixtures/opencl-c/build.js';
+import { buildProgram, call, created, openclWorkloadContext, release, setArgs } from '../fixtures/opencl/common.js';
+import { CL } from '../src/apis/opencl/constants.js';
+import { openclSpec } from '../src/apis/opencl/spec.js';
+import { icdEnvironment } from '../src/cfront/icd-env.js';
+import { AvaError } from '../src/errors.js';
+import { openGuestlib } from '../src/guest/open.js';
+import { startModuleThread } from '../src/transport/shm.js';
+import { DEFAULT_SPIN_MICROS, DEFAULT_WAKE_SPIN_MICROS, Waiter, wake } from '../src/transport/shm-ring.js';
+import { openNativeApi } from '../src/worker/native-api.js';
+import type { BenchRow } from './harness.js';
+import { measure, report } from './harness.js';
+
+const LAUNCH_TARGET = 1.5;
+const QUERY_FLOOR_TARGET = 2;
+
+// ---------------------------------------------------------------------------------------------------------------
+// The floor: the ping-pong of bench/shm.ts, same words, same strategy
+
+const PING = 0;
+const ECHO_WAITING = 1;
+const PONG = 16;
+const MAIN_WAITING = 17;
+const ECHO_BELL = 32;
+const MAIN_BELL = 48;
+const STOP = -1;
+
+interface EchoData {
+  readonly kind: 'ava-bench-icd-echo';
+  readonly sab: SharedArrayBuffer;
+  readonly spinMicros: number;
+  readonly wakeSpinMicros: number;
+}
+
+/** The echo thread: answers each PING with the same value in PONG (bench/shm.ts's 'strategy' mode). */
+function echo(data: EchoData): void {
+  const i32 = new Int32Array(data.sab);
+  const keepAlive = setInterval(() => {}, 2 ** 30);
+  const waiter = new Waiter(i32, ECHO_WAITING, ECHO_BELL, data.spinMicros);
+  let seen = 0;
+  const ready = (): boolean => Atomics.load(i32, PING) !== seen;
+  const tick = (): void => {
+    for (;;) {
+      const v = Atomics.load(i32, PING);
+      if (v !== seen) {
+        seen = v;
+        if (v === STOP) {
+          clearInterval(keepAlive);
+          return;
+        }
+        Atomics.store(i32, PONG, v);
+        waiter.expect(wake(i32, MAIN_WAITING, MAIN_BELL) ? data.wakeSpinMicros : 0);
+        setImmediate(tick);
+        return;
+      }
+      if (!waiter.wait(ready, tick)) return;
+    }
+  };
+  tick();
+}
+
+/** Ping-pong with the ring reader's strategy (deliver, yield a turn, spin, then sleep): ns per round trip. */
+async function pingPong(ops: number, spinMicros: number): Promise<number> {
+  const sab = new SharedArrayBuffer(256);
+  const data: EchoData = { kind: 'ava-bench-icd-echo', sab, spinMicros, wakeSpinMicros: DEFAULT_WAKE_SPIN_MICROS };
+  const thread: NodeWorker = startModuleThread(new URL(import.meta.url), { workerData: data });
+  const i32 = new Int32Array(sab);
+  const waiter = new Waiter(i32, MAIN_WAITING, MAIN_BELL, spinMicros);
+  let seen = 0;
+  let deliver: ((v: number) => void) | undefined;
+  const ready = (): boolean => Atomics.load(i32, PONG) !== seen;
+  let stopped = false;
+  const tick = (): void => {
+    for (;;) {
+      if (stopped) return;
+      const v = Atomics.load(i32, PONG);
+      if (v !== seen) {
+        seen = v;
+        deliver?.(v);
+        setImmediate(tick);
+        return;
+      }
+      if (!waiter.wait(ready, tick)) return;
+    }
+  };
+  setImmediate(tick);
+  let next = 1;
+  const ping = (): Promise<number> => new Promise<number>((resolve) => {
+    deliver = resolve;
+    Atomics.store(i32, PING, next++);
+    waiter.expect(wake(i32, ECHO_WAITING, ECHO_BELL) ? DEFAULT_WAKE_SPIN_MICROS : 0);
+  });
+  const ns = await measure(ops, async () => {
+    for (let i = 0; i < ops; i++) await ping();
+  });
+  stopped = true;
+  Atomics.add(i32, MAIN_BELL, 1);
+  Atomics.notify(i32, MAIN_BELL);
+  const exited = new Promise((r) => thread.once('exit', r));
+  Atomics.store(i32, PING, STOP);
+  Atomics.add(i32, ECHO_BELL, 1);
+  Atomics.notify(i32, ECHO_BELL);
+  await exited;
+  return ns;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Running the native programs
+
+interface ProgramRun {
+  readonly wallNs: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `exe args` with `env`, to its exit; rejects unless it exits 0 with `OK <name>` last on stdout. */
+function runProgram(name: OpenclCProgramName, exe: string, args: readonly string[], env: NodeJS.ProcessEnv, what: string, timeoutMs = 120_000): Promise<ProgramRun> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(exe, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      const wallNs = Number(process.hrtime.bigint() - t0);
+      const stdout = Buffer.concat(out).toString('utf8');
+      const stderr = Buffer.concat(err).toString('utf8');
+      if (code !== 0 || !stdout.trimEnd().endsWith(`OK ${name}`)) {
+        reject(new Error(`${what}: ${name} ${args.join(' ')} exited ${code ?? signal}${signal === 'SIGKILL' ? ` (killed after ${timeoutMs} ms)` : ''}\n` +
+          `stdout: ${stdout.trim()}\nstderr: ${stderr.trim()}`));
+        return;
+      }
+      resolve({ wallNs, stdout, stderr });
+    });
+  });
+}
+
+interface Micro {
+  readonly queryNs: number;
+  readonly launchFinishUs: number;
+  readonly queries: number;
+  readonly launches: number;
+}
+
+function parseMicro(run: ProgramRun, what: string): Micro {
+  const line = run.stdout.split('\n').find((l) => l.startsWith('{'));
+  if (line === undefined) throw new Error(`${what}: microbench printed no JSON line:\n${run.stdout}`);
+  return JSON.parse(line) as Micro;
+}
+
+/** The program's own elapsed ms from `launches: N in X ms ...` on stderr. */
+function launchesMs(run: ProgramRun, what: string): number {
+  const m = /launches: \d+ in ([0-9.]+) ms/.exec(run.stderr);
+  if (!m) throw new Error(`${what}: launches reported no time on stderr:\n${run.stderr}`);
+  return Number(m[1]);
+}
+
+/** Stderr lines other than the expected ones (e.g. `ava-front: ...` from the ICD). */
+function unexpectedStderr(run: ProgramRun): string[] {
+  return run.stderr.split('\n').map((l) => l.trimEnd()).filter((l) => l !== '' && !/^launches: \d+ in /.test(l));
+}
+
+function median(samples: readonly number[]): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Skipping
+
+/** Why this machine cannot run the benchmark (no OpenCL platform with a device), or null. */
+async function missingPlatform(): Promise<string | null> {
+  let native;
+  try {
+    native = await openNativeApi(openclSpec, { statusErrors: 'return' });
+  } catch (error) {
+    return `libOpenCL.so.1 does not load (${(error as Error).message})`;
+  }
+  try {
+    const { ret, outs } = await native.api.clGetPlatformIDs!(0, null);
+    const count = Number(outs.num_platforms ?? 0);
+    if (ret !== CL.SUCCESS || count === 0) return `clGetPlatformIDs finds no platform (status ${String(ret)})`;
+    const { outs: list } = await native.api.clGetPlatformIDs!(1, true);
+    const first = (list.platforms as unknown[])[0];
+    const probe = await native.api.clGetDeviceIDs!(first, CL.DEVICE_TYPE_ALL, 0, null);
+    if (probe.ret !== CL.SUCCESS || Number(probe.outs.num_devices) === 0) return 'the first OpenCL platform has no device';
+    return null;
+  } catch (error) {
+    return `the OpenCL platform query failed (${(error as Error).message})`;
+  } finally {
+    await native.close();
+  }
+}
+
+/** A build error that means "this machine lacks the tools" (no compiler, no OpenCL headers or loader) rather than a bug. */
+function missingTools(error: unknown): string | null {
+  if (!(error instanceof AvaError)) return null;
+  if (error.code === 'ERR_AVA_NO_COMPILER') return error.message;
+  if (error.code === 'ERR_AVA_BUILD_FAILED' && /CL\/cl(_icd)?\.h|-lOpenCL/.test(error.message)) return error.message.split('\n')[0]!;
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The TypeScript proxy over shm
+
+const KERNEL = `__kernel void inc(__global int *a) {
+  a[get_global_id(0)] += 1;
+}
+`;
+const ITEMS = 64;
+
+async function proxyOverShm(queries: number, launches: number, runs: number): Promise<{ queryNs: number; launchFinishNs: number; units: number }> {
+  await using lib = await openGuestlib(openclSpec, { transport: 'shm' });
+  const api = lib.api;
+  const ctx = await openclWorkloadContext(api, lib.handleAt);
+  try {
+    const out = new Uint32Array(1);
+    await call(api, 'clGetDeviceInfo', ctx.device, CL.DEVICE_MAX_COMPUTE_UNITS, 4, out);
+    const units = out[0]!;
+    const queryNs = await measure(queries, async () => {
+      for (let i = 0; i < queries; i++) await api.clGetDeviceInfo!(ctx.device, CL.DEVICE_MAX_COMPUTE_UNITS, 4, out);
+    }, runs);
+    if (out[0] !== units) throw new Error(`compute units changed: ${units} then ${out[0]}`);
+
+    const queue = await created(api, 'clCreateCommandQueue', ctx.context, ctx.device, 0);
+    const program = await buildProgram(ctx, KERNEL);
+    const kernel = await created(api, 'clCreateKernel', program, 'inc');
+    const buf = await created(api, 'clCreateBuffer', ctx.context, CL.MEM_READ_WRITE | CL.MEM_COPY_HOST_PTR, 4 * ITEMS, new Int32Array(ITEMS));
+    try {
+      await setArgs(api, kernel, buf);
+      let done = 0;
+      const launchFinishNs = await measure(launches, async () => {
+        for (let i = 0; i < launches; i++) {
+          await api.clEnqueueNDRangeKernel!(queue, kernel, 1, null, [ITEMS], null, 0, null, null);
+          await api.clFinish!(queue);
+        }
+        done += launches;
+      }, runs);
+      const host = new Int32Array(ITEMS);
+      await call(api, 'clEnqueueReadBuffer', queue, buf, CL.BLOCKING, 0, 4 * ITEMS, host, 0, null, null);
+      if (!host.every((v) => v === done)) throw new Error(`TS proxy launches: expected every value ${done}, got ${host[0]}...`);
+      return { queryNs, launchFinishNs, units };
+    } finally {
+      await release(api, buf, kernel, program, queue);
+    }
+  } finally {
+    await ctx.release();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Runs the benchmark. */
+export async function run(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const counts = quick
+    ? { pings: 5_000, queries: 1_000, launchFinish: 100, programRuns: 1, proxyRuns: 3, launches: 20_000, launchRuns: 1 }
+    : { pings: 20_000, queries: 5_000, launchFinish: 500, programRuns: 3, proxyRuns: 5, launches: 100_000, launchRuns: 3 };
+
+  const missing = await missingPlatform();
+  if (missing !== null) {
+    console.log(`\nSKIPPED: icd: no OpenCL platform with a device (${missing}); run scripts/install-opencl.sh`);
+    return;
+  }
+  let programs: Record<OpenclCProgramName, string>;
+  let icdEnv: Record<string, string>;
+  try {
+    programs = await buildOpenclPrograms();
+    icdEnv = await icdEnvironment();
+  } catch (error) {
+    const why = missingTools(error);
+    if (why === null) throw error;
+    console.log(`\nSKIPPED: icd: cannot build the native programs or the ICD (${why})`);
+    return;
+  }
+  const nativeEnv: NodeJS.ProcessEnv = { ...process.env };
+  const viaIcd = (channel: 'SHM' | 'LOCAL'): NodeJS.ProcessEnv => ({ ...process.env, ...icdEnv, AVA_CHANNEL: channel });
+  const stderrNotes: string[] = [];
+  const note = (what: string, r: ProgramRun): void => {
+    for (const line of unexpectedStderr(r)) stderrNotes.push(`${what}: ${line}`);
+  };
+
+  // The floor.
+  const floorNs = await pingPong(counts.pings, DEFAULT_SPIN_MICROS);
+
+  // Cheap query and launch + finish: microbench natively and through the ICD (alternating), then the TS proxy.
+  const microArgs = [String(counts.queries), String(counts.launchFinish)];
+  const micro = { native: [] as Micro[], icd: [] as Micro[], icdLocal: [] as Micro[] };
+  await runProgram('microbench', programs.microbench, microArgs, nativeEnv, 'native warm-up');
+  for (let r = 0; r < counts.programRuns; r++) {
+    const n = await runProgram('microbench', programs.microbench, microArgs, nativeEnv, 'native');
+    note('microbench native', n);
+    micro.native.push(parseMicro(n, 'native'));
+    const i = await runProgram('microbench', programs.microbench, microArgs, viaIcd('SHM'), 'ICD (SHM)');
+    note('microbench ICD SHM', i);
+    micro.icd.push(parseMicro(i, 'ICD (SHM)'));
+    const l = await runProgram('microbench', programs.microbench, microArgs, viaIcd('LOCAL'), 'ICD (LOCAL)');
+    note('microbench ICD LOCAL', l);
+    micro.icdLocal.push(parseMicro(l, 'ICD (LOCAL)'));
+  }
+  const proxy = await proxyOverShm(counts.queries, counts.launchFinish, counts.proxyRuns);
+
+  // Launch-heavy: native, ICD over SHM, ICD over LOCAL, alternating.
+  const launchArgs = [String(counts.launches)];
+  const heavy = { native: { wall: [] as number[], ms: [] as number[] }, shm: { wall: [] as number[], ms: [] as number[] }, local: { wall: [] as number[], ms: [] as number[] } };
+  await runProgram('launches', programs.launches, ['1000'], nativeEnv, 'native warm-up');
+  for (let r = 0; r < counts.launchRuns; r++) {
+    for (const [key, env, what] of [['native', nativeEnv, 'native'], ['shm', viaIcd('SHM'), 'ICD (SHM)'], ['local', viaIcd('LOCAL'), 'ICD (LOCAL)']] as const) {
+      const res = await runProgram('launches', programs.launches, launchArgs, env, what);
+      note(`launches ${what}`, res);
+      heavy[key].wall.push(res.wallNs);
+      heavy[key].ms.push(launchesMs(res, what));
+    }
+  }
+
+  // Medians and rows.
+  const q = {
+    native: median(micro.native.map((m) => m.queryNs)), icd: median(micro.icd.map((m) => m.queryNs)),
+    icdLocal: median(micro.icdLocal.map((m) => m.queryNs)), proxy: proxy.queryNs,
+  };
+  const lf = {
+    native: median(micro.native.map((m) => m.launchFinishUs * 1e3)), icd: median(micro.icd.map((m) => m.launchFinishUs * 1e3)),
+    icdLocal: median(micro.icdLocal.map((m) => m.launchFinishUs * 1e3)), proxy: proxy.launchFinishNs,
+  };
+  const hv = Object.fromEntries(Object.entries(heavy).map(([k, v]) => [k, { wallMs: median(v.wall) / 1e6, programMs: median(v.ms) }])) as
+    Record<keyof typeof heavy, { wallMs: number; programMs: number }>;
+  const n = counts.launches;
+  const row = (name: string, nsPerOp: number, base: number, ops: number): BenchRow => ({ name, nsPerOp, ratio: nsPerOp / base, ops });
+  const table: BenchRow[] = [
+    row('floor: raw SAB ping-pong, spin-then-wait', floorNs, floorNs, counts.pings),
+    row('query: native (microbench)', q.native, q.native, counts.queries),
+    row('query: ICD, AVA_CHANNEL=SHM', q.icd, q.native, counts.queries),
+    row('query: ICD, AVA_CHANNEL=LOCAL', q.icdLocal, q.native, counts.queries),
+    row('query: TS proxy over shm', q.proxy, q.native, counts.queries),
+    row('launch+finish: native (microbench)', lf.native, lf.native, counts.launchFinish),
+    row('launch+finish: ICD, AVA_CHANNEL=SHM', lf.icd, lf.native, counts.launchFinish),
+    row('launch+finish: ICD, AVA_CHANNEL=LOCAL', lf.icdLocal, lf.native, counts.launchFinish),
+    row('launch+finish: TS proxy over shm', lf.proxy, lf.native, counts.launchFinish),
+    row(`launches ${n}: native, program's time`, hv.native.programMs * 1e6 / n, hv.native.programMs * 1e6 / n, n),
+    row(`launches ${n}: ICD SHM, program's time`, hv.shm.programMs * 1e6 / n, hv.native.programMs * 1e6 / n, n),
+    row(`launches ${n}: ICD LOCAL, program's time`, hv.local.programMs * 1e6 / n, hv.native.programMs * 1e6 / n, n),
+    row(`launches ${n}: native, process wall`, hv.native.wallMs * 1e6 / n, hv.native.wallMs * 1e6 / n, n),
+    row(`launches ${n}: ICD SHM, process wall`, hv.shm.wallMs * 1e6 / n, hv.native.wallMs * 1e6 / n, n),
+    row(`launches ${n}: ICD LOCAL, process wall`, hv.local.wallMs * 1e6 / n, hv.native.wallMs * 1e6 / n, n),
+  ];
+
+  const queryOverFloor = { icd: q.icd / floorNs, icdLocal: q.icdLocal / floorNs, proxy: q.proxy / floorNs };
+  const launchRatio = { shm: hv.shm.programMs / hv.native.programMs, local: hv.local.programMs / hv.native.programMs };
+  const launchWallRatio = { shm: hv.shm.wallMs / hv.native.wallMs, local: hv.local.wallMs / hv.native.wallMs };
+  const met = {
+    launchHeavy: launchRatio.shm <= LAUNCH_TARGET,
+    launchHeavyLocal: launchRatio.local <= LAUNCH_TARGET,
+    query: queryOverFloor.icd <= QUERY_FLOOR_TARGET,
+  };
+  const verdict = (ok: boolean): string => (ok ? 'MET' : 'MISSED');
+  const title = `OpenCL ICD: native programs natively vs through the ICD vs the TS proxy (clGetDeviceInfo CL_DEVICE_MAX_COMPUTE_UNITS = ${proxy.units}); ` +
+    `ratio against native in each group (the floor against itself)${quick ? ' [--quick]' : ''}`;
+  report('icd', title, table, {
+    quick, counts, floorNs, query: q, launchFinishNs: lf, launchHeavy: hv, queryOverFloor, launchRatio, launchWallRatio,
+    targets: { launchHeavy: `ICD <= ${LAUNCH_TARGET}x native (program's time, SHM)`, query: `ICD (SHM) query <= ${QUERY_FLOOR_TARGET}x the raw shm ping-pong floor` },
+    met, runs: { micro, heavy }, stderr: stderrNotes,
+  });
+
+  const f = (x: number, d = 2): string => x.toFixed(d);
+  console.log('  targets:');
+  console.log(`    cheap query, ICD (SHM) <= ${QUERY_FLOOR_TARGET}x shm ping-pong floor: ${f(q.icd / 1e3, 1)} us vs floor ${f(floorNs / 1e3, 1)} us = ` +
+    `${f(queryOverFloor.icd)}x -> ${verdict(met.query)}  (ICD LOCAL: ${f(queryOverFloor.icdLocal)}x, TS proxy over shm: ${f(queryOverFloor.proxy)}x the floor)`);
+  console.log(`    launch-heavy, ICD <= ${LAUNCH_TARGET}x native: program's time ${f(hv.native.programMs, 1)} ms native, ${f(hv.shm.programMs, 1)} ms SHM ` +
+    `(${f(launchRatio.shm)}x) -> ${verdict(met.launchHeavy)}, ${f(hv.local.programMs, 1)} ms LOCAL (${f(launchRatio.local)}x) -> ${verdict(met.launchHeavyLocal)}`);
+  console.log(`      process wall (sidecar start included): ${f(hv.native.wallMs, 0)} ms native, ${f(hv.shm.wallMs, 0)} ms SHM (${f(launchWallRatio.shm)}x), ` +
+    `${f(hv.local.wallMs, 0)} ms LOCAL (${f(launchWallRatio.local)}x)`);
+  if (stderrNotes.length > 0) {
+    console.log(`  unexpected stderr from the programs (${stderrNotes.length} line(s)):`);
+    for (const l of stderrNotes.slice(0, 20)) console.log(`    ${l}`);
+  }
+}
+
+const data = workerData as EchoData | undefined;
+if (!isMainThread && data?.kind === 'ava-bench-icd-echo') echo(data);

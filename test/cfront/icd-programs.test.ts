@@ -1,0 +1,176 @@
+/**
+ * Unmodified native OpenCL programs through the ICD (issue 12): the C programs of fixtures/opencl-c, compiled with
+ * the system compiler against libOpenCL, run natively (PoCL) and with OCL_ICD_VENDORS naming our ICD, where the
+ * ICD loader shows only the remoted platform and every call goes through ava-guestd's session to a worker.
+ * Each gives byte-identical stdout natively, through the ICD, with journaling (the journal then verifies), and with
+ * a migration at a random call (a bounded property over the call index). `clinfo` through the ICD lists the remoted
+ * platform and answers every query as natively; a program killed mid-run leaves a journal that verifies.
+ *
+ * node --import tsx test/cfront/icd-programs.test.ts
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { test as uvuTest } from 'uvu';
+import * as assert from 'uvu/assert';
+import { buildOpenclPrograms } from '../../fixtures/opencl-c/build.js';
+import type { OpenclCProgramName } from '../../fixtures/opencl-c/build.js';
+import { icdEnvironment } from '../../src/cfront/icd-env.js';
+import { openJournalForTool } from '../../src/cli/journal-lib/store.js';
+import { verifyJournal } from '../../src/cli/journal-lib/verify.js';
+import { requireOpenCL } from '../helpers/opencl.js';
+import type { RunResult } from '../migrate/helpers.js';
+import { eventually, removeTemp, runCommand, tempDir, test } from '../migrate/helpers.js';
+
+/** Every program but the launch-heavy benchmark (bench/icd.ts runs that one). */
+const PROGRAMS: readonly OpenclCProgramName[] = ['info', 'vector_add', 'host_memory', 'errors', 'callbacks', 'binaries', 'threads', 'no_release', 'rect'];
+
+if (await requireOpenCL()) {
+  let dir: string;
+  let programs: Record<string, string>;
+  let icd: Record<string, string>;
+  const native = new Map<string, string>();
+  uvuTest.before(async () => {
+    dir = tempDir();
+    programs = await buildOpenclPrograms();
+    icd = await icdEnvironment();
+  });
+  uvuTest.after(() => { removeTemp(dir); });
+
+  /** The environment of this process without AVA_* and OCL_ICD_* variables, plus `extra`. */
+  const cleanEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AVA_') && !k.startsWith('OCL_ICD'))),
+    ...extra,
+  });
+  const show = (what: string, r: RunResult): string => `${what}: exit ${r.code} ${r.signal ?? ''}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+  const run = (name: string, extra: Record<string, string> = {}, args: string[] = []): Promise<RunResult> =>
+    runCommand(programs[name]!, args, { env: cleanEnv(extra), timeoutMs: 60_000 });
+  const viaIcd = (name: string, extra: Record<string, string> = {}, args: string[] = []): Promise<RunResult> => run(name, { ...icd, ...extra }, args);
+
+  /**
+   * Equal outputs, but for one documented difference: an event still alive at the migration is recreated on the
+   * target as a completed user event (replay cannot run its command again), so its CL_EVENT_COMMAND_TYPE reads
+   * CL_COMMAND_USER (0x1204) there. Any other difference fails.
+   */
+  function sameBesideRecreatedEvents(migrated: string, nativeOut: string): boolean {
+    const a = migrated.split('\n');
+    const b = nativeOut.split('\n');
+    return a.length === b.length && a.every((line, i) => line === b[i] || line === b[i]!.replace(/command type 0x[0-9a-f]+/, 'command type 0x1204'));
+  }
+
+  async function verified(journal: string): Promise<{ ok: boolean; records: number; text: string }> {
+    const j = await openJournalForTool(journal);
+    try {
+      const report = await verifyJournal(j);
+      return { ok: report.ok, records: report.sessions.reduce((n, s) => n + s.records, 0), text: JSON.stringify(report.problems.slice(0, 3)) };
+    } finally {
+      await j.close();
+    }
+  }
+
+  test('clinfo through the ICD lists one platform, named as remoted, and answers every other query as natively', async () => {
+    const list = await runCommand('clinfo', ['-l'], { env: cleanEnv(icd), timeoutMs: 60_000 });
+    assert.is(list.code, 0, show('clinfo -l', list));
+    assert.match(list.stdout, /Platform #0: AvA remoted: /);
+    assert.not.match(list.stdout, /Platform #1/);
+    const [nat, rem] = await Promise.all([runCommand('clinfo', [], { env: cleanEnv(), timeoutMs: 60_000 }), runCommand('clinfo', [], { env: cleanEnv(icd), timeoutMs: 60_000 })]);
+    assert.is(rem.code, 0, show('clinfo', rem));
+    const a = nat.stdout.split('\n');
+    const b = rem.stdout.split('\n');
+    assert.is(b.length, a.length, 'clinfo prints as many lines through the ICD');
+    const differing = a.flatMap((line, i) => (line === b[i] ? [] : [[line, b[i]!] as const]));
+    for (const [n, r] of differing) {
+      // Only the platform's name (with our prefix) and its ICD suffix may differ.
+      const renamed = r.includes('AvA remoted: ') && r.replace('AvA remoted: ', '') === n;
+      const suffix = /suffix|Success \[/.test(n) && r.includes('AVA');
+      assert.ok(renamed || suffix, `clinfo line differs beyond the platform name:\n  native: ${n}\n  icd:    ${r}`);
+    }
+    assert.ok(differing.length > 0, 'the platform name shows that it is remoted');
+  });
+
+  for (const name of PROGRAMS) {
+    test(`${name}: same stdout natively and through the ICD`, async () => {
+      const n = await run(name);
+      assert.is(n.code, 0, show(`${name} natively`, n));
+      assert.match(n.stdout, new RegExp(`OK ${name}\\n$`));
+      native.set(name, n.stdout);
+      const r = await viaIcd(name);
+      assert.is(r.code, 0, show(`${name} through the ICD`, r));
+      assert.is(r.stdout, n.stdout);
+      assert.not.match(r.stderr, /ava-front:/, 'no front error on stderr');
+    });
+  }
+
+  test('with journaling: same stdout, and ava-journal verify accepts each journal', async () => {
+    for (const name of ['vector_add', 'callbacks', 'threads', 'no_release'] as const) {
+      const journal = join(dir, `journal-${name}`);
+      const r = await viaIcd(name, { AVA_RECORD_REPLAY: '1', AVA_JOURNAL: journal });
+      assert.is(r.code, 0, show(name, r));
+      assert.is(r.stdout, native.get(name));
+      const v = await verified(journal);
+      assert.ok(v.ok, `${name}: ${v.text}`);
+      assert.ok(v.records > 0, `${name}: the journal holds records`);
+    }
+  });
+
+  test('a migration at a random call (unix workers): same stdout, and the migration happened (property, 10 runs)', async () => {
+    // How many calls each program makes: the last journaled sequence number is a call that exists.
+    const lastSeq = new Map<string, number>();
+    for (const name of PROGRAMS) {
+      const journal = join(dir, `count-${name}`);
+      const r = await viaIcd(name, { AVA_RECORD_REPLAY: '1', AVA_JOURNAL: journal });
+      assert.is(r.code, 0, show(name, r));
+      const export_ = await runCommand(process.execPath, ['--import', 'tsx', 'src/cli/run-journal.ts', 'export', '--journal', journal], { timeoutMs: 60_000 });
+      const seqs = export_.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq);
+      lastSeq.set(name, Math.max(...seqs));
+    }
+    let run = 0;
+    await fc.assert(fc.asyncProperty(
+      fc.constantFrom(...PROGRAMS.filter((p) => p !== 'info')).chain((name) => fc.tuple(fc.constant(name), fc.integer({ min: 1, max: lastSeq.get(name)! }))),
+      async ([name, call]) => {
+        try {
+          await migratedRun(name, call);
+        } catch (error) {
+          // fast-check shows a plain error's message with the counterexample.
+          throw new Error(`${name} at call ${call}: ${(error as Error).message}`);
+        }
+      },
+    ), { numRuns: 10, seed: Number(process.env.FC_SEED ?? Date.now() % 1e9) });
+
+    async function migratedRun(name: string, call: number): Promise<void> {
+        const report = join(dir, `report-${run++}.jsonl`);
+        const r = await viaIcd(name, {
+          AVA_MIGRATION_CALL_ID: String(call), AVA_CHANNEL: 'UNIX', AVA_JOURNAL: join(dir, `migrate-${run}`), AVA_MIGRATION_REPORT: report,
+        });
+        assert.is(r.code, 0, show(`${name} migrated at call ${call}`, r));
+        assert.is(sameBesideRecreatedEvents(r.stdout, native.get(name)!), true, `${name} migrated at call ${call}:\n${r.stdout}\n--- native\n${native.get(name)!}`);
+        assert.ok(existsSync(report), `${name}: a migration at call ${call} happened\n${r.stderr}`);
+        const moved = JSON.parse(readFileSync(report, 'utf8').trim().split('\n')[0]!) as { call: number; from: string; to: string };
+        assert.ok(moved.call >= call && moved.from !== moved.to, JSON.stringify(moved));
+    }
+  });
+
+  test('a program killed mid-run (SIGKILL) leaves a journal that verifies', async () => {
+    const journal = join(dir, 'killed');
+    const child = spawn(programs.launches!, ['100000000'], { env: cleanEnv({ ...icd, AVA_RECORD_REPLAY: '1', AVA_JOURNAL: journal }), stdio: 'ignore' });
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    // ava-guestd sees the program gone, closes the session and releases the journal's lock.
+    let last: { ok: boolean; records: number; text: string } | undefined;
+    const done = await eventually(async () => {
+      try {
+        last = await verified(journal);
+        return true;
+      } catch {
+        return false; // still locked by the sidecar
+      }
+    }, 30_000);
+    assert.ok(done, 'the sidecar released the journal within 30 s');
+    assert.ok(last!.ok, last!.text);
+    assert.ok(last!.records > 0, 'the journal holds the records made before the kill');
+  });
+
+  uvuTest.run();
+}
