@@ -33,5 +33,9 @@ export async function main(argv: string[]): Promise<void> {
   // Half-open: the front shuts its side when the program ends and waits for ours to close, which happens only
   // once the session is closed (journal complete, a migration in progress finished).
   const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
-  await serveFront(new SocketLink(socket), { spec, open: (sessionId) => openSession(spec, { sessionId }) });
+  const link = new SocketLink(socket);
+  const front = serveFront(link, { spec, open: (sessionId) => openSession(spec, { sessionId }) });
+  // The program ended: close the session first, then our side of the socket, which the front waits for.
+  socket.once('end', () => { void front.end().then(() => link.close()); });
+  await front.done;
 }

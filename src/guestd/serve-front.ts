@@ -22,11 +22,19 @@ export interface ServeFrontOptions {
   readonly open: (sessionId: string) => Promise<OpenedSession>;
 }
 
+/** A front being served. */
+export interface FrontConnection {
+  /** Closes the session (journal complete, a migration in progress finished); the same promise on every call. */
+  end(): Promise<void>;
+  /** Resolves once the link closed and the session is closed. */
+  readonly done: Promise<void>;
+}
+
 /**
- * Serves one front until it disconnects (the program ended or crashed), then closes the session, so its journal is
- * complete, and closes the link. Resolves when all of that is done.
+ * Serves one front. When the link closes (the program ended or crashed) the session is closed; a front that only
+ * half-closes (shuts its writing side and waits) is answered by calling `end()` and then closing the link.
  */
-export function serveFront(link: FrameLink, options: ServeFrontOptions): Promise<void> {
+export function serveFront(link: FrameLink, options: ServeFrontOptions): FrontConnection {
   const { spec } = options;
   let opened: OpenedSession | undefined;
   let opening: Promise<void> | undefined;
@@ -114,12 +122,15 @@ export function serveFront(link: FrameLink, options: ServeFrontOptions): Promise
     }
   });
 
-  return new Promise<void>((resolve) => {
-    link.onClose(() => {
-      const closing = opening ? opening.then(() => opened?.close()) : Promise.resolve();
-      closing.catch((error: unknown) => {
-        process.stderr.write(`ava-guestd: closing the session: ${(error as Error).message}\n`);
-      }).finally(() => resolve());
+  let ending: Promise<void> | undefined;
+  const end = (): Promise<void> => {
+    ending ??= (opening ? opening.then(() => opened?.close()) : Promise.resolve()).catch((error: unknown) => {
+      process.stderr.write(`ava-guestd: closing the session: ${(error as Error).message}\n`);
     });
+    return ending;
+  };
+  const done = new Promise<void>((resolve) => {
+    link.onClose(() => { void end().finally(() => resolve()); });
   });
+  return { end, done };
 }
