@@ -88,7 +88,7 @@ export function armMigration(session: GuestSession, journal: SessionJournal, opt
     options.onMigrated?.(report);
   };
   session.schedule(call, async (at) => {
-    if (at !== call) log(`ava-migrate: call ${call} came while another application thread was blocked in a wait; migrating before call ${at} instead`);
+    if (at !== call) log(`ava-migrate: at call ${call} work was waiting on the application (a thread blocked in a wait, or an incomplete user event); migrating before call ${at} instead`);
     if (options.mode === 'precopy') {
       // The live phase runs beside the application; only its stop phase pauses the session.
       void precopyMigrate(session, journal, { openTarget }).then(done, (error: unknown) => session.onTaskError(error));

@@ -29,8 +29,14 @@ export const CFRONT_CFLAGS: readonly string[] = Object.freeze([
 
 const RUNTIME = ['ava_front.c', 'ava_cbor.c'] as const;
 const HEADERS = ['ava_front.h', 'ava_cbor.h'] as const;
-/** The ICD header the OpenCL front's dispatch table comes from. */
-export const ICD_HEADER = '/usr/include/CL/cl_icd.h';
+/**
+ * The folder holding `CL/cl_icd.h` (the ICD dispatch table): the first of `CPATH`'s folders, /usr/include and
+ * /usr/local/include that has it, or undefined.
+ */
+export function openclIncludeDir(): string | undefined {
+  const dirs = [...(process.env.CPATH ?? '').split(':').filter(Boolean), '/usr/include', '/usr/local/include'];
+  return dirs.find((d) => existsSync(join(d, 'CL', 'cl_icd.h')));
+}
 
 /** Options of {@link buildCFront}. */
 export interface BuildCFrontOptions {
@@ -80,13 +86,14 @@ export function guestdCommand(): { node: string; script: string; importUrl?: str
  */
 export async function buildCFront(spec: ApiSpec, options: BuildCFrontOptions = {}): Promise<CFront> {
   const icd = spec.name === 'opencl';
-  if (icd && !existsSync(ICD_HEADER)) {
-    throw new NativeLibraryError('ERR_AVA_BUILD_FAILED', `${ICD_HEADER} is missing: run scripts/install-opencl.sh (opencl-headers)`);
+  const include = icd ? openclIncludeDir() : undefined;
+  if (icd && !include) {
+    throw new NativeLibraryError('ERR_AVA_BUILD_FAILED', 'CL/cl_icd.h is missing: run scripts/install-opencl.sh (opencl-headers), or name its folder in CPATH');
   }
   const command = guestdCommand();
   const generated = generateCFront(spec, {
     node: command.node, guestdScript: command.script, ...(command.importUrl ? { guestdImport: command.importUrl } : {}),
-    ...(icd ? { icdDispatch: { header: 'CL/cl_icd.h', struct: 'cl_icd_dispatch', fields: dispatchFields(readFileSync(ICD_HEADER, 'utf8')) } } : {}),
+    ...(icd ? { icdDispatch: { header: 'CL/cl_icd.h', struct: 'cl_icd_dispatch', fields: dispatchFields(readFileSync(join(include!, 'CL', 'cl_icd.h'), 'utf8')) } } : {}),
   });
   const srcDir = cfrontSourceDir();
   const sources = [...RUNTIME, ...(icd ? ['ava_icd.c'] : [])];
@@ -94,7 +101,7 @@ export async function buildCFront(spec: ApiSpec, options: BuildCFrontOptions = {
   const hash = createHash('sha256');
   hash.update(generated);
   for (const f of [...sources, ...HEADERS]) hash.update(f).update(readFileSync(join(srcDir, f)));
-  hash.update(JSON.stringify([compiler, CFRONT_CFLAGS]));
+  hash.update(JSON.stringify([compiler, CFRONT_CFLAGS, include ?? '']));
   const dir = join(options.cacheDir ?? defaultCacheDir(), 'cfront', `${spec.name}-${hash.digest('hex').slice(0, 16)}`);
   const library = join(dir, `libava-${spec.name}.so`);
   const icdFile = icd ? join(dir, `ava-${spec.name}.icd`) : undefined;
@@ -109,7 +116,7 @@ export async function buildCFront(spec: ApiSpec, options: BuildCFrontOptions = {
   await rename(`${genFile}${tmp}`, genFile);
   options.onProgress?.(`compiling the C front of ${spec.name} into ${library}`);
   try {
-    await execFileAsync(compiler[0]!, [...compiler.slice(1), ...CFRONT_CFLAGS, `-I${srcDir}`, '-o', `${library}${tmp}`, genFile, ...sources.map((f) => join(srcDir, f))], { maxBuffer: 16 << 20 });
+    await execFileAsync(compiler[0]!, [...compiler.slice(1), ...CFRONT_CFLAGS, `-I${srcDir}`, ...(include ? [`-I${include}`] : []), '-o', `${library}${tmp}`, genFile, ...sources.map((f) => join(srcDir, f))], { maxBuffer: 16 << 20 });
   } catch (error) {
     await rm(`${library}${tmp}`, { force: true });
     const e = error as NodeJS.ErrnoException & { stderr?: string };

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { AvaError, ClosedError, toWireError } from '../errors.js';
 import { Interceptor } from '../intercept/interceptor.js';
+import { planOf } from '../spec/plan.js';
 import type { ApiSpec, RecordClass } from '../spec/types.js';
 import { wallClock } from '../wire/clock.js';
 import type { Channel } from '../transport/channel.js';
@@ -130,9 +131,10 @@ export class GuestSession implements AsyncDisposable {
     const tasks = this.#tasks.get(seq);
     if (!tasks) return;
     this.#tasks.delete(seq);
-    if (this.#waitsInFlight > 0) {
+    if (this.#waitsInFlight > 0 || this.#pending.size > 0) {
       // Another application thread is blocked in a wait (finish, wait for events) that a call of this one may be
-      // what ends: pausing the session now could never finish. The task moves to the next call instead.
+      // what ends, or queued work waits for an object only the application completes (a user event): pausing the
+      // session now could never finish. The task moves to the next call instead.
       this.#tasks.set(seq + 1, [...tasks, ...(this.#tasks.get(seq + 1) ?? [])]);
       return;
     }
@@ -190,12 +192,14 @@ export class GuestSession implements AsyncDisposable {
     if (this.#lost && this.onChannelLost) await this.#recover(frame.seq);
     if (!this.interceptor.observed) {
       const reply = await this.#send(frame);
+      this.#trackPending(fn, args, reply);
       await this.#barriers();
       this.#throwAsyncFailure();
       return reply;
     }
     const beforeSendCommand = wallClock();
     const reply = await this.#send(frame);
+    this.#trackPending(fn, args, reply);
     const t = reply.timings;
     this.interceptor.emit({
       session: this.id, seq: frame.seq, fn, record: this.#record(fn), args, async: false, retId, reply,
@@ -216,6 +220,22 @@ export class GuestSession implements AsyncDisposable {
 
   /** Blocking waits sent and not answered yet (several application threads share a session through a front). */
   #waitsInFlight = 0;
+  /** Objects made by a `pending: 'opens'` call and not yet completed by a `pending: 'closes'` one. */
+  readonly #pending = new Set<number>();
+
+  /** Tracks objects that may hold queued work back (see `FunctionSpec.pending`). */
+  #trackPending(fn: string, args: readonly WireValue[], reply?: ReplyFrame, postedId?: number | null): void {
+    const f = this.spec.fn.get(fn);
+    if (!f?.pending) return;
+    if (f.pending === 'opens') {
+      // Answered: the id it returned; posted: the id the guest issued (a failure surfaces later).
+      const id = reply ? (reply.error ? undefined : reply.ret) : postedId;
+      if (typeof id === 'number') this.#pending.add(id);
+      return;
+    }
+    const target = args[planOf(f).indexOf.get(f.target ?? '') ?? -1];
+    if (typeof target === 'number') this.#pending.delete(target);
+  }
 
   async #send(frame: CallFrame): Promise<ReplyFrame> {
     const f = this.spec.fn.get(frame.fn);
@@ -279,6 +299,7 @@ export class GuestSession implements AsyncDisposable {
     if (this.#closed) throw new ClosedError(`session ${this.id}`);
     this.#throwAsyncFailure();
     const frame: CallFrame = { seq: this.#seq++, fn, args, retId, async: true };
+    this.#trackPending(fn, args, undefined, retId);
     if (this.#tasks.size > 0) this.#startTask(frame.seq);
     let bytes = 0;
     for (const a of args) if (a instanceof Uint8Array) bytes += a.byteLength;

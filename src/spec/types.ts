@@ -254,6 +254,12 @@ export interface FunctionSpec {
    * offset and the size in bytes. Pre-copy migration then recopies only that region instead of the whole object.
    */
   readonly writes?: { readonly target: string; readonly offset: string; readonly size: string };
+  /**
+   * `opens`: the call makes an object that may hold queued work back until the application completes it (an OpenCL
+   * user event); `closes`: the call completes such an object (its `target`). While one is open, a migration waits:
+   * reading device state would wait for work that only a later call of the application lets run.
+   */
+  readonly pending?: 'opens' | 'closes';
 }
 
 /** What the worker gives explicit-state hooks: direct native calls on the session's real pointers. */

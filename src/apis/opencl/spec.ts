@@ -443,13 +443,13 @@ const functions: FunctionSpec[] = [
     arg.handles('event_list', 'event', 'num_events'),
   ], { blocking: true }),
   fn('clGetEventInfo', ret.status(), 'query', [arg.handle('event', 'event'), ...infoQuery(EVENT_HANDLE_PARAMS)]),
-  fn('clCreateUserEvent', ret.handle('event'), 'create', [arg.handle('context', 'context'), arg.errcode('errcode_ret')]),
+  fn('clCreateUserEvent', ret.handle('event'), 'create', [arg.handle('context', 'context'), arg.errcode('errcode_ret')], { pending: 'opens' }),
   retain('clRetainEvent', 'event', 'event'),
   release('clReleaseEvent', 'event', 'event'),
   fn('clSetUserEventStatus', ret.status(), 'configure', [
     arg.handle('event', 'event'),
     arg.scalar('execution_status', 'int32'),
-  ], { target: 'event' }),
+  ], { target: 'event', pending: 'closes' }),
   fn('clSetEventCallback', ret.status(), 'configure', [
     arg.handle('event', 'event'),
     arg.scalar('command_exec_callback_type', 'int32'),
