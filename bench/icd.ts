@@ -130,12 +130,22 @@ async function pingPong(ops: number, spinMicros: number): Promise<number> {
 // Running the native programs
 
 interface ProgramRun {
+  /** From the spawn to the program's exit (its sidecar's own exit not included). */
   readonly wallNs: number;
   readonly stdout: string;
   readonly stderr: string;
+  /** Something (a sidecar that outlived the program) still held the program's stdout/stderr this long after its exit. */
+  readonly heldStdioMs: number | undefined;
 }
 
-/** Runs `exe args` with `env`, to its exit; rejects unless it exits 0 with `OK <name>` last on stdout. */
+/** How long to wait, after the program exited, for its stdout/stderr to close before reading what came. */
+const STDIO_GRACE_MS = 3_000;
+
+/**
+ * Runs `exe args` with `env`, to its exit; rejects unless it exits 0 with `OK <name>` last on stdout. A sidecar
+ * inherits the program's stdout/stderr, so one that outlives the program would keep them open: after the exit this
+ * waits at most {@link STDIO_GRACE_MS} for them to close, then goes on with what came (and says so).
+ */
 function runProgram(name: OpenclCProgramName, exe: string, args: readonly string[], env: NodeJS.ProcessEnv, what: string, timeoutMs = 120_000): Promise<ProgramRun> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
@@ -145,21 +155,38 @@ function runProgram(name: OpenclCProgramName, exe: string, args: readonly string
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', (e) => {
+    let settled = false;
+    const finish = (code: number | null, signal: NodeJS.Signals | null, wallNs: number, heldStdioMs: number | undefined): void => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      reject(e);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      const wallNs = Number(process.hrtime.bigint() - t0);
       const stdout = Buffer.concat(out).toString('utf8');
       const stderr = Buffer.concat(err).toString('utf8');
       if (code !== 0 || !stdout.trimEnd().endsWith(`OK ${name}`)) {
-        reject(new Error(`${what}: ${name} ${args.join(' ')} exited ${code ?? signal}${signal === 'SIGKILL' ? ` (killed after ${timeoutMs} ms)` : ''}\n` +
+        reject(new Error(`${what}: ${name} ${args.join(' ')} exited ${code ?? signal}${signal === 'SIGKILL' ? ` (killed after ${timeoutMs} ms?)` : ''}\n` +
           `stdout: ${stdout.trim()}\nstderr: ${stderr.trim()}`));
         return;
       }
-      resolve({ wallNs, stdout, stderr });
+      resolve({ wallNs, stdout, stderr, heldStdioMs });
+    };
+    child.once('error', (e) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('exit', (code, signal) => {
+      const wallNs = Number(process.hrtime.bigint() - t0);
+      const exited = process.hrtime.bigint();
+      const grace = setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        finish(code, signal, wallNs, Number(process.hrtime.bigint() - exited) / 1e6);
+      }, STDIO_GRACE_MS);
+      child.once('close', () => {
+        clearTimeout(grace);
+        finish(code, signal, wallNs, undefined);
+      });
     });
   });
 }
@@ -307,6 +334,9 @@ export async function run(): Promise<void> {
   const stderrNotes: string[] = [];
   const note = (what: string, r: ProgramRun): void => {
     for (const line of unexpectedStderr(r)) stderrNotes.push(`${what}: ${line}`);
+    if (r.heldStdioMs !== undefined) {
+      stderrNotes.push(`${what}: the program's stdout/stderr were still open ${(r.heldStdioMs / 1e3).toFixed(1)} s after it exited (a sidecar outlived it?)`);
+    }
   };
 
   // The floor.
@@ -387,7 +417,7 @@ export async function run(): Promise<void> {
   report('icd', title, table, {
     quick, counts, floorNs, query: q, launchFinishNs: lf, launchHeavy: hv, queryOverFloor, launchRatio, launchWallRatio,
     targets: { launchHeavy: `ICD <= ${LAUNCH_TARGET}x native (program's time, SHM)`, query: `ICD (SHM) query <= ${QUERY_FLOOR_TARGET}x the raw shm ping-pong floor` },
-    met, runs: { micro, heavy }, stderr: stderrNotes,
+    met, runs: { micro, heavy }, notes: stderrNotes,
   });
 
   const f = (x: number, d = 2): string => x.toFixed(d);
@@ -399,7 +429,7 @@ export async function run(): Promise<void> {
   console.log(`      process wall (sidecar start included): ${f(hv.native.wallMs, 0)} ms native, ${f(hv.shm.wallMs, 0)} ms SHM (${f(launchWallRatio.shm)}x), ` +
     `${f(hv.local.wallMs, 0)} ms LOCAL (${f(launchWallRatio.local)}x)`);
   if (stderrNotes.length > 0) {
-    console.log(`  unexpected stderr from the programs (${stderrNotes.length} line(s)):`);
+    console.log(`  unexpected from the programs (${stderrNotes.length} line(s)):`);
     for (const l of stderrNotes.slice(0, 20)) console.log(`    ${l}`);
   }
 }
