@@ -264,6 +264,14 @@ export interface FunctionSpec {
 
 /** What the worker gives explicit-state hooks: direct native calls on the session's real pointers. */
 export interface StateContext {
+  /**
+   * For state that is the answers to info queries (a recreated event's command type and timestamps): makes the
+   * worker answer `fn`'s query for parameter `param` of the object being restored with `value`, instead of asking
+   * the library. Keyed by the object's handle id, so it dies with the handle.
+   */
+  remember?(fn: string, param: number, value: Uint8Array): void;
+  /** The value {@link remember} stored for the object being extracted, if any. */
+  remembered?(fn: string, param: number): Uint8Array | undefined;
   /** Calls a native function of the spec's library with native values (pointers as numbers, Buffers for pointers). */
   callNative(fn: string, ...args: unknown[]): unknown;
   /** Native pointers of the session's live handles of `kind`. */

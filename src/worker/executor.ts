@@ -38,6 +38,8 @@ export interface ExecutionContext {
   readonly library: NativeLibrary;
   readonly handles: HandleResolver;
   readonly callbacks?: CallbackSink;
+  /** Info answers remembered for objects by handle id, keyed `fn:param` (see `StateContext.remember`). */
+  readonly remembered?: ReadonlyMap<number, ReadonlyMap<string, Uint8Array>>;
 }
 
 /** Memory of mapped regions, keyed by their pointer; kept so an unmap can write the guest's bytes back. */
@@ -131,6 +133,8 @@ export function executeCall(ctx: ExecutionContext, frame: CallFrame, received?: 
   }
   const nativeFn = ctx.library.get(fnSpec.name);
   const prepared = prepare(ctx, fnSpec, frame);
+  const answered = ctx.remembered && ctx.remembered.size > 0 ? rememberedAnswer(ctx, fnSpec, frame, prepared) : undefined;
+  if (answered !== undefined) return finish(ctx, fnSpec, frame, prepared, answered);
   if (received === undefined && !fnSpec.blocking) return finish(ctx, fnSpec, frame, prepared, (nativeFn as NativeFunction)(...prepared.native));
   const afterUnmarshal = received === undefined ? 0 : wallClock();
   const done = (result: unknown): ReplyFrame => {
@@ -150,6 +154,30 @@ export function executeCall(ctx: ExecutionContext, frame: CallFrame, received?: 
     });
   }
   return done((nativeFn as NativeFunction)(...prepared.native));
+}
+
+/**
+ * An info query about an object whose answer was remembered at restore: fills the prepared outs as the library would
+ * and returns the success status. Undefined (ask the library) when nothing is remembered or the caller's buffer is
+ * too small (the library then reports the API's own error).
+ */
+function rememberedAnswer(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Prepared): number | undefined {
+  const info = f.args.findIndex((a) => a.role === 'info');
+  const target = f.args.findIndex((a) => a.role === 'handle');
+  if (info < 0 || target < 0) return undefined;
+  const a = f.args[info] as Extract<ArgSpec, { role: 'info' }>;
+  const { indexOf, sizeRet } = planOf(f);
+  const value = ctx.remembered!.get(frame.args[target] as number)?.get(`${f.name}:${String(frame.args[indexOf.get(a.param)!])}`);
+  if (!value) return undefined;
+  const out = p.outs[info];
+  if (out && !Array.isArray(out)) {
+    if (Number(frame.args[indexOf.get(a.size)!]) < value.byteLength) return undefined;
+    out.set(value);
+    p.outs[info] = out.subarray(0, value.byteLength);
+  }
+  const sizeOut = sizeRet >= 0 ? p.outs[sizeRet] : null;
+  if (sizeOut && !Array.isArray(sizeOut)) writeScalar(sizeOut, 0, 'size', value.byteLength);
+  return ctx.spec.status.success;
 }
 
 function prepare(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame): Prepared {

@@ -29,6 +29,8 @@ export class WorkerSession implements AsyncDisposable {
   /** Record AvA's worker-side stage timestamps in every reply (remote connections do; the local channel on request). */
   timed = false;
   #pending = 0;
+  /** Info answers remembered by restored state, by handle id (see `StateContext.remember`). */
+  readonly #remembered = new Map<number, Map<string, Uint8Array>>();
   /** Blocking waits running beside the call order (see execute). */
   readonly #beside = new Set<Promise<ReplyFrame>>();
   #closed = false;
@@ -42,7 +44,7 @@ export class WorkerSession implements AsyncDisposable {
     this.handles = new HandleTable(spec.kind);
     this.#onClose = onClose;
     const callbacks: CallbackSink = { register: (callbackId, proto) => this.#registerCallback(callbackId, proto) };
-    this.#ctx = { spec, library, handles: this.handles, callbacks };
+    this.#ctx = { spec, library, handles: this.handles, callbacks, remembered: this.#remembered };
   }
 
   /**
@@ -121,11 +123,19 @@ export class WorkerSession implements AsyncDisposable {
     return typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean' ? v : null;
   }
 
-  #stateContext(): StateContext {
+  #stateContext(id?: number): StateContext {
     return {
       callNative: (fn, ...args) => this.#library.get(fn)(...args),
       liveHandles: (kind) => this.handles.livePointers(kind),
       status: this.spec.status,
+      ...(id === undefined ? {} : {
+        remember: (fn: string, param: number, value: Uint8Array) => {
+          let answers = this.#remembered.get(id);
+          if (!answers) this.#remembered.set(id, answers = new Map());
+          answers.set(`${fn}:${param}`, Uint8Array.from(value));
+        },
+        remembered: (fn: string, param: number) => this.#remembered.get(id)?.get(`${fn}:${param}`),
+      }),
     };
   }
 
@@ -137,10 +147,10 @@ export class WorkerSession implements AsyncDisposable {
   extractState(id: number, held = false, range?: { readonly offset: number; readonly length: number }): Promise<Uint8Array> {
     return this.#serialized(() => {
       const { state, ptr } = this.#stateOf(id, 'extractState', held);
-      if (!range) return state.extract(this.#stateContext(), ptr);
-      if (state.extractRange) return state.extractRange(this.#stateContext(), ptr, range.offset, range.length);
+      if (!range) return state.extract(this.#stateContext(id), ptr);
+      if (state.extractRange) return state.extractRange(this.#stateContext(id), ptr, range.offset, range.length);
       // A kind without ranges hands over its whole state as the first chunk.
-      return range.offset === 0 ? state.extract(this.#stateContext(), ptr) : new Uint8Array();
+      return range.offset === 0 ? state.extract(this.#stateContext(id), ptr) : new Uint8Array();
     });
   }
 
@@ -154,10 +164,10 @@ export class WorkerSession implements AsyncDisposable {
     return this.#serialized(async () => {
       const { state, ptr, kind } = this.#stateOf(id, 'restoreState', held);
       const ranged = offset !== undefined && state.restoreRange !== undefined && state.extractRange !== undefined;
-      if (ranged) await state.restoreRange!(this.#stateContext(), ptr, offset, bytes);
-      else await state.restore(this.#stateContext(), ptr, bytes);
+      if (ranged) await state.restoreRange!(this.#stateContext(id), ptr, offset, bytes);
+      else await state.restore(this.#stateContext(id), ptr, bytes);
       if (crc === undefined) return;
-      const back = ranged ? await state.extractRange!(this.#stateContext(), ptr, offset, bytes.byteLength) : await state.extract(this.#stateContext(), ptr);
+      const back = ranged ? await state.extractRange!(this.#stateContext(id), ptr, offset, bytes.byteLength) : await state.extract(this.#stateContext(id), ptr);
       if ((crc32(back) >>> 0) !== crc) throw new AvaError('ERR_AVA_STATE_CHECKSUM', `${kind} ${id}: the restored bytes differ from the extracted ones`, { details: { id } });
     });
   }

@@ -83,6 +83,52 @@ const hostPtrFlags = (): ArgSpec =>
   arg.scalar('flags', 'uint64', { rewrite: { ifSet: CL.MEM_USE_HOST_PTR, clear: CL.MEM_USE_HOST_PTR, set: CL.MEM_COPY_HOST_PTR } });
 
 // ---------------------------------------------------------------------------------------------------------------
+// Explicit state of `event`: the answers to the info queries that a recreated event would answer differently.
+
+/** The queries whose answers travel with an event: `[function, parameter]`. */
+const EVENT_ANSWERS: readonly (readonly [string, number])[] = [
+  ['clGetEventInfo', CL.EVENT_COMMAND_TYPE],
+  ['clGetEventProfilingInfo', CL.PROFILING_COMMAND_QUEUED],
+  ['clGetEventProfilingInfo', CL.PROFILING_COMMAND_SUBMIT],
+  ['clGetEventProfilingInfo', CL.PROFILING_COMMAND_START],
+  ['clGetEventProfilingInfo', CL.PROFILING_COMMAND_END],
+];
+
+/**
+ * Reads the answers (remembered ones first, so that a restored event reads back what was written), as
+ * `[u8 index][u32 length][bytes]...`; a query the library refuses (no profiling on that queue) is left out, and the
+ * target's library then refuses it the same way.
+ */
+function extractEventAnswers(ctx: StateContext, event: number): Uint8Array {
+  const parts: Buffer[] = [];
+  EVENT_ANSWERS.forEach(([fnName, param], index) => {
+    let value = ctx.remembered?.(fnName, param);
+    if (!value) {
+      const bytes = Buffer.alloc(8);
+      const size = Buffer.alloc(8);
+      if (ctx.callNative(fnName, event, param, 8, bytes, size) !== CL.SUCCESS) return;
+      value = bytes.subarray(0, Number(size.readBigUInt64LE(0)));
+    }
+    const head = Buffer.alloc(5);
+    head.writeUInt8(index, 0);
+    head.writeUInt32LE(value.byteLength, 1);
+    parts.push(head, Buffer.from(value));
+  });
+  return Buffer.concat(parts);
+}
+
+function restoreEventAnswers(ctx: StateContext, _event: number, bytes: Uint8Array): void {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let at = 0; at + 5 <= b.byteLength;) {
+    const entry = EVENT_ANSWERS[b.readUInt8(at)];
+    const length = b.readUInt32LE(at + 1);
+    if (!entry || at + 5 + length > b.byteLength || length > 8) throw new BadCallError('event state: malformed answers');
+    ctx.remember?.(entry[0], entry[1], b.subarray(at + 5, at + 5 + length));
+    at += 5 + length;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Handle-valued info parameters (OpenCL 1.2)
 
 const DEVICE_HANDLE_PARAMS = { [key(CL.DEVICE_PLATFORM)]: 'platform', [key(CL.DEVICE_PARENT_DEVICE)]: 'device' };
@@ -704,6 +750,10 @@ export const openclSpec = defineSpec({
     { name: 'kernel', invalidStatus: CL.INVALID_KERNEL },
     {
       name: 'event', transient: true, invalidStatus: CL.INVALID_EVENT,
+      // What the application can still ask a completed event: its command type and profiling timestamps travel, and
+      // the target answers them for the recreated event (a user event, which would say CL_COMMAND_USER).
+      // A released event that a live one still names (a wait list) may be freed: it travels without them.
+      state: { extract: extractEventAnswers, restore: restoreEventAnswers, lostWhenReleased: true },
       // A user event of the enqueue's context, set complete: the application's later waits on it succeed at once.
       recreate(ctx, related) {
         for (const queue of related) {

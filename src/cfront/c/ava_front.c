@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -225,13 +226,15 @@ static uint64_t next_seq = 1;
 static ava_cbuf batch;
 static size_t batch_calls;
 
-static int write_all(const uint8_t *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = send(sock, p, n, MSG_NOSIGNAL);
+/* Writes pieces as one stream, in as few system calls as the kernel allows (a frame's prefix and body together). */
+static int write_pieces(struct iovec *iov, int count) {
+  while (count > 0) {
+    struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)count };
+    ssize_t w = sendmsg(sock, &msg, MSG_NOSIGNAL);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) return 0;
-    p += w;
-    n -= (size_t)w;
+    while (count > 0 && (size_t)w >= iov->iov_len) { w -= (ssize_t)iov->iov_len; iov++; count--; }
+    if (count > 0) { iov->iov_base = (uint8_t *)iov->iov_base + w; iov->iov_len -= (size_t)w; }
   }
   return 1;
 }
@@ -250,7 +253,8 @@ static int read_all(uint8_t *p, size_t n) {
 /* Sends one frame body with its length prefix; the caller holds send_mu. */
 static int send_frame(const uint8_t *body, size_t n) {
   uint8_t prefix[4] = { (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n };
-  return write_all(prefix, 4) && write_all(body, n);
+  struct iovec iov[2] = { { prefix, 4 }, { (void *)body, n } };
+  return write_pieces(iov, 2);
 }
 
 /* Reads one frame: its parsed value (or NULL at the end of the stream) and the bytes it points into. */
@@ -275,7 +279,8 @@ static int flush_batch(void) {
   ava_cb_cstr(&head, "calls"); ava_cb_array(&head, batch_calls);
   size_t n = head.len + batch.len;
   uint8_t prefix[4] = { (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n };
-  int ok = !head.failed && !batch.failed && write_all(prefix, 4) && write_all(head.data, head.len) && write_all(batch.data, batch.len);
+  struct iovec iov[3] = { { prefix, 4 }, { head.data, head.len }, { batch.data, batch.len } };
+  int ok = !head.failed && !batch.failed && write_pieces(iov, 3);
   ava_cb_free(&head);
   batch.len = 0;
   batch.failed = 0;
