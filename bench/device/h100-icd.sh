@@ -2,38 +2,43 @@
 # The ICD on the GPU machine (issue 12): the C programs of fixtures/opencl-c natively on NVIDIA's OpenCL and through
 # the ICD (whose sidecar's worker loads NVIDIA's OpenCL), outputs compared, wall times measured; the launch-heavy
 # program both ways; one migration of a native program with ava-migrate; then `npm run bench -- icd` when built.
-# Run through the device tool with carry [".device", "dist"] (see ../shared/device/README.md); writes under $OUT.
+# Run through the device tool with carry [".device", "dist"] (see ../shared/device/README.md); writes under $OUT
+# (the files to keep, under $OUT/h100-icd/keep; everything in $OUT/h100-icd/all.tar.gz).
 set -uo pipefail
 source .device/env.sh
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT/h100-icd"
 R="$OUT/h100-icd"
-echo libnvidia-opencl.so.1 > /etc/OpenCL/vendors/nvidia.icd
-NV=/etc/OpenCL/vendors/nvidia.icd
+# Only NVIDIA's platform, for both ICD loaders there (ocl-icd and the CUDA toolkit's Khronos loader, which also
+# reads OCL_ICD_FILENAMES, set machine-wide to PoCL and NVIDIA): a vendors folder holding nvidia.icd alone.
+NV=/tmp/nv-vendors
+mkdir -p $NV && echo libnvidia-opencl.so.1 > $NV/nvidia.icd
+export OCL_ICD_VENDORS=$NV OCL_ICD_FILENAMES=
 export CPATH="$PWD/.device/include${CPATH:+:$CPATH}"
 export AVA_CACHE_DIR=/tmp/ava-cache
 command -v cc >/dev/null || { echo "no C compiler on the device" | tee "$R/error.txt"; exit 1; }
-OCL_ICD_VENDORS=$NV clinfo -l > "$R/clinfo-native.txt" 2>&1
+clinfo -l > "$R/clinfo-native.txt" 2>&1
 
 node --input-type=module -e "
   const { buildOpenclPrograms } = await import('./dist/fixtures/opencl-c/build.js');
   const { icdEnvironment } = await import('./dist/src/cfront/icd-env.js');
-  process.env.OCL_ICD_VENDORS = '$NV';
   const programs = await buildOpenclPrograms();
   const env = await icdEnvironment();
   console.log(JSON.stringify({ programs, env }));
 " > "$R/build.json" 2> "$R/build.err" || { cat "$R/build.err"; exit 1; }
 ICD=$(node -e "console.log(require('$R/build.json').env.OCL_ICD_VENDORS)")
 prog() { node -e "console.log(require('$R/build.json').programs['$1'])"; }
-OCL_ICD_VENDORS=$ICD AVA_OCL_ICD_VENDORS=$NV clinfo -l > "$R/clinfo-icd.txt" 2>&1
+# Through the ICD: the loader reads our folder; the sidecar's worker gets the NVIDIA-only folder back.
+icd() { OCL_ICD_VENDORS=$ICD OCL_ICD_FILENAMES= AVA_OCL_ICD_VENDORS=$NV "$@"; }
+icd clinfo -l > "$R/clinfo-icd.txt" 2>&1
 
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 echo '{"programs":[' > "$R/summary.json"
 first=1
 for p in info vector_add host_memory errors callbacks binaries threads no_release rect; do
   exe=$(prog $p)
-  t0=$(date +%s%N); OCL_ICD_VENDORS=$NV timeout 120 "$exe" > "$R/$p.native" 2> "$R/$p.native.err"; rn=$?; tn=$(ms $t0)
-  t0=$(date +%s%N); OCL_ICD_VENDORS=$ICD AVA_OCL_ICD_VENDORS=$NV timeout 120 "$exe" > "$R/$p.icd" 2> "$R/$p.icd.err"; ri=$?; ti=$(ms $t0)
+  t0=$(date +%s%N); timeout 120 "$exe" > "$R/$p.native" 2> "$R/$p.native.err"; rn=$?; tn=$(ms $t0)
+  t0=$(date +%s%N); icd timeout 120 "$exe" > "$R/$p.icd" 2> "$R/$p.icd.err"; ri=$?; ti=$(ms $t0)
   same=false; cmp -s "$R/$p.native" "$R/$p.icd" && same=true
   [ $first = 1 ] || echo ',' >> "$R/summary.json"; first=0
   echo "{\"program\":\"$p\",\"nativeExit\":$rn,\"icdExit\":$ri,\"nativeMs\":$tn,\"icdMs\":$ti,\"sameStdout\":$same}" >> "$R/summary.json"
@@ -54,10 +59,13 @@ for mode in native icd-local icd-shm; do
 done
 echo ']}' >> "$R/summary.json"
 
-OCL_ICD_VENDORS=$NV timeout 120 node bin/ava-migrate.js --call r60 --seed 5 --journal /tmp/ava-journal --json -- "$(prog host_memory)" > "$R/migrate.json" 2> "$R/migrate.err"
+timeout 120 node bin/ava-migrate.js --call r30 --seed 5 --journal /tmp/ava-journal --json -- "$(prog host_memory)" > "$R/migrate.json" 2> "$R/migrate.err"
 echo "migration: $(tail -1 "$R/migrate.json" | cut -c1-300)"
 if [ -f dist/bench/icd.js ]; then
-  OCL_ICD_VENDORS=$NV AVA_OCL_ICD_VENDORS=$NV timeout 400 node dist/bench/run.js icd > "$R/bench.txt" 2>&1
+  timeout 400 node dist/bench/run.js icd > "$R/bench.txt" 2>&1
   cp bench/results/icd.json "$R/icd.json" 2>/dev/null
   tail -30 "$R/bench.txt"
 fi
+mkdir -p "$R/keep" && cp "$R/summary.json" "$R/migrate.json" "$R/clinfo-icd.txt" "$R/clinfo-native.txt" "$R/keep/" 2>/dev/null
+[ -f "$R/bench.txt" ] && cp "$R/bench.txt" "$R/keep/icd-bench.txt"; [ -f "$R/icd.json" ] && cp "$R/icd.json" "$R/keep/"
+(cd "$R" && tar czf all.tar.gz --exclude=all.tar.gz --exclude=keep . )

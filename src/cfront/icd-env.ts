@@ -9,13 +9,18 @@ import type { BuildCFrontOptions } from './build.js';
 import { buildCFront } from './build.js';
 
 /**
- * The variables a program needs to run through the ICD: `OCL_ICD_VENDORS` names our `.icd` file, and
- * `AVA_OCL_ICD_VENDORS` keeps the caller's own value, which the sidecar and its workers get back so that their
- * libOpenCL finds the real platforms (and never the ICD again).
+ * The variables a program needs to run through the ICD: `OCL_ICD_VENDORS` names the folder that holds only our
+ * `.icd` file (both ocl-icd and Khronos' loader read a folder), `OCL_ICD_FILENAMES` is emptied (Khronos' loader
+ * would add the libraries it names); `AVA_OCL_ICD_VENDORS` and `AVA_OCL_ICD_FILENAMES` keep the caller's values,
+ * which the sidecar and its workers get back, so their libOpenCL finds the real platforms (never the ICD again).
  */
 export async function icdEnvironment(options: BuildCFrontOptions = {}): Promise<Record<string, string>> {
   const front = await buildCFront(openclSpec, options);
-  return { OCL_ICD_VENDORS: front.icdFile!, AVA_OCL_ICD_VENDORS: process.env.AVA_OCL_ICD_VENDORS ?? process.env.OCL_ICD_VENDORS ?? '' };
+  const keep = (name: string): string => process.env[`AVA_${name}`] ?? process.env[name] ?? '';
+  return {
+    OCL_ICD_VENDORS: front.dir, OCL_ICD_FILENAMES: '',
+    AVA_OCL_ICD_VENDORS: keep('OCL_ICD_VENDORS'), AVA_OCL_ICD_FILENAMES: keep('OCL_ICD_FILENAMES'),
+  };
 }
 
 /** The file `command` runs (a path, or the first match on PATH), or undefined. */

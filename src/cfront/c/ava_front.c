@@ -354,21 +354,31 @@ static void *reader_thread(void *unused) {
   return NULL;
 }
 
+/* The ICD loaders' variables (ocl-icd and Khronos'): the program's point at this ICD; AVA_<name> keeps the caller's. */
+static const char *const LOADER_VARS[] = { "OCL_ICD_VENDORS", "OCL_ICD_FILENAMES" };
+
 /* The environment of the sidecar: the program's, with the ICD loader pointed back at the real platforms. */
 static char **guestd_env(void) {
   size_t n = 0;
   while (environ[n]) n++;
-  char **env = calloc(n + 2, sizeof *env);
+  char **env = calloc(n + 3, sizeof *env);
   if (!env) return NULL;
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
-    if (strncmp(environ[i], "OCL_ICD_VENDORS=", 16) == 0) continue;
-    env[k++] = environ[i];
+    int loader = 0;
+    for (size_t v = 0; v < 2; v++) {
+      size_t len = strlen(LOADER_VARS[v]);
+      if (strncmp(environ[i], LOADER_VARS[v], len) == 0 && environ[i][len] == '=') loader = 1;
+    }
+    if (!loader) env[k++] = environ[i];
   }
-  const char *inner = getenv("AVA_OCL_ICD_VENDORS");
-  if (inner && *inner) {
-    char *v = malloc(strlen(inner) + 17);
-    if (v) { strcpy(v, "OCL_ICD_VENDORS="); strcat(v, inner); env[k++] = v; }
+  for (size_t v = 0; v < 2; v++) {
+    char saved[64];
+    snprintf(saved, sizeof saved, "AVA_%s", LOADER_VARS[v]);
+    const char *inner = getenv(saved);
+    if (!inner || !*inner) continue;
+    char *value = malloc(strlen(LOADER_VARS[v]) + strlen(inner) + 2);
+    if (value) { sprintf(value, "%s=%s", LOADER_VARS[v], inner); env[k++] = value; }
   }
   env[k] = NULL;
   return env;
