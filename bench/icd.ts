@@ -3,7 +3,7 @@
  * ICD, beside the TypeScript proxy over the same transport, in one run:
  *
  * - the floor: the raw SharedArrayBuffer ping-pong of bench/shm.ts (spin-then-wait, an event-loop turn per message),
- *   measured the same way here (bench/shm.ts does not export it);
+ *   its {@link pingPong} itself;
  * - a cheap query, clGetDeviceInfo(CL_DEVICE_MAX_COMPUTE_UNITS), per call: `microbench` natively, through the ICD
  *   with AVA_CHANNEL=SHM (and LOCAL, to tell the sidecar's shm hop from the rest), and the TypeScript proxy over shm
  *   (openGuestlib(openclSpec, { transport: 'shm' }));
@@ -17,114 +17,22 @@
  * Without a C compiler or an OpenCL platform it prints a SKIPPED line and writes nothing.
  */
 import { spawn } from 'node:child_process';
-import { isMainThread, workerData } from 'node:worker_threads';
-import type { Worker as NodeWorker } from 'node:worker_threads';
 import { buildOpenclPrograms } from '../fixtures/opencl-c/build.js';
 import type { OpenclCProgramName } from '../fixtures/opencl-c/build.js';
 import { buildProgram, call, created, openclWorkloadContext, release, setArgs } from '../fixtures/opencl/common.js';
 import { CL } from '../src/apis/opencl/constants.js';
+import { missingReason } from '../src/apis/opencl/probe.js';
 import { openclSpec } from '../src/apis/opencl/spec.js';
 import { icdEnvironment } from '../src/cfront/icd-env.js';
 import { AvaError } from '../src/errors.js';
 import { openGuestlib } from '../src/guest/open.js';
-import { startModuleThread } from '../src/transport/shm.js';
-import { DEFAULT_SPIN_MICROS, DEFAULT_WAKE_SPIN_MICROS, Waiter, wake } from '../src/transport/shm-ring.js';
-import { openNativeApi } from '../src/worker/native-api.js';
+import { DEFAULT_SPIN_MICROS } from '../src/transport/shm-ring.js';
 import type { BenchRow } from './harness.js';
 import { measure, report } from './harness.js';
+import { pingPong } from './shm.js';
 
 const LAUNCH_TARGET = 1.5;
 const QUERY_FLOOR_TARGET = 2;
-
-// ---------------------------------------------------------------------------------------------------------------
-// The floor: the ping-pong of bench/shm.ts, same words, same strategy
-
-const PING = 0;
-const ECHO_WAITING = 1;
-const PONG = 16;
-const MAIN_WAITING = 17;
-const ECHO_BELL = 32;
-const MAIN_BELL = 48;
-const STOP = -1;
-
-interface EchoData {
-  readonly kind: 'ava-bench-icd-echo';
-  readonly sab: SharedArrayBuffer;
-  readonly spinMicros: number;
-  readonly wakeSpinMicros: number;
-}
-
-/** The echo thread: answers each PING with the same value in PONG (bench/shm.ts's 'strategy' mode). */
-function echo(data: EchoData): void {
-  const i32 = new Int32Array(data.sab);
-  const keepAlive = setInterval(() => {}, 2 ** 30);
-  const waiter = new Waiter(i32, ECHO_WAITING, ECHO_BELL, data.spinMicros);
-  let seen = 0;
-  const ready = (): boolean => Atomics.load(i32, PING) !== seen;
-  const tick = (): void => {
-    for (;;) {
-      const v = Atomics.load(i32, PING);
-      if (v !== seen) {
-        seen = v;
-        if (v === STOP) {
-          clearInterval(keepAlive);
-          return;
-        }
-        Atomics.store(i32, PONG, v);
-        waiter.expect(wake(i32, MAIN_WAITING, MAIN_BELL) ? data.wakeSpinMicros : 0);
-        setImmediate(tick);
-        return;
-      }
-      if (!waiter.wait(ready, tick)) return;
-    }
-  };
-  tick();
-}
-
-/** Ping-pong with the ring reader's strategy (deliver, yield a turn, spin, then sleep): ns per round trip. */
-async function pingPong(ops: number, spinMicros: number): Promise<number> {
-  const sab = new SharedArrayBuffer(256);
-  const data: EchoData = { kind: 'ava-bench-icd-echo', sab, spinMicros, wakeSpinMicros: DEFAULT_WAKE_SPIN_MICROS };
-  const thread: NodeWorker = startModuleThread(new URL(import.meta.url), { workerData: data });
-  const i32 = new Int32Array(sab);
-  const waiter = new Waiter(i32, MAIN_WAITING, MAIN_BELL, spinMicros);
-  let seen = 0;
-  let deliver: ((v: number) => void) | undefined;
-  const ready = (): boolean => Atomics.load(i32, PONG) !== seen;
-  let stopped = false;
-  const tick = (): void => {
-    for (;;) {
-      if (stopped) return;
-      const v = Atomics.load(i32, PONG);
-      if (v !== seen) {
-        seen = v;
-        deliver?.(v);
-        setImmediate(tick);
-        return;
-      }
-      if (!waiter.wait(ready, tick)) return;
-    }
-  };
-  setImmediate(tick);
-  let next = 1;
-  const ping = (): Promise<number> => new Promise<number>((resolve) => {
-    deliver = resolve;
-    Atomics.store(i32, PING, next++);
-    waiter.expect(wake(i32, ECHO_WAITING, ECHO_BELL) ? DEFAULT_WAKE_SPIN_MICROS : 0);
-  });
-  const ns = await measure(ops, async () => {
-    for (let i = 0; i < ops; i++) await ping();
-  });
-  stopped = true;
-  Atomics.add(i32, MAIN_BELL, 1);
-  Atomics.notify(i32, MAIN_BELL);
-  const exited = new Promise((r) => thread.once('exit', r));
-  Atomics.store(i32, PING, STOP);
-  Atomics.add(i32, ECHO_BELL, 1);
-  Atomics.notify(i32, ECHO_BELL);
-  await exited;
-  return ns;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Running the native programs
@@ -224,30 +132,6 @@ function median(samples: readonly number[]): number {
 // ---------------------------------------------------------------------------------------------------------------
 // Skipping
 
-/** Why this machine cannot run the benchmark (no OpenCL platform with a device), or null. */
-async function missingPlatform(): Promise<string | null> {
-  let native;
-  try {
-    native = await openNativeApi(openclSpec, { statusErrors: 'return' });
-  } catch (error) {
-    return `libOpenCL.so.1 does not load (${(error as Error).message})`;
-  }
-  try {
-    const { ret, outs } = await native.api.clGetPlatformIDs!(0, null);
-    const count = Number(outs.num_platforms ?? 0);
-    if (ret !== CL.SUCCESS || count === 0) return `clGetPlatformIDs finds no platform (status ${String(ret)})`;
-    const { outs: list } = await native.api.clGetPlatformIDs!(1, true);
-    const first = (list.platforms as unknown[])[0];
-    const probe = await native.api.clGetDeviceIDs!(first, CL.DEVICE_TYPE_ALL, 0, null);
-    if (probe.ret !== CL.SUCCESS || Number(probe.outs.num_devices) === 0) return 'the first OpenCL platform has no device';
-    return null;
-  } catch (error) {
-    return `the OpenCL platform query failed (${(error as Error).message})`;
-  } finally {
-    await native.close();
-  }
-}
-
 /** A build error that means "this machine lacks the tools" (no compiler, no OpenCL headers or loader) rather than a bug. */
 function missingTools(error: unknown): string | null {
   if (!(error instanceof AvaError)) return null;
@@ -313,7 +197,8 @@ export async function run(): Promise<void> {
     ? { pings: 5_000, queries: 1_000, launchFinish: 100, programRuns: 1, proxyRuns: 3, launches: 20_000, launchRuns: 1 }
     : { pings: 20_000, queries: 5_000, launchFinish: 500, programRuns: 3, proxyRuns: 5, launches: 100_000, launchRuns: 3 };
 
-  const missing = await missingPlatform();
+  // The native programs use the first platform the loader lists: a device on a later one would not do.
+  const missing = await missingReason({ firstPlatformOnly: true });
   if (missing !== null) {
     console.log(`\nSKIPPED: icd: no OpenCL platform with a device (${missing}); run scripts/install-opencl.sh`);
     return;
@@ -433,6 +318,3 @@ export async function run(): Promise<void> {
     for (const l of stderrNotes.slice(0, 20)) console.log(`    ${l}`);
   }
 }
-
-const data = workerData as EchoData | undefined;
-if (!isMainThread && data?.kind === 'ava-bench-icd-echo') echo(data);

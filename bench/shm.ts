@@ -5,7 +5,8 @@
  * asynchronous calls (tq_set_kernel_arg posted, then one waiting call) in calls/s, with the guest's own share.
  *
  * Targets (issue): shm round trip <= 2x (a); batched asynchronous calls >= 1,000,000/s.
- * This module is also the entry of the ping-pong's echo thread (see the bottom).
+ * This module is also the entry of the ping-pong's echo thread (see the bottom), whichever benchmark calls
+ * {@link pingPong} (bench/icd.ts does too).
  */
 import { isMainThread, workerData } from 'node:worker_threads';
 import type { Worker as NodeWorker } from 'node:worker_threads';
@@ -92,8 +93,13 @@ async function stopEcho(echoThread: { i32: Int32Array; thread: NodeWorker }): Pr
   await exited;
 }
 
-/** (a) Ping-pong with the ring reader's strategy: deliver, yield a turn, spin, then sleep. Returns ns per round trip. */
-async function pingPong(ops: number, spinMicros: number): Promise<number> {
+/**
+ * (a) The shm floor: `ops` round trips of a raw SharedArrayBuffer ping-pong between this thread and an echo thread
+ * (started here, on this module, and stopped before it returns), both with the ring reader's strategy: deliver,
+ * yield an event-loop turn, spin `spinMicros`, then sleep. Also the floor that bench/icd.ts compares against.
+ * @returns ns per round trip.
+ */
+export async function pingPong(ops: number, spinMicros: number): Promise<number> {
   const e = startEcho('strategy', spinMicros);
   const { i32 } = e;
   const waiter = new Waiter(i32, MAIN_WAITING, MAIN_BELL, spinMicros);

@@ -5,43 +5,18 @@
  * if (await requireOpenCL()) { test(...); test.run(); }
  * ```
  *
- * It looks for an OpenCL platform with at least one device through the native library (libOpenCL.so.1). Without
+ * It looks for an OpenCL platform with at least one device through the native library (libOpenCL.so.1; see
+ * src/apis/opencl/probe.ts). Without
  * one: under CI (`process.env.CI` set) it throws, so the run fails clearly; elsewhere it prints a line starting with
  * `SKIPPED: ` and returns false, and the file registers no tests (the runner reports it as skipped, never passed).
  */
-import { CL } from '../../src/apis/opencl/constants.js';
-import { openclSpec } from '../../src/apis/opencl/spec.js';
-import { openNativeApi } from '../../src/worker/native-api.js';
+import { missingReason } from '../../src/apis/opencl/probe.js';
 
+/** How to get an OpenCL platform, for the skip and failure messages. */
 export const OPENCL_INSTALL_HINT = 'run scripts/install-opencl.sh';
 
+/** The probe's answer, asked once per process: every test file of a suite process gates on it. */
 let found: Promise<string | null> | undefined;
-
-/** Why no usable platform is present, or null when one is. */
-async function missingReason(): Promise<string | null> {
-  let native;
-  try {
-    native = await openNativeApi(openclSpec, { statusErrors: 'return' });
-  } catch (error) {
-    return `libOpenCL.so.1 does not load (${(error as Error).message})`;
-  }
-  try {
-    const api = native.api;
-    const { ret, outs } = await api.clGetPlatformIDs!(0, null);
-    const count = Number(outs.num_platforms ?? 0);
-    if (ret !== CL.SUCCESS || count === 0) return `clGetPlatformIDs finds no platform (status ${String(ret)})`;
-    const { outs: list } = await api.clGetPlatformIDs!(count, true);
-    for (const platform of list.platforms as unknown[]) {
-      const probe = await api.clGetDeviceIDs!(platform, CL.DEVICE_TYPE_ALL, 0, null);
-      if (probe.ret === CL.SUCCESS && Number(probe.outs.num_devices) > 0) return null;
-    }
-    return `none of the ${count} OpenCL platform(s) has a device`;
-  } catch (error) {
-    return `the OpenCL platform query failed (${(error as Error).message})`;
-  } finally {
-    await native.close();
-  }
-}
 
 /**
  * True when an OpenCL platform with a device is present. Otherwise: throws under CI, else prints
