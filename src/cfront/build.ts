@@ -6,19 +6,16 @@
  * ICD, and an `.icd` file naming it is written beside it: `OCL_ICD_VENDORS=<that file>` makes the ICD loader show
  * the remoted platform. Concurrent builders never see a half-written library (compiled to a temporary name, renamed).
  */
-import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { compileInto, hashFields, packageSourceDir, splitCompiler } from '../build/compile.js';
 import { cacheDir as defaultCacheDir, cCompiler } from '../config.js';
 import { NativeLibraryError } from '../errors.js';
 import type { ApiSpec } from '../spec/types.js';
 import { dispatchFields, generateCFront } from './generate.js';
-
-const execFileAsync = promisify(execFile);
 
 /** Compiler flags of the front (part of the cache hash). */
 export const CFRONT_CFLAGS: readonly string[] = Object.freeze([
@@ -58,12 +55,9 @@ export interface CFront {
   readonly dir: string;
 }
 
-/** The folder of the runtime's C sources: next to this module in the source tree, else `src/cfront/c` of the package. */
+/** The folder of the runtime's C sources: `c/` beside this module in the source tree, else `src/cfront/c` of the package. */
 export function cfrontSourceDir(): string {
-  const here = fileURLToPath(new URL('.', import.meta.url));
-  if (existsSync(join(here, 'c', 'ava_front.c'))) return resolve(here, 'c');
-  // dist/src/cfront -> <package>/src/cfront/c (the C sources are not copied into dist)
-  return resolve(here, '..', '..', '..', 'src', 'cfront', 'c');
+  return join(packageSourceDir(import.meta.url, join('src', 'cfront'), join('c', 'ava_front.c')), 'c');
 }
 
 /** How ava-guestd is started from this installation: node, an optional loader to import, the entry script. */
@@ -97,12 +91,10 @@ export async function buildCFront(spec: ApiSpec, options: BuildCFrontOptions = {
   });
   const srcDir = cfrontSourceDir();
   const sources = [...RUNTIME, ...(icd ? ['ava_icd.c'] : [])];
-  const compiler = (options.compiler ?? cCompiler()).split(/\s+/).filter(Boolean);
-  const hash = createHash('sha256');
-  hash.update(generated);
-  for (const f of [...sources, ...HEADERS]) hash.update(f).update(readFileSync(join(srcDir, f)));
-  hash.update(JSON.stringify([compiler, CFRONT_CFLAGS, include ?? '']));
-  const dir = join(options.cacheDir ?? defaultCacheDir(), 'cfront', `${spec.name}-${hash.digest('hex').slice(0, 16)}`);
+  const compiler = splitCompiler(options.compiler ?? cCompiler());
+  const files = [...sources, ...HEADERS].flatMap((f) => [f, readFileSync(join(srcDir, f))]);
+  const hash = hashFields(['cfront-1', generated, ...files, compiler.join(' '), CFRONT_CFLAGS.join(' '), include ?? '']);
+  const dir = join(options.cacheDir ?? defaultCacheDir(), 'cfront', `${spec.name}-${hash}`);
   const library = join(dir, `libava-${spec.name}.so`);
   const icdFile = icd ? join(dir, `ava-${spec.name}.icd`) : undefined;
   if (existsSync(library) && (!icdFile || existsSync(icdFile))) {
@@ -114,16 +106,11 @@ export async function buildCFront(spec: ApiSpec, options: BuildCFrontOptions = {
   const genFile = join(dir, `generated-${spec.name}.c`);
   await writeFile(`${genFile}${tmp}`, generated);
   await rename(`${genFile}${tmp}`, genFile);
-  options.onProgress?.(`compiling the C front of ${spec.name} into ${library}`);
-  try {
-    await execFileAsync(compiler[0]!, [...compiler.slice(1), ...CFRONT_CFLAGS, `-I${srcDir}`, ...(include ? [`-I${include}`] : []), '-o', `${library}${tmp}`, genFile, ...sources.map((f) => join(srcDir, f))], { maxBuffer: 16 << 20 });
-  } catch (error) {
-    await rm(`${library}${tmp}`, { force: true });
-    const e = error as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') throw new NativeLibraryError('ERR_AVA_NO_COMPILER', `no C compiler "${compiler[0]}" (set CC)`, { cause: error });
-    throw new NativeLibraryError('ERR_AVA_BUILD_FAILED', `compiling the C front failed:\n${e.stderr ?? String(error)}`, { cause: error });
-  }
-  await rename(`${library}${tmp}`, library);
+  await compileInto(library, {
+    compiler: options.compiler ?? cCompiler(), what: `the C front of ${spec.name}`,
+    args: (out) => [...CFRONT_CFLAGS, `-I${srcDir}`, ...(include ? [`-I${include}`] : []), '-o', out, genFile, ...sources.map((f) => join(srcDir, f))],
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
   if (icdFile) {
     await writeFile(`${icdFile}${tmp}`, `${library}\n`);
     await rename(`${icdFile}${tmp}`, icdFile);
