@@ -9,11 +9,11 @@ source .device/env.sh
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT/h100-icd"
 R="$OUT/h100-icd"
-# Only NVIDIA's platform, for both ICD loaders there (ocl-icd and the CUDA toolkit's Khronos loader, which also
-# reads OCL_ICD_FILENAMES, set machine-wide to PoCL and NVIDIA): a vendors folder holding nvidia.icd alone.
-NV=/tmp/nv-vendors
-mkdir -p $NV && echo libnvidia-opencl.so.1 > $NV/nvidia.icd
-export OCL_ICD_VENDORS=$NV OCL_ICD_FILENAMES=
+# NVIDIA's platform first: programs link the CUDA toolkit's Khronos loader, which lists OCL_ICD_FILENAMES (set
+# machine-wide to PoCL then NVIDIA) before /etc/OpenCL/vendors, and the C programs take the first platform.
+NV=libnvidia-opencl.so.1
+export OCL_ICD_FILENAMES=$NV
+unset OCL_ICD_VENDORS
 export CPATH="$PWD/.device/include${CPATH:+:$CPATH}"
 export AVA_CACHE_DIR=/tmp/ava-cache
 command -v cc >/dev/null || { echo "no C compiler on the device" | tee "$R/error.txt"; exit 1; }
@@ -29,7 +29,8 @@ node --input-type=module -e "
 ICD=$(node -e "console.log(require('$R/build.json').env.OCL_ICD_VENDORS)")
 prog() { node -e "console.log(require('$R/build.json').programs['$1'])"; }
 # Through the ICD: the loader reads our folder; the sidecar's worker gets the NVIDIA-only folder back.
-icd() { OCL_ICD_VENDORS=$ICD OCL_ICD_FILENAMES= AVA_OCL_ICD_VENDORS=$NV "$@"; }
+LIB=$(node -e "console.log(require('$R/build.json').env.OCL_ICD_FILENAMES)")
+icd() { OCL_ICD_VENDORS=$ICD OCL_ICD_FILENAMES=$LIB AVA_OCL_ICD_FILENAMES=$NV AVA_OCL_ICD_VENDORS= "$@"; }
 icd clinfo -l > "$R/clinfo-icd.txt" 2>&1
 
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
@@ -48,9 +49,9 @@ echo '],"launches":[' >> "$R/summary.json"
 exe=$(prog launches)
 for mode in native icd-local icd-shm; do
   case $mode in
-    native) envs=(OCL_ICD_VENDORS=$NV) ;;
-    icd-local) envs=(OCL_ICD_VENDORS=$ICD AVA_OCL_ICD_VENDORS=$NV AVA_CHANNEL=LOCAL) ;;
-    icd-shm) envs=(OCL_ICD_VENDORS=$ICD AVA_OCL_ICD_VENDORS=$NV AVA_CHANNEL=SHM) ;;
+    native) envs=(OCL_ICD_FILENAMES=$NV) ;;
+    icd-local) envs=(OCL_ICD_VENDORS=$ICD OCL_ICD_FILENAMES=$LIB AVA_OCL_ICD_FILENAMES=$NV AVA_CHANNEL=LOCAL) ;;
+    icd-shm) envs=(OCL_ICD_VENDORS=$ICD OCL_ICD_FILENAMES=$LIB AVA_OCL_ICD_FILENAMES=$NV AVA_CHANNEL=SHM) ;;
   esac
   t0=$(date +%s%N); env "${envs[@]}" timeout 300 "$exe" 100000 > "$R/launches-$mode.out" 2> "$R/launches-$mode.err"; rc=$?; t=$(ms $t0)
   [ $mode = native ] || echo ',' >> "$R/summary.json"

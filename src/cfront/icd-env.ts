@@ -10,15 +10,16 @@ import { buildCFront } from './build.js';
 
 /**
  * The variables a program needs to run through the ICD: `OCL_ICD_VENDORS` names the folder that holds only our
- * `.icd` file (both ocl-icd and Khronos' loader read a folder), `OCL_ICD_FILENAMES` is emptied (Khronos' loader
- * would add the libraries it names); `AVA_OCL_ICD_VENDORS` and `AVA_OCL_ICD_FILENAMES` keep the caller's values,
- * which the sidecar and its workers get back, so their libOpenCL finds the real platforms (never the ICD again).
+ * `.icd` file (what ocl-icd reads), `OCL_ICD_FILENAMES` our library (what Khronos' loader, shipped with the CUDA
+ * toolkit, reads first; it lists the platforms of /etc/OpenCL/vendors after ours); `AVA_OCL_ICD_VENDORS` and
+ * `AVA_OCL_ICD_FILENAMES` keep the caller's values, which the sidecar and its workers get back, so that their
+ * libOpenCL finds the real platforms (and never the ICD again).
  */
 export async function icdEnvironment(options: BuildCFrontOptions = {}): Promise<Record<string, string>> {
   const front = await buildCFront(openclSpec, options);
   const keep = (name: string): string => process.env[`AVA_${name}`] ?? process.env[name] ?? '';
   return {
-    OCL_ICD_VENDORS: front.dir, OCL_ICD_FILENAMES: '',
+    OCL_ICD_VENDORS: front.dir, OCL_ICD_FILENAMES: front.library,
     AVA_OCL_ICD_VENDORS: keep('OCL_ICD_VENDORS'), AVA_OCL_ICD_FILENAMES: keep('OCL_ICD_FILENAMES'),
   };
 }
