@@ -140,6 +140,35 @@ if (await requireOpenCL()) {
     }
   });
 
+  test('a sidecar that cannot start: clear error on stderr, no platform, the program fails cleanly', async () => {
+    const r = await viaIcd('vector_add', { AVA_GUESTD_NODE: '/nonexistent/node' });
+    assert.is.not(r.code, 0, show('vector_add', r));
+    assert.match(r.stderr, /ava-front: cannot start ava-guestd \(\/nonexistent\/node/);
+    assert.match(r.stdout, /FAIL clGetPlatformIDs/);
+  });
+
+  test('an unknown AVA_* value: the sidecar refuses the session with its error code, the program fails cleanly', async () => {
+    const r = await viaIcd('vector_add', { AVA_CHANNEL: 'CARRIER-PIGEON' });
+    assert.is.not(r.code, 0, show('vector_add', r));
+    assert.match(r.stderr, /ava-guestd refused the session: ERR_AVA_CONFIG: /);
+  });
+
+  test('ava-migrate -- <compiled program>: runs it through the ICD, migrates and prints the JSON report', async () => {
+    const journal = join(dir, 'cli');
+    const r = await runCommand(process.execPath, ['--import', 'tsx', 'src/cli/run-migrate.ts', '--call', '12', '--journal', journal, '--json', '--', programs.vector_add!], {
+      env: cleanEnv(), timeoutMs: 90_000,
+    });
+    assert.is(r.code, 0, show('ava-migrate', r));
+    const lines = r.stdout.trim().split('\n');
+    const report = JSON.parse(lines.at(-1)!) as { call: number; migrations: number; phases: Record<string, number>; journal: string; exitCode: number };
+    assert.is(`${lines.slice(0, -1).join('\n')}\n`, native.get('vector_add'));
+    assert.is(report.migrations, 1);
+    assert.is(report.call, 12);
+    assert.is(report.exitCode, 0);
+    assert.ok(['drain', 'extract', 'connect', 'replay', 'restore', 'switch'].every((p) => typeof report.phases[p] === 'number'));
+    assert.ok((await verified(journal)).ok, 'ava-journal verify accepts the journal');
+  });
+
   test('a program killed mid-run (SIGKILL) leaves a journal that verifies', async () => {
     const journal = join(dir, 'killed');
     const child = spawn(programs.launches!, ['100000000'], { env: cleanEnv({ ...icd, AVA_RECORD_REPLAY: '1', AVA_JOURNAL: journal }), stdio: 'ignore' });

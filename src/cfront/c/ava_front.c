@@ -429,8 +429,9 @@ static void start(void) {
   uint8_t *raw = NULL;
   ava_cv *welcome = ok ? read_frame(&raw) : NULL;
   if (!welcome || !ava_cv_is_text(ava_cv_get(welcome, "t"), "welcome")) {
-    const ava_cv *m = ava_cv_get(ava_cv_get(welcome, "error"), "message");
-    warn("ava-guestd refused the session%s%.*s", m ? ": " : "", m && m->type == CV_TEXT ? (int)m->n : 0, m ? (const char *)m->p : "");
+    const ava_cv *m = ava_cv_get(ava_cv_get(welcome, "error"), "message"), *c = ava_cv_get(ava_cv_get(welcome, "error"), "code");
+    warn("ava-guestd refused the session%s%.*s%s%.*s", c ? ": " : "", c && c->type == CV_TEXT ? (int)c->n : 0, c ? (const char *)c->p : "",
+         m ? ": " : "", m && m->type == CV_TEXT ? (int)m->n : 0, m ? (const char *)m->p : "");
     broken = 1;
   }
   ava_cv_free(welcome);
