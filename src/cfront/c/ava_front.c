@@ -218,6 +218,7 @@ static int sock = -1;
 static int broken;     /* the sidecar is gone or never came: every call fails */
 static int reader_done;
 static pid_t guestd_pid;
+static pid_t owner_pid; /* the process that started the sidecar (a forked child shares the socket but not the session) */
 static pthread_mutex_t send_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t wait_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
@@ -411,6 +412,7 @@ static void start(void) {
   close(sv[1]);
   if (rc != 0) { warn("cannot start ava-guestd (%s %s): %s", node, script, strerror(rc)); close(sv[0]); broken = 1; return; }
   sock = sv[0];
+  owner_pid = getpid();
 
   /* The handshake, before any other thread reads the socket. */
   char session[64];
@@ -450,7 +452,7 @@ static void start(void) {
  * session, so that the journal is complete when the program's exit status is seen.
  */
 __attribute__((destructor)) static void finish(void) {
-  if (sock < 0) return;
+  if (sock < 0 || getpid() != owner_pid) return; /* a forked child exiting must not end its parent's session */
   pthread_mutex_lock(&send_mu);
   if (!broken) flush_batch();
   shutdown(sock, SHUT_WR);
@@ -950,6 +952,11 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
   }
   pthread_once(&once, start);
   if (broken) return fail(fn, slots, ST_OUT_OF_RESOURCES);
+  if (getpid() != owner_pid) {
+    /* A forked child would write into its parent's session (and has none of its threads). */
+    warn("%s: OpenCL calls from a forked child of the process that made the first call are not supported", fn->name);
+    return fail(fn, slots, ST_OUT_OF_RESOURCES);
+  }
   int64_t issued[64];
   call_state cs = { issued, 0, 0 };
   for (int i = 0; i < fn->nargs && i < 64; i++) issued[i] = 0;
