@@ -172,7 +172,10 @@ export function generateCFront(spec: ApiSpec, options: GenerateOptions): string 
     const slots = f.args.length === 0 ? '0' : f.args.map((_, i) => `a${i}`).join(', ');
     const call = `ava_invoke(&${id}_fn, s)`;
     const body = r.role === 'void' ? `${call};` : r.role === 'handle' || r.role === 'mapped' ? `return (void *)(uintptr_t)${call};` : `return (${retC})${call};`;
-    lines.push(`${retC} ava_${id}(${params}) { uint64_t s[${Math.max(f.args.length, 1)}] = { ${slots} }; ${body} }`, '');
+    // An ICD reaches its entry points through the dispatch table only; any other front is the library itself, so
+    // its entry points carry the C names (a program linked against the real library loads this one instead).
+    const entry = options.icdDispatch ? `${retC} ava_${id}` : `__attribute__((visibility("default"))) ${retC} ${id}`;
+    lines.push(`${entry}(${params}) { uint64_t s[${Math.max(f.args.length, 1)}] = { ${slots} }; ${body} }`, '');
     if (options.icdDispatch?.fields.has(f.name)) entries.push(`  d->${f.name} = (cl_api_${f.name})(void (*)(void))ava_${f.name};`);
   }
   if (options.icdDispatch) {

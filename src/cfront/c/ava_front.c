@@ -30,8 +30,8 @@
 
 extern char **environ;
 
-/* The dispatch table every object begins with (ava_icd.c); NULL for a front that is not an ICD. */
-extern const void *ava_dispatch(void);
+/* The dispatch table every object begins with (ava_icd.c); absent (NULL) in a front that is not an ICD. */
+extern const void *ava_dispatch(void) __attribute__((weak));
 
 #define AVA_MAGIC 0x41564121u
 #define BATCH_MAX_CALLS 1024
@@ -137,7 +137,7 @@ static ava_obj *obj_for_id(int64_t id, int kind) {
   pthread_mutex_lock(&obj_mu);
   ava_obj *o = map_get(&objs_by_id, id_key(id));
   if (!o && (o = calloc(1, sizeof *o))) {
-    o->dispatch = ava_dispatch();
+    o->dispatch = ava_dispatch ? ava_dispatch() : NULL;
     o->id = id;
     o->kind = (int16_t)kind;
     o->magic = AVA_MAGIC;
