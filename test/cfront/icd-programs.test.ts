@@ -9,7 +9,7 @@
  * node --import tsx test/cfront/icd-programs.test.ts
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { test as uvuTest } from 'uvu';
@@ -167,6 +167,43 @@ if (await requireOpenCL()) {
     assert.is(report.exitCode, 0);
     assert.ok(['drain', 'extract', 'connect', 'replay', 'restore', 'switch'].every((p) => typeof report.phases[p] === 'number'));
     assert.ok((await verified(journal)).ok, 'ava-journal verify accepts the journal');
+  });
+
+  /** Pids of the processes whose parent is `pid` (from /proc). */
+  function childrenOf(pid: number): number[] {
+    return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((d) => {
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid ? [Number(d)] : [];
+      } catch {
+        return []; // gone meanwhile
+      }
+    });
+  }
+
+  test('failover: the worker killed (SIGKILL) while a native program runs; the session is rebuilt and the result is right', async () => {
+    const launches = 300_000;
+    const child = spawn(programs.launches!, [String(launches)], {
+      env: cleanEnv({ ...icd, AVA_CHANNEL: 'UNIX', AVA_FAILOVER: '1', AVA_JOURNAL_DATA: '1', AVA_JOURNAL: join(dir, 'failover') }), stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    // program -> ava-guestd -> its unix worker
+    let worker: number | undefined;
+    const found = await eventually(() => {
+      worker = childrenOf(child.pid!).flatMap(childrenOf)[0];
+      return worker !== undefined;
+    }, 20_000);
+    assert.ok(found, 'the sidecar started a worker process');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    process.kill(worker!, 'SIGKILL');
+    const code = await exited;
+    assert.is(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
+    assert.match(stdout, new RegExp(`all 64 values equal ${launches}: yes`));
+    assert.match(stderr, /worker lost before call \d+; session \S+ rebuilt on /);
   });
 
   test('a program killed mid-run (SIGKILL) leaves a journal that verifies', async () => {
