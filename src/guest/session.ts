@@ -131,7 +131,7 @@ export class GuestSession implements AsyncDisposable {
     const tasks = this.#tasks.get(seq);
     if (!tasks) return;
     this.#tasks.delete(seq);
-    if (this.#waitsInFlight > 0 || this.#pending.size > 0) {
+    if (this.waitingOnApplication) {
       // Another application thread is blocked in a wait (finish, wait for events) that a call of this one may be
       // what ends, or queued work waits for an object only the application completes (a user event): pausing the
       // session now could never finish. The task moves to the next call instead.
@@ -220,6 +220,14 @@ export class GuestSession implements AsyncDisposable {
 
   /** Blocking waits sent and not answered yet (several application threads share a session through a front). */
   #waitsInFlight = 0;
+
+  /**
+   * True while pausing the session could never finish: a blocking wait is in flight (another application thread
+   * may be what ends it), or queued work waits on an object only the application completes (a user event).
+   */
+  get waitingOnApplication(): boolean {
+    return this.#waitsInFlight > 0 || this.#pending.size > 0;
+  }
   /** Objects made by a `pending: 'opens'` call and not yet completed by a `pending: 'closes'` one. */
   readonly #pending = new Set<number>();
 
