@@ -116,9 +116,6 @@ export async function precopyMigrate(session: GuestSession, journal: SessionJour
     options.onProgress?.(`pre-copied ${first.objects} objects, ${first.bytes} bytes in ${liveMs.toFixed(1)} ms`);
 
     const chosen = target;
-    // The stop phase pauses the session: not while work waits on the application (see waitingOnApplication). The
-    // check and the pause happen in one turn, so no wait can be sent in between.
-    while (session.waitingOnApplication) await new Promise((resolve) => setTimeout(resolve, 2));
     return await session.runExclusive(async () => {
       const stopCall = session.firstUnsent;
       const t0 = performance.now();
