@@ -97,8 +97,8 @@ export class GuestSession implements AsyncDisposable {
   /**
    * Runs `task` before the call with sequence number `seq` is sent; that call and every later one wait for it (an
    * asynchronous call returns at once, but its frame waits). The task gets the sequence number it runs before: a
-   * later one than `seq` when it had to wait for a blocking wait of another application thread to end. A failing task is reported through `onTaskError` and
-   * the session goes on where it is.
+   * later one than `seq` while work waited on the application (see {@link waitingOnApplication}). A failing task is
+   * reported through `onTaskError` and the session goes on where it is.
    */
   schedule(seq: number, task: (seq: number) => Promise<void>): void {
     if (seq < this.#seq) throw new AvaError('ERR_AVA_CONFIG', `call ${seq} has already been made (the session is at call ${this.#seq})`);
