@@ -265,8 +265,8 @@ export interface FunctionSpec {
 /** What the worker gives explicit-state hooks: direct native calls on the session's real pointers. */
 export interface StateContext {
   /**
-   * For state that is the answers to info queries (a recreated event's command type and timestamps): makes the
-   * worker answer `fn`'s query for parameter `param` of the object being restored with `value`, instead of asking
+   * For state that is the answers to info queries (a recreated event's command type, queue and timestamps): makes the
+   * worker answer `fn`'s query for parameter `param` of the object being restored or recreated with `value`, not
    * the library. Keyed by the object's handle id, so it dies with the handle.
    */
   remember?(fn: string, param: number, value: Uint8Array): void;

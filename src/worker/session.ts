@@ -189,7 +189,7 @@ export class WorkerSession implements AsyncDisposable {
           return [];
         }
       });
-      this.handles.bind(id, kind, await recreate(this.#stateContext(), ptrs), true);
+      this.handles.bind(id, kind, await recreate(this.#stateContext(id), ptrs), true);
     });
   }
 

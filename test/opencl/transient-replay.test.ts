@@ -40,6 +40,13 @@ if (await requireOpenCL()) {
       const status = new Int32Array(1);
       await cl.clGetEventInfo!(event, CL.EVENT_COMMAND_EXECUTION_STATUS, 4, status);
       assert.is(status[0], CL.COMPLETE, 'the recreated event is complete');
+      // What the application can still ask it answers as before the migration: command type and queue.
+      const type = new Uint32Array(1);
+      await cl.clGetEventInfo!(event, CL.EVENT_COMMAND_TYPE, 4, type);
+      assert.is(type[0], CL.COMMAND_NDRANGE_KERNEL, 'the command type is the launch, not CL_COMMAND_USER');
+      const queueOf = new BigUint64Array(1);
+      await cl.clGetEventInfo!(event, CL.EVENT_COMMAND_QUEUE, 8, queueOf);
+      assert.is(lib.handleAt('command_queue', queueOf), queue, 'the event names the queue it was enqueued on');
       const out = new Int32Array(16);
       await cl.clEnqueueReadBuffer!(queue, mem, 1, 0, 64, out, 1, [event], false);
       assert.equal(Array.from(out), new Array(16).fill(6), 'the launch before the migration is in the buffer');

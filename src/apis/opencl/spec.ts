@@ -763,6 +763,10 @@ export const openclSpec = defineSpec({
           const event = ctx.callNative('clCreateUserEvent', Number(value.readBigUInt64LE(0)), err) as number;
           if (err.readInt32LE(0) !== CL.SUCCESS) continue;
           ctx.callNative('clSetUserEventStatus', event, CL.COMPLETE);
+          // A user event has no queue; the original was enqueued on this one, and says so.
+          const queueBytes = Buffer.alloc(8);
+          queueBytes.writeBigUInt64LE(BigInt(queue));
+          ctx.remember?.('clGetEventInfo', CL.EVENT_COMMAND_QUEUE, queueBytes);
           return event;
         }
         throw new UnsupportedError('recreate event', 'no command queue among the arguments of the call that made it');
