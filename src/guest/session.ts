@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { AvaError, ClosedError, toWireError } from '../errors.js';
 import { Interceptor } from '../intercept/interceptor.js';
+import type { CallEvent } from '../intercept/interceptor.js';
 import { planOf } from '../spec/plan.js';
 import type { ApiSpec, RecordClass } from '../spec/types.js';
 import { wallClock } from '../wire/clock.js';
@@ -183,31 +184,54 @@ export class GuestSession implements AsyncDisposable {
     if (this.#closed) throw new ClosedError(`session ${this.id}`);
     this.flush();
     const frame: CallFrame = { seq: this.#seq++, fn, args, retId };
-    if (this.#tasks.size > 0) this.#startTask(frame.seq);
-    if (this.#gate) {
-      this.#atGate.add(frame.seq);
-      while (this.#gate) await this.#gate;
-      this.#atGate.delete(frame.seq);
-    }
-    if (this.#lost && this.onChannelLost) await this.#recover(frame.seq);
-    if (!this.interceptor.observed) {
+    let emitted = false;
+    try {
+      if (this.#tasks.size > 0) this.#startTask(frame.seq);
+      if (this.#gate) {
+        this.#atGate.add(frame.seq);
+        while (this.#gate) await this.#gate;
+        this.#atGate.delete(frame.seq);
+      }
+      if (this.#lost && this.onChannelLost) await this.#recover(frame.seq);
+      const beforeSendCommand = wallClock();
       const reply = await this.#send(frame);
       this.#trackPending(fn, args, reply);
+      emitted = true;
+      this.#emitInOrder(frame.seq, this.interceptor.observed ? {
+        session: this.id, seq: frame.seq, fn, record: this.#record(fn), args, async: false, retId, reply,
+        stages: { beforeMarshal: beforeMarshal ?? beforeSendCommand, beforeSendCommand, ...reply.timings, afterReceiveResult: wallClock() },
+      } : null);
       await this.#barriers();
       this.#throwAsyncFailure();
       return reply;
+    } finally {
+      // A call that never got its reply still takes its place in the order, so later events are not held back.
+      if (!emitted) this.#emitInOrder(frame.seq, null);
     }
-    const beforeSendCommand = wallClock();
-    const reply = await this.#send(frame);
-    this.#trackPending(fn, args, reply);
-    const t = reply.timings;
-    this.interceptor.emit({
-      session: this.id, seq: frame.seq, fn, record: this.#record(fn), args, async: false, retId, reply,
-      stages: { beforeMarshal: beforeMarshal ?? beforeSendCommand, beforeSendCommand, ...t, afterReceiveResult: wallClock() },
-    });
-    await this.#barriers();
-    this.#throwAsyncFailure();
-    return reply;
+  }
+
+  /** The sequence number of the next call event to emit: events go out in call order (see {@link #emitInOrder}). */
+  #nextEmit = 0;
+  /** Events of calls that finished before an earlier call did (null: nothing to emit), by sequence number. */
+  readonly #early = new Map<number, CallEvent | null>();
+
+  /**
+   * Emits a call's event once every earlier call's has been: with several application threads (a native program
+   * through ava-guestd) a later call may finish first, and the journal keeps calls in order.
+   */
+  #emitInOrder(seq: number, event: CallEvent | null): void {
+    if (seq !== this.#nextEmit) {
+      this.#early.set(seq, event);
+      return;
+    }
+    if (event) this.interceptor.emit(event);
+    this.#nextEmit++;
+    while (this.#early.has(this.#nextEmit)) {
+      const next = this.#early.get(this.#nextEmit)!;
+      this.#early.delete(this.#nextEmit);
+      if (next) this.interceptor.emit(next);
+      this.#nextEmit++;
+    }
   }
 
   /**
@@ -315,10 +339,10 @@ export class GuestSession implements AsyncDisposable {
     if (this.#batchBytes + bytes > GuestSession.MAX_BATCH_BYTES && this.#batch.length > 0) this.flush();
     this.#batchBytes += bytes;
     this.#batch.push(frame);
-    if (this.interceptor.observed) {
-      const now = wallClock();
-      this.interceptor.emit({ session: this.id, seq: frame.seq, fn, record: this.#record(fn), args, async: true, retId, stages: { beforeMarshal: beforeMarshal ?? now, beforeSendCommand: now } });
-    }
+    const now = this.interceptor.observed ? wallClock() : 0;
+    this.#emitInOrder(frame.seq, this.interceptor.observed
+      ? { session: this.id, seq: frame.seq, fn, record: this.#record(fn), args, async: true, retId, stages: { beforeMarshal: beforeMarshal ?? now, beforeSendCommand: now } }
+      : null);
     if (this.#batch.length >= this.#maxBatch) this.flush();
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
