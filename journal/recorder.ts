@@ -10,7 +10,7 @@ import type { GuestSession } from '../src/guest/session.js';
 import type { CallEvent } from '../src/intercept/interceptor.js';
 import { callFailed, keptFailure } from '../src/spec/outcome.js';
 import type { FunctionSpec, RecordClass } from '../src/spec/types.js';
-import type { WireValue } from '../src/wire/frames.js';
+import type { ReplyFrame, WireValue } from '../src/wire/frames.js';
 import type { JournalRecord } from './format.js';
 import type { Journal, SessionJournal } from './journal.js';
 
@@ -79,7 +79,21 @@ export async function record(session: GuestSession, journal: Journal, options: R
   const index = new Map(spec.functions.map((f, i) => [f.name, i]));
   const pendingAsync = new Map<number, JournalRecord>();
   const subs: Subscription[] = [];
-  subs.push(session.interceptor.calls$.subscribe((event) => {
+  /**
+   * A record the journal refuses (out of order, a store failure) stops journaling for this session and is reported,
+   * instead of escaping into rxjs (which rethrows it and ends the process): the application goes on, and what was
+   * journaled before stays.
+   */
+  const guarded = <T>(body: (value: T) => void) => (value: T): void => {
+    try {
+      body(value);
+    } catch (error) {
+      for (const s of subs) s.unsubscribe();
+      session.onTaskError(error);
+      process.stderr.write(`ava-journal: journaling of session ${session.id} stopped; the records before this one are kept\n`);
+    }
+  };
+  subs.push(session.interceptor.calls$.subscribe(guarded((event) => {
     const f = spec.fn.get(event.fn)!;
     // Timings of every call, failed ones too: they are the session's history, not replay input.
     if (timings) sj.appendTimings(event.seq, index.get(event.fn)!, event.stages);
@@ -93,15 +107,15 @@ export async function record(session: GuestSession, journal: Journal, options: R
     if (!r) return;
     sj.append(r);
     if (event.async) pendingAsync.set(r.seq, r);
-  }));
-  subs.push(session.interceptor.asyncFailures$.subscribe((reply) => {
+  })));
+  subs.push(session.interceptor.asyncFailures$.subscribe(guarded((reply: ReplyFrame) => {
     const r = pendingAsync.get(reply.seq);
     if (!r) return;
     pendingAsync.delete(reply.seq);
     // A failure that changed state (a failed build) stays, with its status; any other failed call changed nothing.
     if (keptFailure(spec.functions[r.fn]!, reply)) sj.rewrite({ ...r, ret: reply.ret ?? null });
     else sj.retract(reply.seq, r);
-  }));
+  })));
   const removeBarrier = journal.durability === 'none' ? () => undefined : session.addBarrier(() => sj.flush());
   return {
     journal: sj,
