@@ -116,7 +116,8 @@ export async function precopyMigrate(session: GuestSession, journal: SessionJour
     options.onProgress?.(`pre-copied ${first.objects} objects, ${first.bytes} bytes in ${liveMs.toFixed(1)} ms`);
 
     const chosen = target;
-    return await session.runExclusive(async () => {
+    type Report = MigrationReport & { precopy: PrecopyStats };
+    const stopPhase = async (): Promise<Report> => {
       const stopCall = session.firstUnsent;
       const t0 = performance.now();
       phase = 'drain';
@@ -153,6 +154,19 @@ export async function precopyMigrate(session: GuestSession, journal: SessionJour
         total: t4 - t0, bytes: first.bytes + dirty.bytes, stateObjects: first.objects, replayed: plan.records.length + delta.length,
         precopy: { liveMs, liveBytes: first.bytes, dirtyObjects: dirty.objects, dirtyBytes: dirty.bytes },
       };
+    };
+    // The stop phase pauses the session: at once, unless work waits on the application (another thread blocked in a
+    // wait, an incomplete user event), when pausing could never finish; then it runs before a later call, where the
+    // session checks that again (see GuestSession.schedule).
+    if (!session.waitingOnApplication) return await session.runExclusive(stopPhase);
+    return await new Promise<Report>((resolve, reject) => {
+      session.schedule(session.callCount, async () => {
+        try {
+          resolve(await stopPhase());
+        } catch (error) {
+          reject(error as Error);
+        }
+      });
     });
   } catch (error) {
     tracker.stop();
