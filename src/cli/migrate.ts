@@ -34,7 +34,8 @@ Options:
   --seed <n>              seed of the random choice (printed, so a run can be reproduced)
   --transport <kind>      local | shm | unix | tcp (default unix: guest and workers in separate processes)
   --target <host:port>    migrate to a worker of the peer manager there (default: a new worker like the source's)
-  --journal <dir>         journal folder (default AVA_JOURNAL or .ava/journal)
+  --journal <dir>         journal folder (default AVA_JOURNAL, else .ava/journal; -toyacc for --demo, -opencl for
+                          compiled programs, since a folder holds one spec's sessions)
   --precopy               pre-copy (live) migration: state copied while the workload runs, then only what changed
   --icd / --no-icd        run the command through the OpenCL ICD (default: when it is a compiled program, not a script)
   --demo                  run the built-in toyacc demo workload (40 rounds, over 100 calls) instead of a command
@@ -78,7 +79,13 @@ export async function main(argv: string[]): Promise<void> {
   const transport = ((values.transport as string | undefined) ?? 'unix').toLowerCase();
   if (!['local', 'shm', 'unix', 'tcp'].includes(transport)) throw new ConfigError(`--transport "${transport}" must be local, shm, unix or tcp`);
   if (values.target) parseAddress(values.target as string, '--target');
-  const journal = values.journal ? resolve(values.journal as string) : journalPath();
+  // A compiled OpenCL program runs unmodified through the ICD; scripts use the guestlib themselves.
+  const throughIcd = command.length > 0 && !values['no-icd'] && (values.icd === true || isNativeProgram(command[0]!));
+  // A journal folder holds the sessions of one spec: by default the built-in demo (toyacc) and native OpenCL
+  // programs each get their own, so running one after the other never meets ERR_AVA_JOURNAL_SPEC.
+  const ownFolder = values.demo ? 'toyacc' : throughIcd ? 'opencl' : undefined;
+  const journal = values.journal ? resolve(values.journal as string)
+    : process.env.AVA_JOURNAL || !ownFolder ? journalPath() : `${journalPath()}-${ownFolder}`;
   const scratch = mkdtempSync(join(tmpdir(), 'ava-migrate-'));
   const reportPath = join(scratch, 'reports.jsonl');
   const env: Record<string, string> = {
@@ -86,8 +93,6 @@ export async function main(argv: string[]): Promise<void> {
     AVA_CHANNEL: transport.toUpperCase(), AVA_MIGRATION_REPORT: reportPath, AVA_MIGRATION_MODE: values.precopy ? 'precopy' : 'stop',
     ...(values.target ? { AVA_MIGRATION_TARGET: values.target as string } : {}),
   };
-  // A compiled OpenCL program runs unmodified through the ICD; scripts use the guestlib themselves.
-  const throughIcd = command.length > 0 && !values['no-icd'] && (values.icd === true || isNativeProgram(command[0]!));
   if (throughIcd) {
     Object.assign(env, await icdEnvironment({ onProgress: (m) => { if (!values.json) process.stderr.write(`ava-migrate: ${m}\n`); } }));
   }
