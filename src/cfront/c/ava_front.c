@@ -702,7 +702,7 @@ static void encode_args(const ava_fn *fn, uint64_t *slots, ava_cbuf *b, call_sta
     case AVA_MAPPED: {
       pthread_mutex_lock(&obj_mu);
       mapping *m = ptr ? map_get(&mappings, (uint64_t)(uintptr_t)ptr) : NULL;
-      mapping copy = m ? *m : (mapping){ 0, 0 };
+      mapping copy = m ? *m : (mapping){ 0, 0, 0 };
       pthread_mutex_unlock(&obj_mu);
       if (!m) { cs->status = ST_INVALID_VALUE; ava_cb_null(b); break; }
       ava_cb_map(b, 2);
