@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cliEntry } from '../cli/entry.js';
 import { compileInto, hashFields, packageSourceDir, splitCompiler } from '../build/compile.js';
 import { cacheDir as defaultCacheDir, cCompiler } from '../config.js';
 import { NativeLibraryError } from '../errors.js';
@@ -60,19 +60,6 @@ export function cfrontSourceDir(): string {
   return join(packageSourceDir(import.meta.url, join('src', 'cfront'), join('c', 'ava_front.c')), 'c');
 }
 
-/** How ava-guestd is started from this installation: node, an optional loader to import, the entry script. */
-export function guestdCommand(): { node: string; script: string; importUrl?: string } {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.ts')) {
-    return {
-      node: process.execPath,
-      script: fileURLToPath(new URL('../cli/run-guestd.ts', import.meta.url)),
-      importUrl: import.meta.resolve('tsx'),
-    };
-  }
-  return { node: process.execPath, script: fileURLToPath(new URL('../cli/run-guestd.js', import.meta.url)) };
-}
-
 /**
  * Builds (or finds in the cache) the C front of `spec`.
  * @throws {NativeLibraryError} `ERR_AVA_NO_COMPILER` without a C compiler, `ERR_AVA_BUILD_FAILED` with the compiler's
@@ -84,7 +71,7 @@ export async function buildCFront(spec: ApiSpec, options: BuildCFrontOptions = {
   if (icd && !include) {
     throw new NativeLibraryError('ERR_AVA_BUILD_FAILED', 'CL/cl_icd.h is missing: run scripts/install-opencl.sh (opencl-headers), or name its folder in CPATH');
   }
-  const command = guestdCommand();
+  const command = cliEntry('guestd');
   const generated = generateCFront(spec, {
     node: command.node, guestdScript: command.script, ...(command.importUrl ? { guestdImport: command.importUrl } : {}),
     ...(icd ? { icdDispatch: { header: 'CL/cl_icd.h', struct: 'cl_icd_dispatch', fields: dispatchFields(readFileSync(join(include!, 'CL', 'cl_icd.h'), 'utf8')) } } : {}),

@@ -13,7 +13,7 @@ import type { ApiSpec } from '../spec/types.js';
 import type { FrameLink } from '../transport/link.js';
 import type { CallFrame, ControlFrame, Frame, ReplyFrame } from '../wire/frames.js';
 import { PROTOCOL_VERSION } from '../wire/frames.js';
-import { HandshakeError } from '../worker/serve.js';
+import { answerControl, HandshakeError } from '../worker/serve.js';
 
 /** Options of {@link serveFront}. */
 export interface ServeFrontOptions {
@@ -75,14 +75,9 @@ export function serveFront(link: FrameLink, options: ServeFrontOptions): FrontCo
   };
 
   const control = (frame: ControlFrame): void => {
-    const answer = (p: Promise<Uint8Array | undefined>): void => {
-      p.then(
-        (bytes) => send(bytes ? { t: 'controlReply', id: frame.id, bytes } : { t: 'controlReply', id: frame.id }),
-        (error: unknown) => send({ t: 'controlReply', id: frame.id, error: toWireError(error) }),
-      );
-    };
-    if (frame.op === 'extract') answer(opened!.session.extractState(frame.handle ?? 0));
-    else answer(Promise.reject(new HandshakeError('ERR_AVA_BAD_FRAME', `a front may not send control ${frame.op}`)));
+    const work = frame.op === 'extract' ? opened!.session.extractState(frame.handle ?? 0)
+      : Promise.reject(new HandshakeError('ERR_AVA_BAD_FRAME', `a front may not send control ${frame.op}`));
+    answerControl(send, frame.id, work);
   };
 
   const handle = (frame: Frame): void => {
@@ -103,7 +98,6 @@ export function serveFront(link: FrameLink, options: ServeFrontOptions): FrontCo
     try {
       if (opening === undefined) {
         if (frame.t !== 'hello') throw new HandshakeError('ERR_AVA_HANDSHAKE', `expected a hello frame first, got ${frame.t}`);
-        if (frame.v !== PROTOCOL_VERSION) throw new HandshakeError('ERR_AVA_PROTOCOL_VERSION', `protocol version ${frame.v}; this ava-guestd speaks ${PROTOCOL_VERSION}`);
         if (frame.spec !== spec.name || frame.hash !== spec.hash) {
           throw new HandshakeError('ERR_AVA_SPEC_MISMATCH', `ava-guestd serves ${spec.name} ${spec.hash.slice(0, 12)}, the C front was built for ${frame.spec} ${frame.hash.slice(0, 12)}: rebuild it`);
         }

@@ -35,6 +35,14 @@ function tokensEqual(a: string, b: string): boolean {
   return x.byteLength === y.byteLength && timingSafeEqual(x, y);
 }
 
+/** Answers control frame `id` with the bytes (or nothing) `work` resolves to, or with its error. */
+export function answerControl(send: (frame: Frame) => void, id: number, work: Promise<Uint8Array | undefined>): void {
+  work.then(
+    (bytes) => send(bytes ? { t: 'controlReply', id, bytes } : { t: 'controlReply', id }),
+    (error: unknown) => send({ t: 'controlReply', id, error: toWireError(error) }),
+  );
+}
+
 /** Serves one connection of `worker`. */
 export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions = {}): void {
   let session: WorkerSession | undefined;
@@ -57,12 +65,7 @@ export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions
   };
   const runControl = (frame: ControlFrame): void => {
     const s = session!;
-    const answer = (p: Promise<Uint8Array | undefined>): void => {
-      p.then(
-        (bytes) => link.send(bytes ? { t: 'controlReply', id: frame.id, bytes } : { t: 'controlReply', id: frame.id }),
-        (error: unknown) => link.send({ t: 'controlReply', id: frame.id, error: toWireError(error) }),
-      );
-    };
+    const answer = (p: Promise<Uint8Array | undefined>): void => answerControl((f) => link.send(f), frame.id, p);
     switch (frame.op) {
       case 'extract': answer(s.extractState(frame.handle ?? 0, frame.held === true, frame.length === undefined ? undefined : { offset: frame.offset ?? 0, length: frame.length })); break;
       case 'restore': answer(s.restoreState(frame.handle ?? 0, frame.bytes ?? new Uint8Array(), frame.crc, frame.held === true, frame.offset).then(() => undefined)); break;

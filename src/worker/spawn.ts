@@ -4,11 +4,10 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { Address } from '../config.js';
 import { formatAddress, parseAddress } from '../config.js';
+import { cliEntry } from '../cli/entry.js';
 import { AvaError } from '../errors.js';
 
 /** Options of {@link spawnWorkerProcess}. */
@@ -40,13 +39,8 @@ export interface WorkerProcess {
 
 /** The command line that starts a worker process from this installation. */
 export function workerCommand(): { command: string; args: string[] } {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.ts')) {
-    return { command: process.execPath, args: ['--import', 'tsx', fileURLToPath(new URL('../cli/run-worker.ts', import.meta.url))] };
-  }
-  const entry = fileURLToPath(new URL('../cli/run-worker.js', import.meta.url));
-  if (!existsSync(entry)) throw new AvaError('ERR_AVA_NATIVE_LOAD', `worker entry ${entry} is missing; run npm run build`);
-  return { command: process.execPath, args: [entry] };
+  const { node, importUrl, script } = cliEntry('worker');
+  return { command: node, args: importUrl ? ['--import', importUrl, script] : [script] };
 }
 
 /**
