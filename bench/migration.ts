@@ -15,9 +15,12 @@
  *   phase and the dirty bytes come from `report.precopy`. At 1 GiB it runs once more with the state in 64 buffers of
  *   16 MiB, so the dirtied 16 MiB is a whole object: what the stop phase would copy if dirt were tracked per range
  *   (today it is per object, so 16 MiB dirty in a 256 MiB buffer recopies 256 MiB). The target is judged on 4 x 256 MiB.
- * - baselines, same sizes, same run: a raw memcpy (`Buffer.copy` between buffers already touched) and a raw socket
+ * - baselines, same sizes, same run: a raw memcpy (`Buffer.copy` between buffers already touched), a raw socket
  *   copy between two processes over a unix socket (a child process receives N bytes and answers one byte; the time
- *   is send + ack).
+ *   is send + ack), and a write of N bytes into freshly allocated memory (allocate, then fill: the first touch of
+ *   every page). The last is what a restore into the target's new device buffers costs at least on toyacc, whose
+ *   buffers are host memory allocated by replay (calloc) and touched first by the restore; the raw socket copy's
+ *   receiver touches no new memory.
  *
  * The target worker is started before the migration and handed over by `openTarget`, as a manager's warm pool
  * (AVA_WPOOL) gives it, so `connect` is a connection and handshake; the cost of starting a fresh worker process
@@ -348,12 +351,25 @@ async function precopy(size: number, dir: string, tag: string, bufferSize = BUFF
   }
 }
 
+/** Median ms to allocate `size` bytes (in pieces of at most 256 MiB) and write every byte: fresh pages first touched. */
+function freshWriteMs(size: number, runs: number): number {
+  const once = (): number => {
+    const t0 = performance.now();
+    for (let at = 0; at < size; at += BUFFER_MAX) Buffer.allocUnsafeSlow(Math.min(BUFFER_MAX, size - at)).fill(0x5a);
+    return performance.now() - t0;
+  };
+  const samples: number[] = [];
+  for (let r = 0; r < runs; r++) samples.push(once());
+  return median(samples);
+}
+
 // ------------------------------------------------------------------------------------------------ the run
 
 interface SizeResult {
   readonly size: number;
   readonly memcpyMs: number;
   readonly socketMs: number;
+  readonly freshMs: number;
   readonly stop: StopResult[];
   readonly pre: PrecopyResult[];
 }
@@ -379,7 +395,8 @@ export async function run(): Promise<void> {
     for (const size of SIZES) {
       const memcpy = memcpyMs(size, baselineRunsFor(size));
       const socket = await socketCopyMs(sink, size, baselineRunsFor(size));
-      console.log(`  ${fmtSize(size)}: raw memcpy ${ms(memcpy)} ms, raw unix socket copy ${ms(socket)} ms`);
+      const fresh = freshWriteMs(size, baselineRunsFor(size));
+      console.log(`  ${fmtSize(size)}: raw memcpy ${ms(memcpy)} ms, raw unix socket copy ${ms(socket)} ms, write into fresh memory ${ms(fresh)} ms`);
       const stop: StopResult[] = [];
       const pre: PrecopyResult[] = [];
       for (let r = 0; r < runsFor(size); r++) {
@@ -391,11 +408,11 @@ export async function run(): Promise<void> {
         console.log(`  ${fmtSize(size)} pre-copy #${r + 1}: downtime ${ms(p.report.total)} ms, live ${ms(p.report.precopy.liveMs)} ms, dirty ${fmtSize(p.report.precopy.dirtyBytes)} in ${p.report.precopy.dirtyObjects} objects; read-back ${p.verified.ok ? 'ok' : `WRONG: ${p.verified.detail}`}`);
       }
       if (size === SIZES[0]) {
-        const fresh = await stopAndCopy(size, dir, `fresh-${size}`, true);
-        freshConnectMs = fresh.report.phases.connect;
-        if (!fresh.verified.ok) console.log(`  fresh-worker stop-and-copy at ${fmtSize(size)}: read-back WRONG: ${fresh.verified.detail}`);
+        const spawned = await stopAndCopy(size, dir, `fresh-${size}`, true);
+        freshConnectMs = spawned.report.phases.connect;
+        if (!spawned.verified.ok) console.log(`  fresh-worker stop-and-copy at ${fmtSize(size)}: read-back WRONG: ${spawned.verified.detail}`);
       }
-      results.push({ size, memcpyMs: memcpy, socketMs: socket, stop, pre });
+      results.push({ size, memcpyMs: memcpy, socketMs: socket, freshMs: fresh, stop, pre });
       if (size === GiB) {
         smallObjects = await precopy(size, dir, `pre-small-${size}`, DIRTY);
         console.log(`  ${fmtSize(size)} in ${fmtSize(DIRTY)} buffers, pre-copy: downtime ${ms(smallObjects.report.total)} ms, live ${ms(smallObjects.report.precopy.liveMs)} ms, dirty ${fmtSize(smallObjects.report.precopy.dirtyBytes)} in ${smallObjects.report.precopy.dirtyObjects} objects; read-back ${smallObjects.verified.ok ? 'ok' : `WRONG: ${smallObjects.verified.detail}`}`);
@@ -409,22 +426,23 @@ export async function run(): Promise<void> {
 
   // ---------------------------------------------------------------- stop-and-copy
   console.log('\nstop-and-copy downtime per phase (ms; median run by total)');
-  console.log(`  ${'state'.padEnd(8)}${PHASES.map((p) => p.padStart(9)).join('')}${'total'.padStart(9)}${'memcpy'.padStart(9)}${'socket'.padStart(9)}${'tot/sock'.padStart(10)}${'app call'.padStart(10)}  read-back`);
+  console.log(`  ${'state'.padEnd(8)}${PHASES.map((p) => p.padStart(9)).join('')}${'total'.padStart(9)}${'memcpy'.padStart(9)}${'socket'.padStart(9)}${'fresh'.padStart(9)}${'tot/sock'.padStart(10)}${'app call'.padStart(10)}  route     read-back`);
   const stopRows: BenchRow[] = [];
   const stopDetails: Record<string, unknown>[] = [];
   for (const r of results) {
     const m = medianRun(r.stop);
     const ratio = m.report.total / r.socketMs;
     const ok = r.stop.every((s) => s.verified.ok);
-    console.log(`  ${fmtSize(r.size).padEnd(8)}${PHASES.map((p) => ms(m.report.phases[p]).padStart(9)).join('')}${ms(m.report.total).padStart(9)}${ms(r.memcpyMs).padStart(9)}${ms(r.socketMs).padStart(9)}${`${ratio.toFixed(2)}x`.padStart(10)}${ms(m.callMs).padStart(10)}  ${ok ? 'ok' : 'WRONG'}`);
+    console.log(`  ${fmtSize(r.size).padEnd(8)}${PHASES.map((p) => ms(m.report.phases[p]).padStart(9)).join('')}${ms(m.report.total).padStart(9)}${ms(r.memcpyMs).padStart(9)}${ms(r.socketMs).padStart(9)}${ms(r.freshMs).padStart(9)}${`${ratio.toFixed(2)}x`.padStart(10)}${ms(m.callMs).padStart(10)}  ${m.report.stateRoute.padEnd(8)}  ${ok ? 'ok' : 'WRONG'}`);
     stopRows.push(
       { name: `${fmtSize(r.size)} raw unix socket copy (baseline)`, nsPerOp: r.socketMs * 1e6, ratio: 1, ops: 1 },
       { name: `${fmtSize(r.size)} raw memcpy`, nsPerOp: r.memcpyMs * 1e6, ratio: r.memcpyMs / r.socketMs, ops: 1 },
+      { name: `${fmtSize(r.size)} write into fresh memory`, nsPerOp: r.freshMs * 1e6, ratio: r.freshMs / r.socketMs, ops: 1 },
       { name: `${fmtSize(r.size)} stop-and-copy total`, nsPerOp: m.report.total * 1e6, ratio, ops: 1 },
     );
     stopDetails.push({
-      size: r.size, memcpyMs: r.memcpyMs, socketMs: r.socketMs, totalOverSocket: ratio, verified: ok,
-      runs: r.stop.map((s) => ({ phases: s.report.phases, total: s.report.total, bytes: s.report.bytes, stateObjects: s.report.stateObjects, replayed: s.report.replayed, appCallMs: s.callMs, verify: s.verified })),
+      size: r.size, memcpyMs: r.memcpyMs, socketMs: r.socketMs, freshWriteMs: r.freshMs, totalOverSocket: ratio, verified: ok,
+      runs: r.stop.map((s) => ({ phases: s.report.phases, total: s.report.total, bytes: s.report.bytes, stateObjects: s.report.stateObjects, stateRoute: s.report.stateRoute, replayed: s.report.replayed, appCallMs: s.callMs, verify: s.verified })),
     });
   }
   if (freshConnectMs !== undefined) console.log(`  (connect above: a worker already running, as a pool gives it; a fresh worker process started by defaultTarget costs ${ms(freshConnectMs)} ms of connect)`);
@@ -474,6 +492,7 @@ export async function run(): Promise<void> {
     const limit = STOP_RATIO * big.socketMs + STOP_SLACK_MS;
     stopMet = s.report.total <= limit && big.stop.every((x) => x.verified.ok);
     console.log(`  target stop-and-copy at 1 GiB: total ${ms(s.report.total)} ms <= ${STOP_RATIO} x ${ms(big.socketMs)} + ${STOP_SLACK_MS} = ${ms(limit)} ms: ${stopMet ? 'MET' : 'MISSED'}`);
+    console.log(`    (for scale: the raw socket copy plus a write of the same bytes into fresh memory, which the restore into new toyacc buffers cannot avoid: ${ms(big.socketMs + big.freshMs)} ms)`);
     const p = medianRun(big.pre);
     preMet = p.report.total <= PRECOPY_MS && big.pre.every((x) => x.verified.ok);
     console.log(`  target pre-copy at 1 GiB, ${fmtSize(p.dirtied)} dirtied: downtime ${ms(p.report.total)} ms <= ${PRECOPY_MS} ms: ${preMet ? 'MET' : 'MISSED'} (stop phase recopied ${fmtSize(p.report.precopy.dirtyBytes)})`);

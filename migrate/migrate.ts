@@ -47,6 +47,8 @@ export interface MigrationReport {
   /** Explicit state moved, in bytes, and the objects it belongs to. */
   readonly bytes: number;
   readonly stateObjects: number;
+  /** How the state went: `direct` (streamed from the source worker to the target worker) or `relayed` (through the guest). */
+  readonly stateRoute: 'direct' | 'relayed';
   /** Records replayed on the target. */
   readonly replayed: number;
 }
@@ -111,7 +113,7 @@ export async function migrateSession(session: GuestSession, journal: SessionJour
     // taken at extraction; `extract` and `restore` are the time spent waiting on each side.
     phase = 'restore';
     const copied = await copyStates(source, target, plan.withState, plan.held);
-    options.onProgress?.(`copied ${copied.objects} objects, ${copied.bytes} bytes`);
+    options.onProgress?.(`copied ${copied.objects} objects, ${copied.bytes} bytes (${copied.direct ? 'worker to worker' : 'through the guest'})`);
     t.push(performance.now());
 
     phase = 'switch';
@@ -125,7 +127,7 @@ export async function migrateSession(session: GuestSession, journal: SessionJour
     };
     return {
       call, session: session.id, from: describe(old), to: describe(target), phases, total: t6 - t0,
-      bytes: copied.bytes, stateObjects: copied.objects, replayed: replayed.calls,
+      bytes: copied.bytes, stateObjects: copied.objects, stateRoute: copied.direct ? 'direct' : 'relayed', replayed: replayed.calls,
     };
   } catch (error) {
     if (target) await target.close().catch(() => undefined);

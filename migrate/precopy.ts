@@ -19,7 +19,7 @@ import { planReplay } from '../replay/plan.js';
 import type { ReplayPlan } from '../replay/plan.js';
 import type { GuestSession } from '../src/guest/session.js';
 import type { Channel } from '../src/transport/channel.js';
-import { copyRanges, copyStates } from './copy-state.js';
+import { copyStates, moveState, rangeItems, wholeItems } from './copy-state.js';
 import { planOf } from '../src/spec/plan.js';
 import type { MigrateOptions, MigrationReport } from './migrate.js';
 import { MigrationError, describeChannel } from './migrate.js';
@@ -85,10 +85,6 @@ class DirtyTracker {
   }
 }
 
-/** Copies, in chunks, the state of those of `ids` whose state travels in `plan` (see `ReplayPlan.withState`). */
-function copyState(source: Channel, target: Channel, plan: ReplayPlan, ids: Iterable<number>) {
-  return copyStates(source, target, [...ids].filter((id) => plan.withState.has(id)), plan.held);
-}
 
 /**
  * Migrates `session` by pre-copy, starting now while the application runs. Resolves with the report once the
@@ -111,7 +107,10 @@ export async function precopyMigrate(session: GuestSession, journal: SessionJour
     const plan = await planReplay(journal, { before: cut });
     target = await options.openTarget();
     await replayOnto(target, plan);
-    const first = await copyState(source, target, plan, plan.liveObjects);
+    // The application keeps running: an object it releases meanwhile is skipped here and left to the stop phase,
+    // whose plan says whether it still matters (held by a live object) and how.
+    const first = await copyStates(source, target, [...plan.liveObjects].filter((id) => plan.withState.has(id)), plan.held, { skipReleased: true });
+    for (const id of first.skipped) tracker.dirty.add(id);
     const liveMs = performance.now() - live0;
     options.onProgress?.(`pre-copied ${first.objects} objects, ${first.bytes} bytes in ${liveMs.toFixed(1)} ms`);
 
@@ -135,13 +134,11 @@ export async function precopyMigrate(session: GuestSession, journal: SessionJour
       const t2 = performance.now();
       phase = 'copy dirty state';
       tracker.stop();
-      const dirty = await copyState(source, chosen, now, tracker.dirty);
-      const live = [...tracker.ranges].filter(([id]) => now.withState.has(id));
-      const ranged = await copyRanges(source, chosen, live, now.held);
-      dirty.objects += ranged.objects;
-      dirty.bytes += ranged.bytes;
-      dirty.extractMs += ranged.extractMs;
-      dirty.restoreMs += ranged.restoreMs;
+      // Dirty objects whole, and the dirty regions of the others, in one copy.
+      const dirty = await moveState(source, chosen, [
+        ...wholeItems([...tracker.dirty].filter((id) => now.withState.has(id)), now.held),
+        ...rangeItems([...tracker.ranges].filter(([id]) => now.withState.has(id)), now.held),
+      ]);
       const t3 = performance.now();
       phase = 'switch';
       const old = session.switchChannel(chosen);
@@ -151,7 +148,7 @@ export async function precopyMigrate(session: GuestSession, journal: SessionJour
       return {
         call: stopCall, session: session.id, from: describe(old), to: describe(chosen),
         phases: { drain: t1 - t0, extract: dirty.extractMs, connect: 0, replay: t2 - t1, restore: dirty.restoreMs, switch: t4 - t3 },
-        total: t4 - t0, bytes: first.bytes + dirty.bytes, stateObjects: first.objects, replayed: plan.records.length + delta.length,
+        total: t4 - t0, bytes: first.bytes + dirty.bytes, stateObjects: first.objects, stateRoute: dirty.direct || first.direct ? 'direct' : 'relayed', replayed: plan.records.length + delta.length,
         precopy: { liveMs, liveBytes: first.bytes, dirtyObjects: dirty.objects, dirtyBytes: dirty.bytes },
       };
     };

@@ -48,9 +48,9 @@ const PHASES = ['drain', 'extract', 'connect', 'replay', 'restore', 'switch'] as
 function table(reports: readonly MigrationReport[]): string {
   if (reports.length === 0) return 'no migration happened (the workload made fewer calls than the chosen call)\n';
   const rows = reports.map((r) => [
-    String(r.call), ...PHASES.map((p) => r.phases[p].toFixed(2)), r.total.toFixed(2), String(r.bytes), String(r.replayed), `${r.from} -> ${r.to}`,
+    String(r.call), ...PHASES.map((p) => r.phases[p].toFixed(2)), r.total.toFixed(2), String(r.bytes), r.stateRoute ?? '', String(r.replayed), `${r.from} -> ${r.to}`,
   ]);
-  const head = ['call', ...PHASES.map((p) => `${p} ms`), 'total ms', 'state bytes', 'replayed', 'workers'];
+  const head = ['call', ...PHASES.map((p) => `${p} ms`), 'total ms', 'state bytes', 'state went', 'replayed', 'workers'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padStart(widths[i]!))).join('  ');
   return `${[line(head), ...rows.map(line)].join('\n')}\n`;

@@ -274,6 +274,12 @@ export interface StateContext {
   remembered?(fn: string, param: number): Uint8Array | undefined;
   /** Calls a native function of the spec's library with native values (pointers as numbers, Buffers for pointers). */
   callNative(fn: string, ...args: unknown[]): unknown;
+  /**
+   * The same call on a thread of the worker's pool, off its event loop: for large copies, so that the worker keeps
+   * receiving the next chunk of a state stream while this one is written. Buffers passed must stay untouched until
+   * it resolves.
+   */
+  callNativeOffThread(fn: string, ...args: unknown[]): Promise<unknown>;
   /** Native pointers of the session's live handles of `kind`. */
   liveHandles(kind: string): readonly number[];
   /** The API's status convention, to check native results. */
@@ -288,9 +294,10 @@ export interface ExplicitState {
   restore(ctx: StateContext, handle: number, bytes: Uint8Array): Promise<void> | void;
   /**
    * Optional: reads up to `length` bytes from `offset` (fewer at the end, none past it), so that large state travels
-   * in chunks instead of one allocation the size of the object.
+   * in chunks instead of one allocation the size of the object. With `into` (at least `length` bytes), reads into it
+   * and returns the filled part: a copy reuses its chunk buffers instead of touching fresh memory for every chunk.
    */
-  extractRange?(ctx: StateContext, handle: number, offset: number, length: number): Promise<Uint8Array> | Uint8Array;
+  extractRange?(ctx: StateContext, handle: number, offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> | Uint8Array;
   /** Optional: writes `bytes` at `offset` (the counterpart of {@link extractRange}). */
   restoreRange?(ctx: StateContext, handle: number, offset: number, bytes: Uint8Array): Promise<void> | void;
   /**

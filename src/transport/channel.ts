@@ -3,7 +3,26 @@
  * call frames of one session to its worker and replies and callback events back.
  */
 import type { ApiSpec } from '../spec/types.js';
-import type { CallFrame, EventFrame, ReplyFrame } from '../wire/frames.js';
+import type { CallFrame, EventFrame, ReplyFrame, StateCopyItem } from '../wire/frames.js';
+
+/** Where another worker can stream explicit state into a session: its worker's address and token, and a one-time intake token. */
+export interface StateIntake {
+  /** `unix:<path>` or `tcp:<host>:<port>`. */
+  readonly address: string;
+  readonly token?: string;
+  readonly intake: string;
+}
+
+/**
+ * What a worker-to-worker state copy did: objects and bytes, the source's time spent reading them out, and the objects
+ * skipped because the application released them meanwhile.
+ */
+export interface StateSent {
+  readonly objects: number;
+  readonly bytes: number;
+  readonly extractMs: number;
+  readonly skipped: readonly number[];
+}
 
 /** What a channel can do, so callers ask instead of sniffing. */
 export interface ChannelSupports {
@@ -38,6 +57,18 @@ export interface Channel extends AsyncDisposable {
    * `range` / `offset`: one chunk of the state (kinds without chunked access give their whole state as chunk 0).
    */
   restoreState(id: number, bytes: Uint8Array, crc?: number, held?: boolean, offset?: number): Promise<void>;
+  /**
+   * Optional: a one-time intake through which another worker streams explicit state into this session; `undefined`
+   * when this channel's worker cannot be reached by another (it runs inside the guest's process).
+   */
+  openStateIntake?(): Promise<StateIntake | undefined>;
+  /**
+   * Optional: has this channel's worker stream the state of `objects` straight into the session that issued `intake`
+   * (chunks written and checked there as by {@link restoreState}), after the calls sent before. `skipReleased`: while
+   * the application keeps running, objects it released meanwhile are skipped (and named) instead of failing the copy.
+   * @throws `ERR_AVA_CONNECT` when the worker cannot reach the address (nothing was written).
+   */
+  sendState?(intake: StateIntake, objects: readonly StateCopyItem[], options?: { readonly chunkBytes?: number; readonly skipReleased?: boolean }): Promise<StateSent>;
   /** Binds `id` to a new completed object of a transient kind (replay of an event), after the calls sent before. */
   recreateTransient(id: number, kind: string, related: readonly number[]): Promise<void>;
   /**

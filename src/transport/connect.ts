@@ -37,5 +37,6 @@ export async function connectSocketChannel(options: SocketChannelOptions): Promi
     kind: options.address.kind, link: new SocketLink(socket, options.limits), spec: options.spec, sessionId: options.sessionId,
     ...(options.token ? { token: options.token } : {}),
     ...(options.dispose ? { dispose: options.dispose } : {}),
+    reachableAt: { address: options.address, ...(options.token ? { token: options.token } : {}) },
   });
 }

@@ -20,6 +20,8 @@ export interface FrameLink {
   close(): void;
   /** Changes the largest frame accepted from the peer (small until a handshake is done). */
   setMaxFrameBytes?(bytes: number): void;
+  /** Socket links: hands the socket over to another reader (see {@link SocketLink.detach}). */
+  detach?(): { socket: Socket; rest: Buffer };
 }
 
 /** A frame link over a stream socket, with the codec's length prefix. */
@@ -30,7 +32,17 @@ export class SocketLink implements FrameLink {
   readonly #frameListeners: ((frame: Frame) => void)[] = [];
   readonly #closeListeners: ((error?: Error) => void)[] = [];
   #closed = false;
+  #detached = false;
   #error: Error | undefined;
+  readonly #onData = (chunk: Buffer): void => {
+    if (this.#closed || this.#detached) return;
+    const frames = this.#reader.push(chunk);
+    for (const frame of frames) {
+      for (const l of this.#frameListeners) l(frame);
+      if (this.#detached) return;
+    }
+    if (this.#reader.failed) this.#fail(this.#reader.failed);
+  };
 
   constructor(socket: Socket, limits: Partial<WireLimits> = {}) {
     this.socket = socket;
@@ -38,12 +50,7 @@ export class SocketLink implements FrameLink {
     // What a peer with default limits accepts (the reading limit may be lowered for a handshake).
     this.#maxSend = DEFAULT_LIMITS.maxFrameBytes;
     socket.setNoDelay?.(true);
-    socket.on('data', (chunk: Buffer) => {
-      if (this.#closed) return;
-      const frames = this.#reader.push(chunk);
-      for (const frame of frames) for (const l of this.#frameListeners) l(frame);
-      if (this.#reader.failed) this.#fail(this.#reader.failed);
-    });
+    socket.on('data', this.#onData);
     socket.on('error', (error) => { this.#error ??= error; });
     socket.on('close', () => this.#closedNow());
   }
@@ -89,6 +96,18 @@ export class SocketLink implements FrameLink {
 
   setMaxFrameBytes(bytes: number): void {
     this.#reader.setMaxFrameBytes(bytes);
+  }
+
+  /**
+   * Stops reading frames: the socket (and the bytes received after the last frame) go to another reader, as when a
+   * connection becomes a raw state stream. The peer must wait for an answer before sending such bytes, so nothing
+   * after the last frame was read as frames. Close listeners are dropped.
+   */
+  detach(): { socket: Socket; rest: Buffer } {
+    this.#detached = true;
+    this.socket.off('data', this.#onData);
+    this.#closeListeners.length = 0;
+    return { socket: this.socket, rest: this.#reader.takeRest() };
   }
 
   onFrame(listener: (frame: Frame) => void): void {

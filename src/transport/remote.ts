@@ -8,7 +8,11 @@ import { AvaError, ClosedError, fromWireError } from '../errors.js';
 import type { ApiSpec } from '../spec/types.js';
 import type { CallFrame, ControlFrame, EventFrame, Frame, ReplyFrame } from '../wire/frames.js';
 import { PROTOCOL_VERSION } from '../wire/frames.js';
-import type { Channel, ChannelSupports } from './channel.js';
+import type { Address } from '../config.js';
+import { formatAddress } from '../config.js';
+import { decodeBody } from '../wire/codec.js';
+import type { StateCopyItem } from '../wire/frames.js';
+import type { Channel, ChannelSupports, StateIntake, StateSent } from './channel.js';
 import type { FrameLink } from './link.js';
 
 /** Options of {@link RemoteChannel.open}. */
@@ -22,6 +26,8 @@ export interface RemoteChannelOptions {
   readonly helloTimeoutMs?: number;
   /** Runs after the channel closed (e.g. stops a worker process the channel owns). */
   readonly dispose?: () => Promise<void>;
+  /** Where other workers reach this channel's worker (its listening address and token), for state streams. */
+  readonly reachableAt?: { readonly address: Address; readonly token?: string };
 }
 
 interface Pending {
@@ -45,12 +51,14 @@ export class RemoteChannel implements Channel {
   #nextControl = 1;
   #closed: AvaError | undefined;
   readonly #dispose: (() => Promise<void>) | undefined;
+  readonly #reachableAt: RemoteChannelOptions['reachableAt'];
 
   private constructor(options: RemoteChannelOptions) {
     this.kind = options.kind;
     this.spec = options.spec;
     this.#link = options.link;
     this.#dispose = options.dispose;
+    this.#reachableAt = options.reachableAt;
     this.supports = { zeroCopy: false, crossProcess: options.kind !== 'shm' };
   }
 
@@ -163,6 +171,23 @@ export class RemoteChannel implements Channel {
 
   async restoreState(id: number, bytes: Uint8Array, crc?: number, held?: boolean, offset?: number): Promise<void> {
     await this.#control('restore', { handle: id, bytes, ...(crc === undefined ? {} : { crc }), ...(held ? { held } : {}), ...(offset === undefined ? {} : { offset }) });
+  }
+
+  async openStateIntake(): Promise<StateIntake | undefined> {
+    const at = this.#reachableAt;
+    if (!at) return undefined;
+    const token = await this.#control('intake');
+    return { address: formatAddress(at.address), intake: Buffer.from(token ?? new Uint8Array()).toString(), ...(at.token ? { token: at.token } : {}) };
+  }
+
+  async sendState(intake: StateIntake, objects: readonly StateCopyItem[], options: { readonly chunkBytes?: number; readonly skipReleased?: boolean } = {}): Promise<StateSent> {
+    const reply = await this.#control('send', {
+      address: intake.address, intake: intake.intake, objects, ...(intake.token ? { token: intake.token } : {}),
+      ...(options.chunkBytes ? { chunk: options.chunkBytes } : {}), ...(options.skipReleased ? { skipReleased: true } : {}),
+    });
+    const done = reply && decodeBody(reply);
+    if (done?.t !== 'stateDone') throw new AvaError('ERR_AVA_BAD_FRAME', 'the worker answered a send without its stateDone');
+    return { objects: done.objects, bytes: done.bytes, extractMs: done.ms ?? 0, skipped: done.skipped ?? [] };
   }
 
   async recreateTransient(id: number, kind: string, related: readonly number[]): Promise<void> {

@@ -176,6 +176,19 @@ function checkError(v: unknown, where: string, limits: WireLimits = DEFAULT_LIMI
   if (v.details !== undefined) checkValue(v.details, limits, 0, `${where}.details`);
 }
 
+function checkCopyItems(v: unknown, limits: WireLimits): void {
+  if (!Array.isArray(v) || v.length > limits.maxElements) bad('control: objects must be an array');
+  for (const item of v) {
+    if (!isObject(item) || !isInt(item.id)) bad('control: each object needs an integer id');
+    if (item.held !== undefined && typeof item.held !== 'boolean') bad('control: held must be a boolean');
+    if (item.ranges === undefined) continue;
+    if (!Array.isArray(item.ranges) || item.ranges.length > limits.maxElements) bad('control: ranges must be an array');
+    for (const r of item.ranges) {
+      if (!Array.isArray(r) || r.length !== 2 || !isInt(r[0]) || !isInt(r[1]) || r[0] < 0 || r[1] < 0) bad('control: a range is [offset, size]');
+    }
+  }
+}
+
 /**
  * Checks that a decoded value is a well-formed frame.
  * @throws {WireFormatError} naming the field at fault.
@@ -227,7 +240,13 @@ export function validateFrame(v: unknown, limits: WireLimits = DEFAULT_LIMITS): 
       checkValue(v.args, limits, 0, 'event.args');
       break;
     case 'control':
-      if (!isInt(v.id) || !['extract', 'restore', 'ping', 'close', 'recreate'].includes(v.op as string)) bad('control: malformed');
+      if (!isInt(v.id) || !['extract', 'restore', 'ping', 'close', 'recreate', 'intake', 'send'].includes(v.op as string)) bad('control: malformed');
+      if (v.address !== undefined && (typeof v.address !== 'string' || v.address.length > 1024)) bad('control: address must be a string');
+      if (v.token !== undefined && (typeof v.token !== 'string' || v.token.length > 256)) bad('control: token must be a short string');
+      if (v.intake !== undefined && (typeof v.intake !== 'string' || v.intake.length > 256)) bad('control: intake must be a short string');
+      if (v.chunk !== undefined && (!isInt(v.chunk) || v.chunk < 4096 || v.chunk > limits.maxFrameBytes)) bad('control: chunk out of range');
+      if (v.objects !== undefined) checkCopyItems(v.objects, limits);
+      if (v.skipReleased !== undefined && typeof v.skipReleased !== 'boolean') bad('control: skipReleased must be a boolean');
       if (v.kind !== undefined && (typeof v.kind !== 'string' || v.kind.length > 64)) bad('control: kind must be a short string');
       if (v.related !== undefined && (!Array.isArray(v.related) || v.related.length > 64 || !v.related.every(isInt))) bad('control: related must be a short list of ids');
       if (v.handle !== undefined && !isInt(v.handle)) bad('control: handle must be an integer');
@@ -236,6 +255,22 @@ export function validateFrame(v: unknown, limits: WireLimits = DEFAULT_LIMITS): 
       if (v.held !== undefined && typeof v.held !== 'boolean') bad('control: held must be a boolean');
       if (v.offset !== undefined && (!isInt(v.offset) || v.offset < 0)) bad('control: offset must be a non-negative integer');
       if (v.length !== undefined && (!isInt(v.length) || v.length < 0 || v.length > limits.maxFrameBytes)) bad('control: length out of range');
+      break;
+    case 'stateHello':
+      if (!isInt(v.v)) bad('stateHello: v must be an integer');
+      if (v.v !== PROTOCOL_VERSION) throw new WireFormatError('ERR_AVA_PROTOCOL_VERSION', `protocol version ${v.v} is not supported (this side speaks ${PROTOCOL_VERSION})`);
+      if (typeof v.intake !== 'string' || v.intake.length === 0 || v.intake.length > 256) bad('stateHello: intake must be a short string');
+      if (v.token !== undefined && typeof v.token !== 'string') bad('stateHello: token must be a string');
+      break;
+    case 'stateChunk':
+      if (!isInt(v.id) || !isInt(v.offset) || v.offset < 0 || !isInt(v.crc) || v.crc < 0) bad('stateChunk: id, offset and crc must be integers');
+      if (!isInt(v.n) || v.n < 0 || v.n > 2 ** 31) bad('stateChunk: n out of range');
+      if (v.held !== undefined && typeof v.held !== 'boolean') bad('stateChunk: held must be a boolean');
+      break;
+    case 'stateDone':
+      if (!isInt(v.objects) || !isInt(v.bytes) || v.objects < 0 || v.bytes < 0) bad('stateDone: objects and bytes must be counts');
+      if (v.ms !== undefined && typeof v.ms !== 'number') bad('stateDone: ms must be a number');
+      if (v.skipped !== undefined && (!Array.isArray(v.skipped) || v.skipped.length > limits.maxElements || !v.skipped.every(isInt))) bad('stateDone: skipped must be a list of ids');
       break;
     case 'controlReply':
       if (!isInt(v.id)) bad('controlReply: id must be an integer');
@@ -302,6 +337,14 @@ export class FrameReader {
       this.#buffered = 0;
     }
     return frames;
+  }
+
+  /** The bytes received after the last complete frame (the reader is empty afterwards). */
+  takeRest(): Buffer {
+    const rest = Buffer.concat(this.#chunks);
+    this.#chunks = [];
+    this.#buffered = 0;
+    return rest;
   }
 
   #peek(n: number): Buffer {

@@ -84,7 +84,7 @@ export interface BatchFrame {
 export interface ControlFrame {
   readonly t: 'control';
   readonly id: number;
-  readonly op: 'extract' | 'restore' | 'ping' | 'close' | 'recreate';
+  readonly op: 'extract' | 'restore' | 'ping' | 'close' | 'recreate' | 'intake' | 'send';
   readonly handle?: number;
   readonly bytes?: Uint8Array;
   /** For `restore`: CRC-32 of `bytes`; the worker reads the object back after writing and compares. */
@@ -97,6 +97,67 @@ export interface ControlFrame {
   /** For `recreate`: the handle kind, and the ids of the handle arguments of the call that made the original. */
   readonly kind?: string;
   readonly related?: readonly number[];
+  /**
+   * For `send`: the target worker's listening address (`unix:<path>` or `tcp:<host>:<port>`), the token that worker
+   * wants (tcp), the one-time intake token its session issued (`intake` op), what to copy, and the chunk size.
+   */
+  readonly address?: string;
+  readonly token?: string;
+  readonly intake?: string;
+  readonly objects?: readonly StateCopyItem[];
+  readonly chunk?: number;
+  /**
+   * For `send` while the application keeps running (pre-copy's live phase): an object it released meanwhile is
+   * skipped and named in the answer's `skipped`, instead of failing the copy.
+   */
+  readonly skipReleased?: boolean;
+}
+
+/**
+ * One object whose explicit state a `send` control moves: its id, whether a live object holds it after its release,
+ * and the byte ranges to copy (`[offset, size]`, merged and sorted); without ranges, all of it.
+ */
+export interface StateCopyItem {
+  readonly id: number;
+  readonly held?: boolean;
+  readonly ranges?: readonly (readonly [number, number])[];
+}
+
+/**
+ * Opens a state stream: the first frame a source worker sends to a target worker when it moves explicit state
+ * straight there (see docs/WIRE.md). After the target's `welcome`, the connection carries raw state chunks.
+ */
+export interface StateHelloFrame {
+  readonly t: 'stateHello';
+  readonly v: number;
+  /** The one-time token the target session issued for this copy. */
+  readonly intake: string;
+  /** The target worker's own token, where it wants one (tcp). */
+  readonly token?: string;
+}
+
+/** A chunk of one object's explicit state on a state stream; `n` raw bytes follow the frame. */
+export interface StateChunkFrame {
+  readonly t: 'stateChunk';
+  readonly id: number;
+  readonly offset: number;
+  readonly n: number;
+  /** CRC-32 of the bytes, taken at extraction; the target reads the object back and compares. */
+  readonly crc: number;
+  readonly held?: boolean;
+}
+
+/**
+ * The end of a state stream (source: what it sent) and the target's answer once every chunk is restored and checked
+ * (what it received). As the bytes of a `send` control's reply, also the source's time spent reading state (`ms`).
+ */
+export interface StateDoneFrame {
+  readonly t: 'stateDone';
+  readonly objects: number;
+  readonly bytes: number;
+  readonly ms?: number;
+  /** Objects skipped because the application released them during the copy (see `ControlFrame.skipReleased`). */
+  readonly skipped?: readonly number[];
 }
 
 /** The answer to a control frame. */
@@ -132,7 +193,7 @@ export interface AssignedFrame {
 }
 
 /** Every frame guests send. */
-export type GuestFrame = HelloFrame | (CallFrame & { readonly t: 'call' }) | BatchFrame | ControlFrame | AssignFrame;
+export type GuestFrame = HelloFrame | (CallFrame & { readonly t: 'call' }) | BatchFrame | ControlFrame | AssignFrame | StateHelloFrame | StateChunkFrame | StateDoneFrame;
 /** Every frame workers and managers send. */
 export type WorkerFrame = WelcomeFrame | (ReplyFrame & { readonly t: 'reply' }) | (EventFrame & { readonly t: 'event' }) | ControlReplyFrame | ErrorFrame | AssignedFrame;
 /** Any frame. */

@@ -8,9 +8,12 @@ import { AvaError, toWireError } from '../errors.js';
 import { callFailed } from '../spec/outcome.js';
 import type { FrameLink } from '../transport/link.js';
 import { DEFAULT_LIMITS } from '../wire/codec.js';
-import type { CallFrame, ControlFrame, Frame, ReplyFrame } from '../wire/frames.js';
+import type { CallFrame, ControlFrame, Frame, ReplyFrame, StateHelloFrame } from '../wire/frames.js';
 import { PROTOCOL_VERSION } from '../wire/frames.js';
+import { parseAddress } from '../config.js';
+import { encodeBody } from '../wire/codec.js';
 import type { WorkerSession } from './session.js';
+import { DEFAULT_STATE_CHUNK_BYTES, receiveState, sendState } from './state-stream.js';
 import type { Worker } from './worker.js';
 
 /** Options of {@link serveLink}. */
@@ -43,6 +46,19 @@ export function answerControl(send: (frame: Frame) => void, id: number, work: Pr
   );
 }
 
+/** Runs a `send` control: streams the listed objects' state to another worker; answers with a `stateDone` body. */
+async function sendStateFor(session: WorkerSession, frame: ControlFrame): Promise<Uint8Array> {
+  if (frame.address === undefined || frame.intake === undefined || frame.objects === undefined) {
+    throw new AvaError('ERR_AVA_BAD_FRAME', 'a send control needs address, intake and objects');
+  }
+  const stats = await sendState(session, {
+    address: parseAddress(frame.address, 'state target address'), intake: frame.intake, objects: frame.objects,
+    ...(frame.token === undefined ? {} : { token: frame.token }), ...(frame.chunk === undefined ? {} : { chunkBytes: frame.chunk }),
+    skipReleased: frame.skipReleased === true,
+  });
+  return encodeBody({ t: 'stateDone', objects: stats.objects, bytes: stats.bytes, ms: stats.extractMs, ...(stats.skipped.length > 0 ? { skipped: stats.skipped } : {}) });
+}
+
 /** Serves one connection of `worker`. */
 export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions = {}): void {
   let session: WorkerSession | undefined;
@@ -72,12 +88,24 @@ export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions
       case 'ping': answer(s.drained().then(() => undefined)); break;
       case 'recreate': answer(s.recreateTransient(frame.handle ?? 0, frame.kind ?? '', frame.related ?? []).then(() => undefined)); break;
       case 'close': answer(s.close().then(() => undefined)); break;
+      case 'intake': answer(Promise.resolve(Buffer.from(worker.issueIntake(s)))); break;
+      case 'send': answer(sendStateFor(s, frame)); break;
     }
+  };
+  const acceptStateStream = (frame: StateHelloFrame): void => {
+    if (options.token !== undefined && (frame.token === undefined || !tokensEqual(frame.token, options.token))) {
+      throw new HandshakeError('ERR_AVA_AUTH', 'this worker needs a valid token (AVA_TOKEN)');
+    }
+    if (!link.detach) throw new HandshakeError('ERR_AVA_HANDSHAKE', 'state streams travel on sockets only');
+    const target = worker.takeIntake(frame.intake);
+    const { socket, rest } = link.detach();
+    receiveState(target, socket, rest, worker.id, DEFAULT_STATE_CHUNK_BYTES);
   };
 
   link.onFrame((frame: Frame) => {
     try {
       if (!session) {
+        if (frame.t === 'stateHello') { acceptStateStream(frame); return; }
         if (frame.t !== 'hello') throw new HandshakeError('ERR_AVA_HANDSHAKE', `expected a hello frame first, got ${frame.t}`);
         if (options.token !== undefined && (frame.token === undefined || !tokensEqual(frame.token, options.token))) {
           throw new HandshakeError('ERR_AVA_AUTH', 'this worker needs a valid token (AVA_TOKEN)');

@@ -126,6 +126,9 @@ export class WorkerSession implements AsyncDisposable {
   #stateContext(id?: number): StateContext {
     return {
       callNative: (fn, ...args) => this.#library.get(fn)(...args),
+      callNativeOffThread: (fn, ...args) => new Promise((resolve, reject) => {
+        this.#library.get(fn).async(...args, (error: unknown, result: unknown) => (error ? reject(error) : resolve(result)));
+      }),
       liveHandles: (kind) => this.handles.livePointers(kind),
       status: this.spec.status,
       ...(id === undefined ? {} : {
@@ -142,13 +145,14 @@ export class WorkerSession implements AsyncDisposable {
   /**
    * Reads the explicit state (e.g. a buffer's bytes) of handle `id`, after every call received before. `held`: the
    * application released it but a live object still holds it (a kernel's argument), as the journal's graph says.
+   * `into`: a buffer a ranged read may fill (and return part of) instead of allocating.
    * @throws {UnsupportedError} when its kind declares no explicit state; a coded HandleError for a bad id.
    */
-  extractState(id: number, held = false, range?: { readonly offset: number; readonly length: number }): Promise<Uint8Array> {
+  extractState(id: number, held = false, range?: { readonly offset: number; readonly length: number }, into?: Uint8Array): Promise<Uint8Array> {
     return this.#serialized(() => {
       const { state, ptr } = this.#stateOf(id, 'extractState', held);
       if (!range) return state.extract(this.#stateContext(id), ptr);
-      if (state.extractRange) return state.extractRange(this.#stateContext(id), ptr, range.offset, range.length);
+      if (state.extractRange) return state.extractRange(this.#stateContext(id), ptr, range.offset, range.length, into);
       // A kind without ranges hands over its whole state as the first chunk.
       return range.offset === 0 ? state.extract(this.#stateContext(id), ptr) : new Uint8Array();
     });
@@ -157,17 +161,17 @@ export class WorkerSession implements AsyncDisposable {
   /**
    * Writes explicit state read by {@link extractState} into handle `id` of the same shape, after every call received
    * before. With `crc`, reads the object back and compares (restores that silently wrote wrong bytes are a known
-   * failure of peers).
+   * failure of peers); `readBack` is a buffer that read may use.
    * @throws {AvaError} `ERR_AVA_STATE_CHECKSUM` when the object does not hold the bytes afterwards.
    */
-  restoreState(id: number, bytes: Uint8Array, crc?: number, held = false, offset?: number): Promise<void> {
+  restoreState(id: number, bytes: Uint8Array, crc?: number, held = false, offset?: number, readBack?: Uint8Array): Promise<void> {
     return this.#serialized(async () => {
       const { state, ptr, kind } = this.#stateOf(id, 'restoreState', held);
       const ranged = offset !== undefined && state.restoreRange !== undefined && state.extractRange !== undefined;
       if (ranged) await state.restoreRange!(this.#stateContext(id), ptr, offset, bytes);
       else await state.restore(this.#stateContext(id), ptr, bytes);
       if (crc === undefined) return;
-      const back = ranged ? await state.extractRange!(this.#stateContext(id), ptr, offset, bytes.byteLength) : await state.extract(this.#stateContext(id), ptr);
+      const back = ranged ? await state.extractRange!(this.#stateContext(id), ptr, offset, bytes.byteLength, readBack) : await state.extract(this.#stateContext(id), ptr);
       if ((crc32(back) >>> 0) !== crc) throw new AvaError('ERR_AVA_STATE_CHECKSUM', `${kind} ${id}: the restored bytes differ from the extracted ones`, { details: { id } });
     });
   }

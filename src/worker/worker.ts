@@ -1,8 +1,8 @@
 /**
  * The API server: loads a spec's library once and serves any number of isolated sessions.
  */
-import { randomUUID } from 'node:crypto';
-import { BadCallError, ClosedError } from '../errors.js';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { AvaError, BadCallError, ClosedError } from '../errors.js';
 import type { ApiSpec } from '../spec/types.js';
 import { NativeLibrary } from './native-library.js';
 import { WorkerSession } from './session.js';
@@ -25,6 +25,8 @@ export class Worker implements AsyncDisposable {
   /** This worker's id (process id and a random suffix), reported in welcome frames. */
   readonly id = `${process.pid}-${randomUUID().slice(0, 8)}`;
   readonly #sessions = new Map<string, WorkerSession>();
+  /** One-time tokens of state intakes (see {@link issueIntake}), to the session they write into. */
+  readonly #intakes = new Map<string, WorkerSession>();
   #closed = false;
 
   private constructor(spec: ApiSpec, library: NativeLibrary) {
@@ -46,6 +48,29 @@ export class Worker implements AsyncDisposable {
     if (this.#sessions.has(id)) throw new BadCallError(`session ${id} already exists on this worker`);
     const session = new WorkerSession(id, this.spec, this.library, () => this.#sessions.delete(id));
     this.#sessions.set(id, session);
+    return session;
+  }
+
+  /**
+   * Issues a one-time token with which another worker may stream explicit state into `session` (a migration's
+   * target: see `state-stream.ts`). It expires after `ttlMs` or when used.
+   */
+  issueIntake(session: WorkerSession, ttlMs = 60_000): string {
+    const token = randomBytes(18).toString('base64url');
+    this.#intakes.set(token, session);
+    setTimeout(() => this.#intakes.delete(token), ttlMs).unref();
+    return token;
+  }
+
+  /**
+   * The session an intake token writes into; the token is used up.
+   * @throws {AvaError} `ERR_AVA_AUTH` for a token this worker did not issue, that expired or was used, or whose
+   *   session closed.
+   */
+  takeIntake(token: string): WorkerSession {
+    const session = this.#intakes.get(token);
+    this.#intakes.delete(token);
+    if (!session || !this.#sessions.has(session.id)) throw new AvaError('ERR_AVA_AUTH', 'unknown, expired or used state intake token');
     return session;
   }
 

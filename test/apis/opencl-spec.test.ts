@@ -314,7 +314,7 @@ function openNative(): Native {
   native = {
     lib,
     call,
-    ctx: (queues) => ({ callNative: call, liveHandles: (kind) => (kind === 'command_queue' ? queues : []), status: openclSpec.status }),
+    ctx: (queues) => ({ callNative: call, callNativeOffThread: async (f, ...args) => call(f, ...args), liveHandles: (kind) => (kind === 'command_queue' ? queues : []), status: openclSpec.status }),
   };
   return native;
 }

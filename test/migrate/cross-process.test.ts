@@ -100,6 +100,7 @@ test('A -> B: the session moves to the worker of manager B, results equal a run 
     const report = armed.reports[0]!;
     assert.is(report.call, MIDDLE);
     assert.ok(report.bytes > 0 && report.replayed > 0, 'state and records moved');
+    assert.is(report.stateRoute, 'direct', 'the state went straight from A\'s worker to B\'s (tcp, with B\'s token)');
     assert.is(workerPid(lib), bPid, 'the session\'s channel speaks to B\'s worker');
     assert.ok(pidsOf(b).includes(workerPid(lib)), 'that worker is in B\'s manager.workers');
     assert.ok(report.from.startsWith('tcp:') && report.to.startsWith('tcp:'), `${report.from} -> ${report.to}`);

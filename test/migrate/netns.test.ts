@@ -124,6 +124,7 @@ if (reason) {
     assert.is(out.reports, 1, 'one migration');
     assert.is(out.report!.call, MIDDLE);
     assert.ok(out.report!.bytes > 0 && out.report!.replayed > 0, 'records and buffer contents crossed the veth');
+    assert.is(out.report!.stateRoute, 'direct', 'the state went from the worker in A straight to the worker in B');
     assert.is(out.report!.from, `tcp:${out.source}`);
     assert.is(out.report!.to, `tcp:${out.target}`);
     assert.is(pidOfWorker(out.target), out.targetPid);

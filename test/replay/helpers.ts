@@ -75,8 +75,12 @@ export class ForwardingChannel implements Channel {
     this.#failures.add(listener);
     return () => this.#failures.delete(listener);
   }
-  extractState(id: number, held?: boolean): Promise<Uint8Array> { return this.#inner.extractState(id, held); }
-  restoreState(id: number, bytes: Uint8Array, crc?: number, held?: boolean): Promise<void> { return this.#inner.restoreState(id, bytes, crc, held); }
+  extractState(id: number, held?: boolean, range?: { readonly offset: number; readonly length: number }): Promise<Uint8Array> {
+    return this.#inner.extractState(id, held, range);
+  }
+  restoreState(id: number, bytes: Uint8Array, crc?: number, held?: boolean, offset?: number): Promise<void> {
+    return this.#inner.restoreState(id, bytes, crc, held, offset);
+  }
   barrier(): Promise<void> { return this.#inner.barrier(); }
   recreateTransient(id: number, kind: string, related: readonly number[]): Promise<void> { return this.#inner.recreateTransient(id, kind, related); }
   onEvent(listener: (event: EventFrame) => void): () => void {

@@ -142,6 +142,9 @@ const EXAMPLES: Record<Frame['t'], Frame> = {
   error: { t: 'error', error: { name: 'HandleError', code: 'ERR_AVA_UNKNOWN_HANDLE', message: 'no such handle', details: { id: 5, status: -5 } } },
   assign: { t: 'assign', v: PROTOCOL_VERSION, spec: 'toyacc', hash: 'cd'.repeat(32), session: 's-2', token: 't0k3n-abc' },
   assigned: { t: 'assigned', address: 'unix:/tmp/w.sock', worker: '77-beef', token: 'x'.repeat(24) },
+  stateHello: { t: 'stateHello', v: PROTOCOL_VERSION, intake: 'i'.repeat(24), token: 'secret-token' },
+  stateChunk: { t: 'stateChunk', id: 12, offset: 8 * 2 ** 20, n: 4096, crc: 0xdeadbeef, held: true },
+  stateDone: { t: 'stateDone', objects: 3, bytes: 2 ** 30, ms: 12.5 },
 };
 
 test('every frame type round-trips through encodeFrame and FrameReader', () => {
@@ -154,7 +157,8 @@ test('every frame type round-trips through encodeFrame and FrameReader', () => {
   const more: Frame[] = [
     { t: 'reply', seq: 3, error: { name: 'BadCallError', code: 'ERR_AVA_BAD_CALL', message: 'bad', details: {} } },
     { t: 'controlReply', id: 4, error: { name: 'UnsupportedError', code: 'ERR_AVA_UNSUPPORTED', message: 'no state', details: { fn: 'extractState' } } },
-    ...(['extract', 'restore', 'ping', 'close'] as const).map((op, id) => ({ t: 'control' as const, id, op })),
+    ...(['extract', 'restore', 'ping', 'close', 'intake'] as const).map((op, id) => ({ t: 'control' as const, id, op })),
+    { t: 'control', id: 8, op: 'send', address: 'tcp:10.0.0.2:7000', token: 'tok', intake: 'in', chunk: 2 ** 20, objects: [{ id: 3 }, { id: 4, held: true, ranges: [[0, 10], [4096, 8]] }] },
   ];
   for (const f of more) assert.equal(plain(decodeBody(encodeBody(f))), plain(f), `${f.t} round-trips`);
 });
@@ -312,6 +316,18 @@ const MALFORMED: readonly [string, unknown][] = [
   ['error: error a text', { t: 'error', error: 'boom' }],
   ['assign: no hash', { t: 'assign', v: 1, spec: 's', session: 's' }],
   ['assigned: address a number', { t: 'assigned', address: 5, worker: 'w' }],
+  ['control send: objects a map', { t: 'control', id: 1, op: 'send', objects: { id: 1 } }],
+  ['control send: an object without id', { t: 'control', id: 1, op: 'send', objects: [{ held: true }] }],
+  ['control send: a range of three numbers', { t: 'control', id: 1, op: 'send', objects: [{ id: 1, ranges: [[0, 1, 2]] }] }],
+  ['control send: a negative range', { t: 'control', id: 1, op: 'send', objects: [{ id: 1, ranges: [[-1, 4]] }] }],
+  ['control send: address a number', { t: 'control', id: 1, op: 'send', address: 7 }],
+  ['control send: chunk of 1 byte', { t: 'control', id: 1, op: 'send', chunk: 1 }],
+  ['stateHello: no intake', { t: 'stateHello', v: 1 }],
+  ['stateHello: empty intake', { t: 'stateHello', v: 1, intake: '' }],
+  ['stateChunk: n negative', { t: 'stateChunk', id: 1, offset: 0, n: -1, crc: 0 }],
+  ['stateChunk: n past 2^31', { t: 'stateChunk', id: 1, offset: 0, n: 2 ** 31 + 1, crc: 0 }],
+  ['stateChunk: crc a text', { t: 'stateChunk', id: 1, offset: 0, n: 1, crc: 'x' }],
+  ['stateDone: bytes negative', { t: 'stateDone', objects: 1, bytes: -1 }],
 ];
 
 test('malformed fields are ERR_AVA_BAD_FRAME (and never another kind of throw)', () => {

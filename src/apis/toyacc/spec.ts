@@ -58,15 +58,17 @@ export const toyaccSpec = defineSpec({
           check('tq_state_read', ctx.callNative('tq_state_read', buffer, 0, bytes.byteLength, bytes));
           return bytes;
         },
-        extractRange(ctx, buffer, offset, length) {
+        async extractRange(ctx, buffer, offset, length, into) {
           if (offset === 0) for (const q of ctx.liveHandles('queue')) ctx.callNative('tq_finish', q);
           const n = Math.max(0, Math.min(length, bufferSize(ctx, buffer) - offset));
-          const bytes = Buffer.allocUnsafe(n); // every byte is read (or the call fails and throws)
-          if (n > 0) check('tq_state_read', ctx.callNative('tq_state_read', buffer, offset, n, bytes));
+          // Every byte is read (or the call fails and throws), so the memory need not be zeroed first.
+          const bytes = into && into.byteLength >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n);
+          // Megabytes at a time: copied on a pool thread, so that a worker streaming state keeps its socket moving.
+          if (n > 0) check('tq_state_read', await ctx.callNativeOffThread('tq_state_read', buffer, offset, n, bytes));
           return bytes;
         },
-        restoreRange(ctx, buffer, offset, bytes) {
-          check('tq_state_write', ctx.callNative('tq_state_write', buffer, offset, bytes.byteLength, bytes));
+        async restoreRange(ctx, buffer, offset, bytes) {
+          check('tq_state_write', await ctx.callNativeOffThread('tq_state_write', buffer, offset, bytes.byteLength, bytes));
         },
         restore(ctx, buffer, bytes) {
           const size = bufferSize(ctx, buffer);
