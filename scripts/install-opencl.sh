@@ -5,8 +5,14 @@
 # are already there. Uses sudo only when not root; runs `apt-get update` only if the install fails without it.
 set -euo pipefail
 
-PACKAGES=(pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo)
+PACKAGES=(pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo g++)
 HEADER=/usr/include/CL/cl.h
+# The C++ fixture program (fixtures/opencl-c/cpp_wrapper.cpp) uses the Khronos C++ bindings and a C++ compiler.
+CXX_HEADER=/usr/include/CL/opencl.hpp
+
+have_cxx() {
+  command -v "${CXX:-c++}" >/dev/null 2>&1 && [ -f "$CXX_HEADER" ]
+}
 
 have_loader() {
   ldconfig -p 2>/dev/null | grep -q 'libOpenCL\.so\.1 ' ||
@@ -17,8 +23,8 @@ have_device() {
   command -v clinfo >/dev/null 2>&1 && clinfo -l 2>/dev/null | grep -q 'Device #'
 }
 
-if have_device && [ -f "$HEADER" ] && have_loader; then
-  echo "OpenCL is already installed (device, $HEADER and libOpenCL.so.1 present)."
+if have_device && [ -f "$HEADER" ] && have_loader && have_cxx; then
+  echo "OpenCL is already installed (device, $HEADER, $CXX_HEADER, a C++ compiler and libOpenCL.so.1 present)."
   clinfo -l
   exit 0
 fi
@@ -52,7 +58,7 @@ if ! install; then
   install
 fi
 
-for check in have_loader have_device; do
+for check in have_loader have_device have_cxx; do
   if ! "$check"; then
     echo "install-opencl.sh: installed ${PACKAGES[*]} but $check still fails" >&2
     clinfo -l || true

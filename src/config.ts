@@ -24,6 +24,11 @@ export function cCompiler(env: Env = process.env): string {
   return env.CC && env.CC.trim() !== '' ? env.CC.trim() : 'cc';
 }
 
+/** The C++ compiler for native fixtures (the C++ OpenCL program): `CXX`, else `c++`. */
+export function cxxCompiler(env: Env = process.env): string {
+  return env.CXX && env.CXX.trim() !== '' ? env.CXX.trim() : 'c++';
+}
+
 /** Where a worker or manager listens. */
 export type Address = { readonly kind: 'unix'; readonly path: string } | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
 

@@ -24,7 +24,7 @@ import type { RunResult } from '../migrate/helpers.js';
 import { eventually, removeTemp, runCommand, tempDir, test } from '../migrate/helpers.js';
 
 /** Every program but the launch-heavy benchmark (bench/icd.ts runs that one). */
-const PROGRAMS: readonly OpenclCProgramName[] = ['info', 'vector_add', 'host_memory', 'errors', 'callbacks', 'binaries', 'threads', 'no_release', 'rect'];
+const PROGRAMS: readonly OpenclCProgramName[] = ['info', 'vector_add', 'host_memory', 'errors', 'callbacks', 'binaries', 'threads', 'no_release', 'rect', 'cpp_wrapper'];
 
 if (await requireOpenCL()) {
   let dir: string;
@@ -92,7 +92,7 @@ if (await requireOpenCL()) {
   }
 
   test('with journaling: same stdout, and ava-journal verify accepts each journal', async () => {
-    for (const name of ['vector_add', 'callbacks', 'threads', 'no_release'] as const) {
+    for (const name of ['vector_add', 'callbacks', 'threads', 'no_release', 'cpp_wrapper'] as const) {
       const journal = join(dir, `journal-${name}`);
       const r = await viaIcd(name, { AVA_RECORD_REPLAY: '1', AVA_JOURNAL: journal });
       assert.is(r.code, 0, show(name, r));
