@@ -90,8 +90,9 @@ export function armMigration(session: GuestSession, journal: SessionJournal, opt
   session.schedule(call, async (at) => {
     if (at !== call) log(`ava-migrate: at call ${call} work was waiting on the application (a thread blocked in a wait, or an incomplete user event); migrating before call ${at} instead`);
     if (options.mode === 'precopy') {
-      // The live phase runs beside the application; only its stop phase pauses the session.
-      void precopyMigrate(session, journal, { openTarget }).then(done, (error: unknown) => session.onTaskError(error));
+      // The live phase runs beside the application; only its stop phase pauses the session, which waits for it
+      // when the program ends first.
+      session.runBeside(precopyMigrate(session, journal, { openTarget }).then(done, (error: unknown) => session.onTaskError(error)));
       return;
     }
     done(await migrateSession(session, journal, { openTarget, beforeCall: at }));

@@ -154,8 +154,8 @@ export async function precopyMigrate(session: GuestSession, journal: SessionJour
     };
     // The stop phase pauses the session: at once, unless work waits on the application (another thread blocked in a
     // wait, an incomplete user event), when pausing could never finish; then it runs before a later call, where the
-    // session checks that again (see GuestSession.schedule).
-    if (!session.waitingOnApplication) return await session.runExclusive(stopPhase);
+    // session checks that again (see GuestSession.schedule). A session that is closing makes no later call.
+    if (!session.waitingOnApplication || session.closing) return await session.runExclusive(stopPhase);
     return await new Promise<Report>((resolve, reject) => {
       session.schedule(session.callCount, async () => {
         try {

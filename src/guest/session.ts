@@ -122,6 +122,23 @@ export class GuestSession implements AsyncDisposable {
     return result;
   }
 
+  readonly #besideWork = new Set<Promise<unknown>>();
+  #closing = false;
+
+  /**
+   * Work that runs beside the application (a pre-copy migration's live phase): {@link close} waits for it, so that a
+   * program that ends meanwhile does not lose it.
+   */
+  runBeside(work: Promise<unknown>): void {
+    this.#besideWork.add(work);
+    void work.finally(() => this.#besideWork.delete(work));
+  }
+
+  /** Set once {@link close} has begun: no call will follow. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
   /** Called when a scheduled task fails (default: a line on stderr). */
   onTaskError: (error: unknown) => void = (error) => {
     process.stderr.write(`ava-migrate: ${AvaError.isAvaError(error) ? `${error.code}: ` : ''}${(error as Error).message}\n`);
@@ -402,6 +419,15 @@ export class GuestSession implements AsyncDisposable {
   /** Ends the session and its channel. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#closing = true;
+    // Work beside the application (a pre-copy migration's live phase) ends before the session does, so that the
+    // migration completes and is reported: a task it left for the next call runs now, as no call follows.
+    while (this.#besideWork.size > 0) {
+      const tasks = this.#tasks.get(this.#seq);
+      this.#tasks.delete(this.#seq);
+      if (tasks) await this.runExclusive(async () => { for (const task of tasks) await task(this.#seq).catch((error: unknown) => this.onTaskError(error)); });
+      await Promise.allSettled([...this.#besideWork]);
+    }
     while (this.#gate) await this.#gate;
     this.flush();
     this.#closed = true;

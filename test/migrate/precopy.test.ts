@@ -74,4 +74,25 @@ test('a region written after the cut is all the stop phase copies again, and it 
   }
 });
 
+test('a program that ends during the live phase: closing waits, the migration completes and is reported', async () => {
+  for (const live of [1, 4]) {
+    const lib = await openGuestlib(toyaccSpec, { transport: 'local', journal: { path: tempDir() } });
+    const api = lib.api;
+    const devices = (await api.tq_get_devices!(1, true)).outs.devices as Handle[];
+    const ctx = (await api.tq_create_context!(1, devices)).ret as Handle;
+    const queue = (await api.tq_create_queue!(ctx, devices[0])).ret as Handle;
+    const size = 8 << 20;
+    for (let i = 0; i < live; i++) await api.tq_create_buffer!(ctx, TQ.MEM_COPY_HOST, size, new Uint8Array(size).fill(i + 1));
+    const errors: unknown[] = [];
+    lib.session.onTaskError = (e) => errors.push(e);
+    const armed = armMigration(lib.session, lib.journal!, { trigger: { kind: 'at', call: lib.session.callCount }, mode: 'precopy', log: () => {} });
+    await api.tq_finish!(queue); // the trigger: the live phase starts beside the program
+    assert.is(armed.reports.length, 0, 'the live phase is still running when the program ends');
+    await lib.close();
+    assert.equal(errors, [], `no migration error (${live} buffers)`);
+    assert.is(armed.reports.length, 1, `the migration completed before the session closed (${live} buffers)`);
+    assert.is(armed.reports[0]!.precopy.liveBytes, live * size);
+  }
+});
+
 test.run();
