@@ -91,7 +91,7 @@ test('a program that ends during the live phase: closing waits, the migration co
     await lib.close();
     assert.equal(errors, [], `no migration error (${live} buffers)`);
     assert.is(armed.reports.length, 1, `the migration completed before the session closed (${live} buffers)`);
-    assert.is(armed.reports[0]!.precopy.liveBytes, live * size);
+    assert.is((armed.reports[0] as MigrationReport & { precopy: PrecopyStats }).precopy.liveBytes, live * size);
   }
 });
 
