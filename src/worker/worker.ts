@@ -70,7 +70,7 @@ export class Worker implements AsyncDisposable {
   takeIntake(token: string): WorkerSession {
     const session = this.#intakes.get(token);
     this.#intakes.delete(token);
-    if (!session || !this.#sessions.has(session.id)) throw new AvaError('ERR_AVA_AUTH', 'unknown, expired or used state intake token');
+    if (!session || this.#sessions.get(session.id) !== session) throw new AvaError('ERR_AVA_AUTH', 'unknown, expired or used state intake token');
     return session;
   }
 
