@@ -10,11 +10,8 @@
 import { crc32 } from 'node:zlib';
 import type { Channel } from '../src/transport/channel.js';
 import type { StateCopyItem } from '../src/wire/frames.js';
-import { DEFAULT_STATE_CHUNK_BYTES, isReleasedError } from '../src/worker/state-stream.js';
+import { DEFAULT_STATE_CHUNK_BYTES, isReleasedError, segmentsOf } from '../src/worker/state-stream.js';
 import { AvaError } from '../src/errors.js';
-
-/** Bytes per chunk. */
-export const STATE_CHUNK_BYTES = DEFAULT_STATE_CHUNK_BYTES;
 
 /**
  * What a copy did: objects and bytes, the time spent waiting for the source's reads and the rest of the copy (target
@@ -70,7 +67,7 @@ export function rangeItems(objects: Iterable<readonly [number, readonly (readonl
 /** Moves the state of `items`: straight from worker to worker where the target can be reached, else through here. */
 export async function moveState(source: Channel, target: Channel, items: readonly StateCopyItem[], options: MoveStateOptions = {}): Promise<CopyStats> {
   if (items.length === 0) return { objects: 0, bytes: 0, extractMs: 0, restoreMs: 0, direct: false, skipped: [] };
-  const chunkBytes = options.chunkBytes ?? STATE_CHUNK_BYTES;
+  const chunkBytes = options.chunkBytes ?? DEFAULT_STATE_CHUNK_BYTES;
   const intake = source.sendState ? await target.openStateIntake?.() : undefined;
   if (intake && source.sendState) {
     const t0 = performance.now();
@@ -85,11 +82,6 @@ export async function moveState(source: Channel, target: Channel, items: readonl
     }
   }
   return relayState(source, target, items, chunkBytes, options.skipReleased === true);
-}
-
-/** The byte ranges to copy of one object: its own, or all of it (read until a short chunk). */
-function segmentsOf(item: StateCopyItem): readonly (readonly [number, number])[] {
-  return item.ranges ?? [[0, Number.POSITIVE_INFINITY]];
 }
 
 /** Relays state through the guest: the next chunk is read from the source while the current one is written. */

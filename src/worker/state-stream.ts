@@ -54,7 +54,7 @@ export interface SendStateOptions {
 }
 
 /** The byte ranges to copy of one object: its own ranges, or all of it (read until a short chunk). */
-function segmentsOf(item: StateCopyItem): readonly (readonly [number, number])[] {
+export function segmentsOf(item: StateCopyItem): readonly (readonly [number, number])[] {
   return item.ranges ?? [[0, Number.POSITIVE_INFINITY]];
 }
 
