@@ -31,7 +31,7 @@ export interface GraphNode {
   readonly refRecords: number[];
 }
 
-const HANDLE_IN_ROLES = new Set<ArgSpec['role']>(['handle', 'handles', 'argValue', 'properties']);
+const HANDLE_IN_ROLES = new Set<ArgSpec['role']>(['handle', 'handles', 'argValue', 'properties', 'struct']);
 
 /** Ids of the handles a call's input arguments name. */
 export function inputHandles(f: FunctionSpec, args: readonly WireValue[]): number[] {
@@ -48,6 +48,8 @@ export function inputHandles(f: FunctionSpec, args: readonly WireValue[]): numbe
       if (h && typeof h === 'object' && !(h instanceof Uint8Array) && typeof h.handle === 'number') ids.push(h.handle);
     } else if (a.role === 'properties' && Array.isArray(v)) {
       for (let k = 1; k < v.length; k += 2) if (a.handleKeys[String(v[k - 1])] !== undefined && typeof v[k] === 'number') ids.push(v[k] as number);
+    } else if (a.role === 'struct' && Array.isArray(v)) {
+      a.fields.forEach((field, k) => { if (field.kind !== undefined && typeof v[k] === 'number') ids.push(v[k] as number); });
     }
   });
   return ids;

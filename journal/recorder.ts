@@ -46,16 +46,34 @@ function createsTransient(f: FunctionSpec, event: CallEvent): boolean {
 /** The record classes data journaling adds. */
 export const DATA_JOURNALED: ReadonlySet<RecordClass> = new Set(['transfer', 'execute']);
 
+/**
+ * True when the call makes a mapping (a map) or ends one (an unmap): a migration while the mapping is live maps the
+ * region again on the target, so the pair is journaled (compaction drops it once unmapped).
+ */
+function touchesMapping(f: FunctionSpec): boolean {
+  return f.returns.role === 'mapped' || f.args.some((a) => a.role === 'mapped');
+}
+
+/** `{id, bytes}` of a mapping without its bytes: replay maps the region again and needs only the id. */
+function mappingIdOnly(value: WireValue): WireValue {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Uint8Array)
+    ? { id: (value as { id?: WireValue }).id ?? null, bytes: null }
+    : value;
+}
+
 /** Builds the record of a completed call (null when the call is not journaled or failed). */
 export function recordOf(f: FunctionSpec, fnIndex: number, event: CallEvent, success: number, data = false): JournalRecord | null {
-  if (!JOURNALED.has(f.record) && !(DATA_JOURNALED.has(f.record) && (data || createsTransient(f, event)))) return null;
+  const mapping = touchesMapping(f);
+  if (!JOURNALED.has(f.record) && !(DATA_JOURNALED.has(f.record) && (data || mapping || createsTransient(f, event)))) return null;
+  // An unmap's write-back bytes matter only to data journaling (which replays the work); a map's bytes never do.
+  const args = mapping && !data ? f.args.map((a, i) => (a.role === 'mapped' ? mappingIdOnly(event.args[i] ?? null) : event.args[i] ?? null)) : event.args;
   let ret: WireValue;
   let outs: Record<string, WireValue> | null = null;
   if (event.async) {
     ret = f.returns.role === 'handle' ? event.retId : f.returns.role === 'status' ? success : null;
   } else {
     const reply = event.reply!;
-    ret = reply.ret ?? null;
+    ret = f.returns.role === 'mapped' ? mappingIdOnly(reply.ret ?? null) : reply.ret ?? null;
     for (const a of f.args) {
       if ((a.role === 'handlesOut' || a.role === 'handleOut') && reply.outs?.[a.name] !== undefined) {
         outs ??= {};
@@ -63,7 +81,7 @@ export function recordOf(f: FunctionSpec, fnIndex: number, event: CallEvent, suc
       }
     }
   }
-  return { seq: event.seq, fn: fnIndex, args: event.args, ret, outs, t: event.stages.beforeSendCommand };
+  return { seq: event.seq, fn: fnIndex, args, ret, outs, t: event.stages.beforeSendCommand };
 }
 
 /**

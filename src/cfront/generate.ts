@@ -4,6 +4,7 @@
  * into 64-bit slots and calls the one generic marshaller (`c/ava_front.c`), and, for an OpenCL ICD, the dispatch
  * table that every object handed to the application points to. Nothing per function is written by hand.
  */
+import { LENGTH_FUNCTION_NAMES, splitLengthName } from '../spec/length.js';
 import { planOf } from '../spec/plan.js';
 import type { ApiSpec, ArgSpec, FunctionSpec, LengthExpr, ScalarType } from '../spec/types.js';
 import { RECORD_CLASSES } from '../spec/types.js';
@@ -27,13 +28,17 @@ export interface GenerateOptions {
 const ROLE_INDEX: Readonly<Record<ArgSpec['role'], number>> = {
   scalar: 0, count: 1, handle: 2, handles: 3, handleOut: 4, handlesOut: 5, bufferIn: 6, bufferOut: 7, string: 8, strings: 9,
   scalars: 10, properties: 11, scalarOut: 12, scalarsOut: 13, errcode: 14, info: 15, argValue: 16, callback: 17, userData: 18,
-  mapped: 19,
+  mapped: 19, struct: 20,
 };
 const TYPE_INDEX: Readonly<Record<ScalarType, number>> = {
   int8: 0, uint8: 1, int16: 2, uint16: 3, int32: 4, uint32: 5, int64: 6, uint64: 7, size: 8, uintptr: 9, float: 10, double: 11,
 };
 const RET_INDEX = { void: 0, status: 1, scalar: 2, handle: 3, mapped: 4 } as const;
-const OP = { END: 0, CONST: 1, ARG: 2, MUL: 3, RECT: 4, IMAGE: 5 } as const;
+const OP = { END: 0, CONST: 1, ARG: 2, MUL: 3, FN: 4, FIELD: 5, ATTR: 6 } as const;
+/** The named length functions ava_front.c implements, in its numbering: a function added in TypeScript only must fail here. */
+const C_LENGTH_FUNCTIONS = ['rectExtent', 'imageExtent', 'imageElementSize', 'imageSize'];
+/** Attribute slots per object in ava_front.c (AVA_MAX_ATTRS). */
+const C_MAX_ATTRS = 4;
 /** Record classes whose calls the front sends without waiting, when the spec's plan allows it. */
 const ASYNC_RECORDS: ReadonlySet<string> = new Set(['transfer', 'execute', 'retain', 'release']);
 
@@ -43,8 +48,11 @@ const C_TYPES: Readonly<Record<ScalarType, string>> = {
   int64: 'int64_t', uint64: 'uint64_t', size: 'size_t', uintptr: 'uintptr_t', float: 'float', double: 'double',
 };
 
-/** Compiles a length expression of `f` into postfix opcodes (appended to `out`); returns its offset. */
-function compileLength(f: FunctionSpec, expr: LengthExpr, out: number[]): number {
+/**
+ * Compiles a length expression of `f` into postfix opcodes (appended to `out`); returns its offset. `attrIndex` numbers
+ * handle attributes (one numbering per spec).
+ */
+function compileLength(f: FunctionSpec, expr: LengthExpr, out: number[], attrIndex: ReadonlyMap<string, number>): number {
   const start = out.length;
   const index = (name: string): number => {
     const i = planOf(f).indexOf.get(name);
@@ -53,13 +61,23 @@ function compileLength(f: FunctionSpec, expr: LengthExpr, out: number[]): number
   };
   const emit = (e: LengthExpr): void => {
     if (typeof e === 'number') out.push(OP.CONST, e);
-    else if (typeof e === 'string') out.push(OP.ARG, index(e));
-    else if ('mul' in e) {
+    else if (typeof e === 'string') {
+      const { arg, field } = splitLengthName(e);
+      const i = index(arg);
+      const a = f.args[i]!;
+      if (field === undefined) out.push(OP.ARG, i);
+      else if (a.role === 'struct') out.push(OP.FIELD, i, a.fields.findIndex((x) => x.name === field));
+      else throw new SpecError(`${f.name}: "${e}" is not a field of a struct argument`);
+    } else if ('mul' in e) {
       for (const part of e.mul) emit(part);
       out.push(OP.MUL, e.mul.length);
+    } else if ('attr' in e) {
+      out.push(OP.ATTR, index(e.of), attrIndex.get(e.attr)!);
     } else {
-      if (e.args.length !== 4) throw new SpecError(`${f.name}: length function ${e.fn} takes 4 arguments`);
-      out.push(e.fn === 'rectExtent' ? OP.RECT : OP.IMAGE, ...e.args.map(index));
+      const fnIndex = C_LENGTH_FUNCTIONS.indexOf(e.fn);
+      if (fnIndex < 0) throw new SpecError(`${f.name}: the C front has no length function "${e.fn}"`);
+      for (const part of e.args) emit(part);
+      out.push(OP.FN, fnIndex, e.args.length);
     }
   };
   emit(expr);
@@ -69,6 +87,11 @@ function compileLength(f: FunctionSpec, expr: LengthExpr, out: number[]): number
 
 /** C source of the front for `spec`. */
 export function generateCFront(spec: ApiSpec, options: GenerateOptions): string {
+  if (LENGTH_FUNCTION_NAMES.join() !== C_LENGTH_FUNCTIONS.join()) {
+    throw new SpecError(`the C front implements the length functions ${C_LENGTH_FUNCTIONS.join(', ')}, the spec layer ${LENGTH_FUNCTION_NAMES.join(', ')}`);
+  }
+  const attrIndex = new Map([...new Set(spec.handles.flatMap((h) => h.attributes ?? []))].map((name, i) => [name, i]));
+  if (attrIndex.size > C_MAX_ATTRS) throw new SpecError(`${spec.name}: the C front keeps at most ${C_MAX_ATTRS} handle attributes`);
   const kindIndex = new Map(spec.handles.map((h, i) => [h.name, i]));
   const kind = (name: string): number => kindIndex.get(name) ?? -1;
   const lines: string[] = [
@@ -104,6 +127,8 @@ export function generateCFront(spec: ApiSpec, options: GenerateOptions): string 
       let arrays: number[] = [];
       let props: number[] = [];
       let mask = 0;
+      let fields: number[] = [];
+      let size = 0;
       switch (a.role) {
         case 'scalar': case 'count':
           // Floating-point arguments travel in vector registers, not in the integer slots the entry points take.
@@ -113,19 +138,19 @@ export function generateCFront(spec: ApiSpec, options: GenerateOptions): string 
         case 'scalarOut': type = TYPE_INDEX[a.type]; break;
         case 'errcode': type = TYPE_INDEX[spec.status.type]; break;
         case 'handle': k = kind(a.kind); flags = a.nullable ? 1 : 0; break;
-        case 'handles': k = kind(a.kind); flags = a.nullable ? 1 : 0; length = compileLength(f, a.count, exprs); break;
+        case 'handles': k = kind(a.kind); flags = a.nullable ? 1 : 0; length = compileLength(f, a.count, exprs, attrIndex); break;
         case 'handleOut': k = kind(a.kind); flags = a.optional ? 1 : 0; break;
-        case 'handlesOut': k = kind(a.kind); flags = a.optional ? 1 : 0; length = compileLength(f, a.capacity, exprs); break;
+        case 'handlesOut': k = kind(a.kind); flags = a.optional ? 1 : 0; length = compileLength(f, a.capacity, exprs, attrIndex); break;
         case 'bufferIn':
           flags = a.nullable ? 1 : 0;
-          length = compileLength(f, a.length, exprs);
+          length = compileLength(f, a.length, exprs, attrIndex);
           if (a.mirror) { ref2 = indexOf(a.mirror.flags); mask = a.mirror.mask; }
           break;
-        case 'bufferOut': flags = (a.optional ? 1 : 0) | (a.preserve ? 2 : 0); length = compileLength(f, a.length, exprs); break;
+        case 'bufferOut': flags = (a.optional ? 1 : 0) | (a.preserve ? 2 : 0); length = compileLength(f, a.length, exprs, attrIndex); break;
         case 'string': flags = a.nullable ? 1 : 0; break;
-        case 'strings': flags = a.nullable ? 1 : 0; length = compileLength(f, a.count, exprs); ref = indexOf(a.lengths); break;
-        case 'scalars': type = TYPE_INDEX[a.type]; flags = a.nullable ? 1 : 0; length = compileLength(f, a.length, exprs); break;
-        case 'scalarsOut': type = TYPE_INDEX[a.type]; length = compileLength(f, a.length, exprs); break;
+        case 'strings': flags = a.nullable ? 1 : 0; length = compileLength(f, a.count, exprs, attrIndex); ref = indexOf(a.lengths); break;
+        case 'scalars': type = TYPE_INDEX[a.type]; flags = a.nullable ? 1 : 0; length = compileLength(f, a.length, exprs, attrIndex); break;
+        case 'scalarsOut': type = TYPE_INDEX[a.type]; length = compileLength(f, a.length, exprs, attrIndex); break;
         case 'properties':
           type = TYPE_INDEX[a.type];
           flags = a.nullable ? 1 : 0;
@@ -141,21 +166,30 @@ export function generateCFront(spec: ApiSpec, options: GenerateOptions): string 
         case 'argValue': ref = indexOf(a.size); pairs = a.handleKinds.flatMap((kd) => [0, kind(kd)]); break;
         case 'callback': ref = indexOf(a.userData); flags = a.delivered ? 4 : 0; break;
         case 'userData': case 'mapped': break;
+        case 'struct':
+          flags = a.nullable ? 1 : 0;
+          size = a.size;
+          fields = a.fields.flatMap((x) => [x.offset, x.type === undefined ? -1 : TYPE_INDEX[x.type], x.kind === undefined ? -1 : kind(x.kind)]);
+          break;
       }
-      return { a, type, flags, k, length, ref, ref2, pairs, arrays, props, mask };
+      return { a, type, flags, k, length, ref, ref2, pairs, arrays, props, mask, fields, size };
     });
-    const retLength = f.returns.role === 'mapped' ? compileLength(f, f.returns.length, exprs) : -1;
+    const retLength = f.returns.role === 'mapped' ? compileLength(f, f.returns.length, exprs, attrIndex) : -1;
     for (const [i, x] of args.entries()) {
       if (x.pairs.length > 0) lines.push(`static const int64_t ${id}_pairs${i}[] = { ${x.pairs.join(', ')} };`);
       if (x.arrays.length > 0) lines.push(`static const int64_t ${id}_arrays${i}[] = { ${x.arrays.join(', ')} };`);
       if (x.props.length > 0) lines.push(`static const int64_t ${id}_props${i}[] = { ${x.props.join(', ')} };`);
+      if (x.fields.length > 0) lines.push(`static const int64_t ${id}_fields${i}[] = { ${x.fields.join(', ')} };`);
     }
+    const sets = Object.entries(f.sets ?? {}).flatMap(([attr, expr]) => [attrIndex.get(attr)!, compileLength(f, expr, exprs, attrIndex)]);
+    if (sets.length > 0) lines.push(`static const int64_t ${id}_sets[] = { ${sets.join(', ')} };`);
     lines.push(`static const int64_t ${id}_exprs[] = { ${exprs.length > 0 ? exprs.join(', ') : '0'} };`);
     lines.push(`static const ava_arg ${id}_args[] = {`);
     for (const [i, x] of args.entries()) {
       lines.push(`  { ${cString(x.a.name)}, ${ROLE_INDEX[x.a.role]}, ${x.type}, ${x.flags}, ${x.k}, ${x.length}, ${x.ref}, ${x.ref2}, ` +
         `${x.pairs.length ? `${id}_pairs${i}` : 'NULL'}, ${x.pairs.length / 2}, ${x.arrays.length ? `${id}_arrays${i}` : 'NULL'}, ${x.arrays.length / 2}, ` +
-        `${x.props.length ? `${id}_props${i}` : 'NULL'}, ${x.props.length / 3}, ${x.mask}u },`);
+        `${x.props.length ? `${id}_props${i}` : 'NULL'}, ${x.props.length / 3}, ${x.mask}u, ` +
+        `${x.fields.length ? `${id}_fields${i}` : 'NULL'}, ${x.fields.length / 3}, ${x.size} },`);
     }
     if (args.length === 0) lines.push('  { 0 },');
     lines.push('};');
@@ -164,7 +198,7 @@ export function generateCFront(spec: ApiSpec, options: GenerateOptions): string 
     const r = f.returns;
     lines.push(`static const ava_fn ${id}_fn = { ${cString(f.name)}, ${RET_INDEX[r.role]}, ${r.role === 'scalar' ? TYPE_INDEX[r.type] : 0}, ` +
       `${r.role === 'handle' ? kind(r.kind) : -1}, ${retLength}, ${RECORD_CLASSES.indexOf(f.record)}, ${async}, ${f.args.length}, ${id}_args, ${id}_exprs, ` +
-      `${f.unsupported === undefined ? 'NULL' : cString(f.unsupported)} };`);
+      `${f.unsupported === undefined ? 'NULL' : cString(f.unsupported)}, ${sets.length ? `${id}_sets` : 'NULL'}, ${sets.length / 2} };`);
     // The entry point: every argument arrives as a 64-bit slot (integer registers and 8-byte stack slots on the
     // 64-bit Linux ABIs); ava_invoke narrows each to its declared type, so garbage in upper halves never matters.
     const retC = r.role === 'void' ? 'void' : r.role === 'status' ? C_TYPES[spec.status.type] : r.role === 'scalar' ? C_TYPES[r.type] : 'void *';

@@ -5,12 +5,12 @@
  * become ids ({@link HandleCodec}).
  */
 import { ArgumentTypeError } from '../errors.js';
-import { evalLength } from '../spec/length.js';
+import { evalLength, splitLengthName } from '../spec/length.js';
 import type { ArgSpec, FunctionSpec, ScalarType } from '../spec/types.js';
 import type { ReplyFrame, WireValue } from '../wire/frames.js';
 import type { CallResult } from './call-shape.js';
 import { planOf } from '../spec/plan.js';
-import { Handle, Mapping } from './handle.js';
+import { Handle, Mapping, handleAttributes, setHandleAttributes } from './handle.js';
 
 /** How handles, new ids and callbacks are represented on one side. */
 export interface HandleCodec {
@@ -30,6 +30,8 @@ export interface EncodedCall {
   readonly retId: number | null;
   /** The application's destination arrays by C argument index. */
   readonly dests: (ArrayBufferView | null)[];
+  /** Attributes the call sets on the handle it returns ({@link FunctionSpec.sets}). */
+  readonly retAttributes?: Readonly<Record<string, number>>;
 }
 
 const INT_RANGE: Partial<Record<ScalarType, [number, number]>> = {
@@ -111,8 +113,14 @@ export function encodeCall(f: FunctionSpec, jsArgs: readonly unknown[], codec: H
   const value = (i: number): unknown => (pos[i]! >= 0 ? jsArgs[pos[i]!] : undefined);
   const byName = plan.indexOf;
   const lookup = (name: string): unknown => {
-    const v = value(byName.get(name)!);
+    const { arg, field } = splitLengthName(name);
+    const v = value(byName.get(arg)!);
+    if (field !== undefined) return v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[field] : undefined;
     return ArrayBuffer.isView(v) ? Array.from(v as unknown as ArrayLike<number>) : v;
+  };
+  const attribute = (of: string, attr: string): number | undefined => {
+    const v = value(byName.get(of)!);
+    return v instanceof Handle ? handleAttributes(v)?.[attr] : undefined;
   };
   const args: WireValue[] = new Array(f.args.length);
   const dests: (ArrayBufferView | null)[] = new Array(f.args.length).fill(null);
@@ -131,7 +139,7 @@ export function encodeCall(f: FunctionSpec, jsArgs: readonly unknown[], codec: H
           break;
         }
         if (!Array.isArray(v)) fail(f, a, 'an array of handles', v);
-        const n = evalLength(a.count, lookup);
+        const n = evalLength(a.count, lookup, attribute);
         if (v.length < n) fail(f, a, `an array of at least ${n} handles`, v);
         args[i] = v.slice(0, n).map((h) => handle(f, a, codec, h, false));
         break;
@@ -140,19 +148,19 @@ export function encodeCall(f: FunctionSpec, jsArgs: readonly unknown[], codec: H
       case 'handlesOut': {
         if (v === null || v === undefined || v === false) { args[i] = null; break; }
         if (v !== true) fail(f, a, 'true or null', v);
-        const n = evalLength(a.capacity, lookup);
+        const n = evalLength(a.capacity, lookup, attribute);
         if (!Number.isSafeInteger(n) || n < 0 || n > 65536) fail(f, a, 'a capacity of at most 65536', n);
         args[i] = Array.from({ length: n }, () => codec.newId());
         break;
       }
       case 'bufferIn': {
-        const bytes = view(f, a, v, a.nullable, () => evalLength(a.length, lookup));
+        const bytes = view(f, a, v, a.nullable, () => evalLength(a.length, lookup, attribute));
         // A mirrored array stays the application's own (it is refreshed in place), so it is never copied.
         args[i] = bytes && options.copyInputs && !a.mirror ? copyOf(bytes) : bytes;
         break;
       }
       case 'bufferOut': case 'info': {
-        const need = a.role === 'info' ? () => Number(lookup(a.size)) : () => evalLength(a.length, lookup);
+        const need = a.role === 'info' ? () => Number(lookup(a.size)) : () => evalLength(a.length, lookup, attribute);
         const dest = view(f, a, v, a.role === 'info' || a.optional, need);
         dests[i] = dest === null ? null : (v as ArrayBufferView);
         args[i] = dest === null ? null : a.role === 'bufferOut' && a.preserve ? dest.subarray(0, need()) : true;
@@ -212,10 +220,22 @@ export function encodeCall(f: FunctionSpec, jsArgs: readonly unknown[], codec: H
         if (!(v instanceof Mapping)) fail(f, a, 'a Mapping returned by a map call', v);
         args[i] = { id: v.id, bytes: v.bytes };
         break;
+      case 'struct': {
+        if (v === null || v === undefined) { if (!a.nullable) fail(f, a, 'an object', v); args[i] = null; break; }
+        if (typeof v !== 'object' || Array.isArray(v) || ArrayBuffer.isView(v) || v instanceof Handle) fail(f, a, 'an object of fields', v);
+        const fields = v as Record<string, unknown>;
+        for (const name of Object.keys(fields)) {
+          if (!a.fields.some((x) => x.name === name)) fail(f, a, `an object with fields ${a.fields.map((x) => x.name).join(', ')} (not "${name}")`, v);
+        }
+        args[i] = a.fields.map((x) => (x.kind !== undefined ? handle(f, a, codec, fields[x.name], true) : scalar(f, a, x.type!, fields[x.name] ?? 0)));
+        break;
+      }
     }
   });
   const retId = f.returns.role === 'handle' || f.returns.role === 'mapped' ? codec.newId() : null;
-  return { args, retId, dests };
+  if (!f.sets) return { args, retId, dests };
+  const retAttributes = Object.fromEntries(Object.entries(f.sets).map(([attr, expr]) => [attr, evalLength(expr, lookup, attribute)]));
+  return { args, retId, dests, retAttributes };
 }
 
 function copyInto(dest: ArrayBufferView, src: Uint8Array): void {
@@ -229,7 +249,10 @@ export function decodeReply(f: FunctionSpec, encoded: EncodedCall, reply: ReplyF
   const r = reply.ret;
   switch (f.returns.role) {
     case 'void': ret = undefined; break;
-    case 'handle': ret = typeof r === 'number' ? codec.handle(f.returns.kind, r) : null; break;
+    case 'handle':
+      ret = typeof r === 'number' ? codec.handle(f.returns.kind, r) : null;
+      if (ret && encoded.retAttributes) setHandleAttributes(ret as Handle, encoded.retAttributes);
+      break;
     case 'mapped': {
       const m = r as { id: number; bytes: Uint8Array } | null;
       ret = m ? new Mapping(m.id, m.bytes) : null;

@@ -21,6 +21,19 @@ export class Handle {
   }
 }
 
+/** Attributes set on handles by the calls that made them (an image's element size), kept beside the frozen handles. */
+const attributes = new WeakMap<Handle, Readonly<Record<string, number>>>();
+
+/** The attributes the call that made `handle` set on it (`FunctionSpec.sets`), if any. */
+export function handleAttributes(handle: Handle): Readonly<Record<string, number>> | undefined {
+  return attributes.get(handle);
+}
+
+/** Records the attributes of a handle a call just made. */
+export function setHandleAttributes(handle: Handle, values: Readonly<Record<string, number>>): void {
+  attributes.set(handle, values);
+}
+
 /** A region mapped by a `mapped` return (`clEnqueueMapBuffer`): its bytes, written back when it is given back. */
 export class Mapping {
   readonly id: number;

@@ -4,21 +4,22 @@
  */
 import { createHash } from 'node:crypto';
 import { SpecError } from '../errors.js';
-import { checkLengthExpr } from './length.js';
-import { RECORD_CLASSES } from './types.js';
+import { checkLengthExpr, type LengthScope } from './length.js';
+import { RECORD_CLASSES, SCALAR_SIZE } from './types.js';
 import type { ApiSpec, ArgSpec, FunctionSpec, HandleKindSpec, ScalarType, SpecInput } from './types.js';
 
 const SCALAR_TYPES: ReadonlySet<ScalarType> = new Set<ScalarType>([
   'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'size', 'uintptr', 'float', 'double',
 ]);
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 const HANDLE_ROLES = new Set(['handle', 'handles', 'handleOut', 'handlesOut']);
 
 function checkScalarType(type: unknown, where: string): void {
   if (!SCALAR_TYPES.has(type as ScalarType)) throw new SpecError(`${where}: unknown scalar type "${String(type)}"`);
 }
 
-function checkArg(a: ArgSpec, f: FunctionSpec, names: ReadonlySet<string>, kinds: ReadonlyMap<string, HandleKindSpec>): void {
+function checkArg(a: ArgSpec, f: FunctionSpec, names: LengthScope, kinds: ReadonlyMap<string, HandleKindSpec>): void {
   const where = `${f.name}(${a.name})`;
   const needKind = (kind: string): void => {
     if (!kinds.has(kind)) throw new SpecError(`${where}: unknown handle kind "${kind}"`);
@@ -69,6 +70,22 @@ function checkArg(a: ArgSpec, f: FunctionSpec, names: ReadonlySet<string>, kinds
       needArg(a.size, 'size');
       a.handleKinds.forEach(needKind);
       break;
+    case 'struct': {
+      if (!Number.isInteger(a.size) || a.size <= 0 || a.size > 4096) throw new SpecError(`${where}: struct size ${String(a.size)} is not in 1..4096`);
+      const seen = new Set<string>();
+      for (const field of a.fields) {
+        if (!IDENTIFIER.test(field.name) || seen.has(field.name)) throw new SpecError(`${where}: field name "${field.name}" is not a new identifier`);
+        seen.add(field.name);
+        if ((field.kind === undefined) === (field.type === undefined)) throw new SpecError(`${where}.${field.name}: a field has a scalar type or a handle kind`);
+        if (field.kind !== undefined) needKind(field.kind);
+        else checkScalarType(field.type, `${where}.${field.name}`);
+        const width = field.kind !== undefined ? 8 : SCALAR_SIZE[field.type!];
+        if (!Number.isInteger(field.offset) || field.offset < 0 || field.offset + width > a.size || field.offset % width !== 0) {
+          throw new SpecError(`${where}.${field.name}: offset ${String(field.offset)} is not an aligned place inside ${a.size} bytes`);
+        }
+      }
+      break;
+    }
     case 'callback':
       if (typeof a.proto !== 'string' || a.proto.length === 0) throw new SpecError(`${where}: callback needs a prototype`);
       if (needArg(a.userData, 'userData').role !== 'userData') throw new SpecError(`${where}: "${a.userData}" is not a userData argument`);
@@ -91,11 +108,18 @@ function checkFunction(f: FunctionSpec, kinds: ReadonlyMap<string, HandleKindSpe
     if (names.has(a.name)) throw new SpecError(`${f.name}: argument "${a.name}" declared twice`);
     names.add(a.name);
   }
-  for (const a of f.args) checkArg(a, f, names, kinds);
+  const scope: LengthScope = { args: new Map(f.args.map((a) => [a.name, a])), attributesOf: (kind) => kinds.get(kind)?.attributes ?? [] };
+  for (const a of f.args) checkArg(a, f, scope, kinds);
   const r = f.returns;
   if (r.role === 'handle' && !kinds.has(r.kind)) throw new SpecError(`${f.name}: returns unknown handle kind "${r.kind}"`);
   if (r.role === 'scalar') checkScalarType(r.type, `${f.name}(return)`);
-  if (r.role === 'mapped') checkLengthExpr(r.length, names, `${f.name}(return)`);
+  if (r.role === 'mapped') checkLengthExpr(r.length, scope, `${f.name}(return)`);
+  for (const [attr, expr] of Object.entries(f.sets ?? {})) {
+    if (r.role !== 'handle' || !(kinds.get(r.kind)?.attributes ?? []).includes(attr)) {
+      throw new SpecError(`${f.name}: sets "${attr}", which is not an attribute of the handle kind it returns`);
+    }
+    checkLengthExpr(expr, scope, `${f.name}(sets ${attr})`);
+  }
   if (!['void', 'status', 'scalar', 'handle', 'mapped'].includes(r.role)) throw new SpecError(`${f.name}: unknown return role "${r.role}"`);
   const makesHandle = r.role === 'handle' || f.args.some((a) => a.role === 'handleOut' || a.role === 'handlesOut');
   if (f.record === 'create' && !makesHandle) throw new SpecError(`${f.name}: a create function must return or store a handle`);
@@ -157,6 +181,9 @@ export function defineSpec(input: SpecInput): ApiSpec {
   for (const k of input.handles ?? []) {
     if (typeof k.name !== 'string' || !IDENTIFIER.test(k.name)) throw new SpecError(`${input.name}: handle kind name "${String(k.name)}" is not an identifier`);
     if (kinds.has(k.name)) throw new SpecError(`${input.name}: handle kind "${k.name}" declared twice`);
+    for (const attr of k.attributes ?? []) {
+      if (typeof attr !== 'string' || !IDENTIFIER.test(attr)) throw new SpecError(`${input.name}: attribute "${String(attr)}" of "${k.name}" is not an identifier`);
+    }
     if (k.state && (typeof k.state.extract !== 'function' || typeof k.state.restore !== 'function')) {
       throw new SpecError(`${input.name}: explicit state of "${k.name}" needs extract and restore functions`);
     }

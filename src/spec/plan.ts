@@ -34,7 +34,7 @@ export const MAPPED_KIND = '__mapped';
 const ASYNC_CLASSES: ReadonlySet<string> = new Set(['create', 'configure', 'retain', 'release', 'transfer', 'execute']);
 const ASYNC_ROLES: ReadonlySet<ArgSpec['role']> = new Set([
   'scalar', 'count', 'handle', 'handles', 'handleOut', 'bufferIn', 'string', 'strings', 'scalars', 'properties',
-  'errcode', 'argValue', 'callback', 'userData', 'mapped',
+  'errcode', 'argValue', 'callback', 'userData', 'mapped', 'struct',
 ]);
 
 function asyncEligible(f: FunctionSpec): boolean {

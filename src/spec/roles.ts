@@ -11,7 +11,7 @@ import type {
   ArgSpec, ArgValueArg, BufferInArg, BufferOutArg, CallbackArg, CountArg, ErrcodeArg, FunctionSpec,
   HandleArg, HandleOutArg, HandlesArg, HandlesOutArg, InfoValueArg, LengthExpr, MappedArg, PropertiesArg,
   RecordClass, ReturnSpec, ScalarArg, ScalarOutArg, ScalarsArg, ScalarsOutArg, ScalarType, StringArg,
-  StringsArg, UserDataArg,
+  StringsArg, StructArg, StructField, UserDataArg,
 } from './types.js';
 
 /** Argument role builders. */
@@ -69,6 +69,9 @@ export const arg = {
   userData: (name = 'user_data'): UserDataArg => ({ role: 'userData', name }),
   /** A mapped region given back. */
   mapped: (name: string): MappedArg => ({ role: 'mapped', name }),
+  /** A `const struct *` of `size` bytes laid out as `fields`. */
+  struct: (name: string, size: number, fields: readonly StructField[], opts: { nullable?: boolean } = {}): StructArg =>
+    ({ role: 'struct', name, size, fields, nullable: opts.nullable ?? false }),
 } as const;
 
 /** Return role builders. */

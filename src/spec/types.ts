@@ -13,6 +13,11 @@ export type ScalarType =
   | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64'
   | 'size' | 'uintptr' | 'float' | 'double';
 
+/** Bytes of each scalar type on the 64-bit hosts we support. */
+export const SCALAR_SIZE: Readonly<Record<ScalarType, number>> = {
+  int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, int64: 8, uint64: 8, size: 8, uintptr: 8, float: 4, double: 8,
+};
+
 /**
  * What a call does to state, which decides what the journal keeps and what replay means
  * (see docs/ARCHITECTURE.md, "The spec: what a call means").
@@ -27,15 +32,18 @@ export const RECORD_CLASSES: readonly RecordClass[] = [
 ];
 
 /**
- * A length in bytes or elements, computed from the call's own arguments:
- * a constant, the value of a named scalar argument, a product, or a named length function
- * (see `src/spec/length.ts`) for shapes such as rectangular host regions.
+ * A length in bytes or elements, computed from the call's own arguments: a constant; the value of a named argument,
+ * or `"arg.field"` for a field of a {@link StructArg}; a product; a named length function (see `src/spec/length.ts`)
+ * for shapes such as rectangular host regions, whose arguments are expressions (a name of a `scalars` argument gives
+ * the whole array); or an attribute of the handle an argument names (`{ attr: 'elementSize', of: 'image' }`), set
+ * when the handle was made (see {@link FunctionSpec.sets}).
  */
 export type LengthExpr =
   | number
   | string
   | { readonly mul: readonly LengthExpr[] }
-  | { readonly fn: string; readonly args: readonly string[] };
+  | { readonly fn: string; readonly args: readonly LengthExpr[] }
+  | { readonly attr: string; readonly of: string };
 
 interface ArgBase {
   /** The C parameter name; also the key of the argument's out-value in a reply. */
@@ -210,13 +218,34 @@ export interface UserDataArg extends ArgBase {
 export interface MappedArg extends ArgBase {
   readonly role: 'mapped';
 }
+/** One field of a {@link StructArg}: a scalar of `type`, or (with `kind`) a handle in a pointer-sized slot. */
+export interface StructField {
+  readonly name: string;
+  /** Byte offset in the C struct. */
+  readonly offset: number;
+  /** Scalar type (absent for a handle field). */
+  readonly type?: ScalarType;
+  /** Handle kind of a pointer-sized handle field (NULL allowed). */
+  readonly kind?: string;
+}
+/**
+ * A `const struct *` the callee reads (`cl_image_format`, `cl_image_desc`): `size` bytes laid out as `fields`
+ * (bytes not covered by a field are zero). On the wire it is the array of field values in `fields` order, handle
+ * fields as ids; a JavaScript caller passes an object keyed by field name (missing fields are 0 / NULL).
+ */
+export interface StructArg extends ArgBase {
+  readonly role: 'struct';
+  readonly size: number;
+  readonly fields: readonly StructField[];
+  readonly nullable: boolean;
+}
 
 /** The role of one C argument. */
 export type ArgSpec =
   | ScalarArg | CountArg | HandleArg | HandlesArg | HandleOutArg | HandlesOutArg
   | BufferInArg | BufferOutArg | StringArg | StringsArg | ScalarsArg | PropertiesArg
   | ScalarOutArg | ScalarsOutArg | ErrcodeArg | InfoValueArg | ArgValueArg
-  | CallbackArg | UserDataArg | MappedArg;
+  | CallbackArg | UserDataArg | MappedArg | StructArg;
 
 /** Role names of {@link ArgSpec}. */
 export type ArgRole = ArgSpec['role'];
@@ -260,6 +289,12 @@ export interface FunctionSpec {
    * reading device state would wait for work that only a later call of the application lets run.
    */
   readonly pending?: 'opens' | 'closes';
+  /**
+   * Attributes of the returned handle, computed from the call's arguments (an image's element size, from its format):
+   * every side (guest, worker, C front) keeps them with the handle, so that a later call's length can name them
+   * (`{ attr, of }`) without asking the library. Each must be declared in the kind's {@link HandleKindSpec.attributes}.
+   */
+  readonly sets?: Readonly<Record<string, LengthExpr>>;
 }
 
 /** What the worker gives explicit-state hooks: direct native calls on the session's real pointers. */
@@ -328,6 +363,8 @@ export interface HandleKindSpec {
   readonly invalidStatus?: number;
   /** Explicit state, when the object has contents that calls cannot rebuild. */
   readonly state?: ExplicitState;
+  /** Names of numeric attributes a creating call may set on objects of this kind ({@link FunctionSpec.sets}). */
+  readonly attributes?: readonly string[];
 }
 
 /** The API's convention for status codes. */

@@ -5,7 +5,7 @@
  */
 import koffi from 'koffi';
 import { BadCallError, HandleError, UnsupportedError } from '../errors.js';
-import { evalLength } from '../spec/length.js';
+import { evalLength, splitLengthName } from '../spec/length.js';
 import { MAPPED_KIND, planOf } from '../spec/plan.js';
 import { wallClock } from '../wire/clock.js';
 import type { ApiSpec, ArgSpec, FunctionSpec, ScalarType } from '../spec/types.js';
@@ -24,6 +24,10 @@ export interface HandleResolver {
   retain(id: number): void;
   release(id: number): boolean;
   drop(id: number): void;
+  /** Records the attributes the call that made `id` set on it (`FunctionSpec.sets`). */
+  setAttributes(id: number, values: Readonly<Record<string, number>>): void;
+  /** An attribute of a bound id (undefined when unknown). */
+  attribute(id: unknown, name: string): number | undefined;
 }
 
 /** Where native callbacks go: the session turns them into event frames for its guest. */
@@ -180,17 +184,39 @@ function rememberedAnswer(ctx: ExecutionContext, f: FunctionSpec, frame: CallFra
   return ctx.spec.status.success;
 }
 
+/**
+ * How lengths read a call's values: arguments by name (`"arg.field"` for a struct field, whose wire value is the array
+ * of field values), out-scalars from what the call stored once it ran (`outs`), handle attributes from the table.
+ */
+function lengthLookups(ctx: ExecutionContext, f: FunctionSpec, args: readonly WireValue[], outs?: readonly (Buffer | Buffer[] | null)[]) {
+  const { indexOf } = planOf(f);
+  const lookup = (name: string): unknown => {
+    const { arg, field } = splitLengthName(name);
+    const i = indexOf.get(arg)!;
+    const a = f.args[i]!;
+    if (field !== undefined) {
+      const v = args[i];
+      return a.role === 'struct' && Array.isArray(v) ? v[a.fields.findIndex((x) => x.name === field)] : undefined;
+    }
+    const out = outs?.[i];
+    if (a.role === 'scalarOut') return out && !Array.isArray(out) ? readScalar(out, 0, a.type) : 0;
+    return args[i];
+  };
+  const attribute = (of: string, attr: string): number | undefined => ctx.handles.attribute(args[indexOf.get(of)!], attr);
+  return { lookup, attribute };
+}
+
 function prepare(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame): Prepared {
   const args = frame.args;
   const plan = planOf(f);
   const indexOf = plan.indexOf;
   const labels = plan.labels;
-  const lookup = (name: string): unknown => args[indexOf.get(name)!];
+  const { lookup, attribute } = lengthLookups(ctx, f, args);
   if (f.returns.role === 'handle') ctx.handles.checkNewId(frame.retId, f.returns.kind);
   else if (f.returns.role === 'mapped') ctx.handles.checkNewId(frame.retId, MAPPED_KIND);
   const native: unknown[] = new Array(f.args.length);
   const outs: (Buffer | Buffer[] | null)[] = new Array(f.args.length).fill(null);
-  const len = (i: number, expr: Parameters<typeof evalLength>[0]): number => checkedLength(evalLength(expr, lookup), labels[i]!);
+  const len = (i: number, expr: Parameters<typeof evalLength>[0]): number => checkedLength(evalLength(expr, lookup, attribute), labels[i]!);
 
   f.args.forEach((a, i) => {
     const v = args[i];
@@ -384,6 +410,22 @@ function prepare(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame): Prep
         native[i] = region.address;
         break;
       }
+      case 'struct': {
+        if (v === null) {
+          if (!a.nullable) throw new BadCallError(`${labels[i]!} may not be NULL`);
+          native[i] = null;
+          break;
+        }
+        if (!Array.isArray(v) || v.length !== a.fields.length) throw new BadCallError(`${labels[i]!}: expected ${a.fields.length} field values`);
+        const buf = zeroed(a.size);
+        a.fields.forEach((field, k) => {
+          const where = `${labels[i]!}.${field.name}`;
+          if (field.kind !== undefined) buf.writeBigUInt64LE(BigInt(v[k] === null ? 0 : ctx.handles.resolve(v[k], field.kind, where)), field.offset);
+          else writeScalar(buf, field.offset, field.type!, scalarValue(v[k], field.type!, where));
+        });
+        native[i] = buf;
+        break;
+      }
     }
   });
   return { native, outs };
@@ -425,12 +467,17 @@ function finish(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Pre
     case 'handle': {
       const ptr = Number(result);
       ret = ptr === 0 ? null : ctx.handles.bind(frame.retId, f.returns.kind, ptr, refcounted);
+      if (ret !== null && f.sets) {
+        const { lookup, attribute } = lengthLookups(ctx, f, frame.args);
+        ctx.handles.setAttributes(ret, Object.fromEntries(Object.entries(f.sets).map(([attr, expr]) => [attr, evalLength(expr, lookup, attribute)])));
+      }
       break;
     }
     case 'mapped': {
       const address = result as bigint | null;
       if (address === null || address === 0n) break;
-      const length = checkedLength(evalLength(f.returns.length, (name) => frame.args[planOf(f).indexOf.get(name)!]), f.name);
+      const { lookup, attribute } = lengthLookups(ctx, f, frame.args, p.outs);
+      const length = checkedLength(evalLength(f.returns.length, lookup, attribute), f.name);
       const ptr = Number(address);
       mappedRegions.set(ptr, { address, length });
       const id = ctx.handles.bind(frame.retId, MAPPED_KIND, ptr, false);

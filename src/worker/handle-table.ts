@@ -14,6 +14,8 @@ interface Entry {
   /** Application-visible reference count; null where the API does not count references (interned handles). */
   refs: number | null;
   live: boolean;
+  /** Attributes the call that made it set (`FunctionSpec.sets`). */
+  attributes?: Readonly<Record<string, number>>;
 }
 
 /** What callers learn about the handle a call refers to. */
@@ -69,6 +71,17 @@ export class HandleTable {
     const entry = typeof id === 'number' ? this.#entries.get(id) : undefined;
     if (entry && entry.kind === kind && !entry.live && entry.refs === 0) return entry.ptr;
     return this.resolve(id, kind, where);
+  }
+
+  /** Records the attributes the call that made `id` set on it. */
+  setAttributes(id: number, values: Readonly<Record<string, number>>): void {
+    const entry = this.#entries.get(id);
+    if (entry) entry.attributes = values;
+  }
+
+  /** An attribute of a bound id (undefined for an unknown id or attribute). */
+  attribute(id: unknown, name: string): number | undefined {
+    return typeof id === 'number' ? this.#entries.get(id)?.attributes?.[name] : undefined;
   }
 
   /** Kind of a live or released id, if it was ever bound. */

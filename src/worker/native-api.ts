@@ -48,6 +48,13 @@ class IdentityHandles implements HandleResolver {
   retain(): void {}
   release(): boolean { return false; }
   drop(): void {}
+  readonly #attributes = new Map<number, Readonly<Record<string, number>>>();
+  setAttributes(id: number, values: Readonly<Record<string, number>>): void {
+    this.#attributes.set(id, values);
+  }
+  attribute(id: unknown, name: string): number | undefined {
+    return typeof id === 'number' ? this.#attributes.get(id)?.[name] : undefined;
+  }
 }
 
 /**

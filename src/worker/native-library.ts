@@ -15,10 +15,7 @@ export const KOFFI_SCALAR: Readonly<Record<ScalarType, string>> = {
   int64: 'int64_t', uint64: 'uint64_t', size: 'size_t', uintptr: 'uintptr_t', float: 'float', double: 'double',
 };
 
-/** Bytes of each scalar type on the 64-bit hosts we support. */
-export const SCALAR_SIZE: Readonly<Record<ScalarType, number>> = {
-  int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, int64: 8, uint64: 8, size: 8, uintptr: 8, float: 4, double: 8,
-};
+export { SCALAR_SIZE } from '../spec/types.js';
 
 function koffiArgType(a: ArgSpec): string {
   switch (a.role) {

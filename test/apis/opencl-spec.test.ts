@@ -415,23 +415,52 @@ test('mem explicit state: buffers the host may not access go through a staging b
   close();
 });
 
-test('mem explicit state: images are refused with ERR_AVA_UNSUPPORTED, failures carry the CL status', async () => {
-  const { n, context, close } = setup();
+test('mem explicit state: images of every dimension round-trip, host-inaccessible ones through a staging buffer; failures carry the CL status', async () => {
+  const { n, context, queue, close } = setup();
   const state = openclSpec.kind.get('mem')!.state!;
-  const createImage2D = n.lib.func('uintptr_t clCreateImage2D(uintptr_t, uint64_t, void *, size_t, size_t, size_t, void *, void *)');
   const format = Buffer.alloc(8);
   format.writeUInt32LE(CL.RGBA, 0);
   format.writeUInt32LE(CL.UNSIGNED_INT8, 4);
   const err = Buffer.alloc(4);
-  const image = Number(createImage2D(context, CL.MEM_READ_WRITE, format, 4, 4, 0, null, err));
-  ok(err.readInt32LE(0), 'clCreateImage2D');
-  try {
-    await state.extract(n.ctx([]), image);
-    assert.unreachable('images have no explicit state');
-  } catch (error) {
-    assert.ok(AvaError.isAvaError(error) && error.code === 'ERR_AVA_UNSUPPORTED', String(error));
+  const image = (type: number, width: number, height: number, depth: number, layers: number, flags: number = CL.MEM_READ_WRITE): number => {
+    const desc = Buffer.alloc(72);
+    desc.writeUInt32LE(type, 0);
+    [width, height, depth, layers].forEach((v, k) => desc.writeBigUInt64LE(BigInt(v), 8 + 8 * k));
+    const made = n.call('clCreateImage', context, flags, format, desc, null, err) as number;
+    ok(err.readInt32LE(0), 'clCreateImage');
+    return made;
+  };
+  const shapes: [string, number, number][] = [
+    ['1D', image(CL.MEM_OBJECT_IMAGE1D, 7, 0, 0, 0), 7],
+    ['1D array', image(CL.MEM_OBJECT_IMAGE1D_ARRAY, 5, 0, 0, 3), 15],
+    ['2D', image(CL.MEM_OBJECT_IMAGE2D, 6, 5, 0, 0), 30],
+    ['2D array', image(CL.MEM_OBJECT_IMAGE2D_ARRAY, 4, 3, 0, 2), 24],
+    ['3D', image(CL.MEM_OBJECT_IMAGE3D, 4, 3, 2, 0), 24],
+    ['2D, host no access', image(CL.MEM_OBJECT_IMAGE2D, 6, 5, 0, 0, CL.MEM_READ_WRITE | CL.MEM_HOST_NO_ACCESS), 30],
+  ];
+  for (const [label, mem, pixels] of shapes) {
+    const bytes = new Uint8Array(Array.from({ length: 4 * pixels }, (_, i) => (i * 7 + pixels) & 0xff));
+    await state.restore(n.ctx([queue]), mem, bytes);
+    assert.equal([...(await state.extract(n.ctx([queue]), mem))], [...bytes], `${label}: restored pixels read back`);
+    try {
+      await state.restore(n.ctx([queue]), mem, bytes.subarray(1));
+      assert.unreachable(`${label}: a wrong size is refused`);
+    } catch (error) {
+      assert.ok(AvaError.isAvaError(error) && error.code === 'ERR_AVA_BAD_CALL', String(error));
+    }
+    ok(n.call('clReleaseMemObject', mem), 'clReleaseMemObject');
   }
-  ok(n.call('clReleaseMemObject', image), 'clReleaseMemObject');
+  // A 1D image on a buffer has no state of its own (the buffer's bytes travel with the buffer).
+  const backing = createBuffer(n, context, CL.MEM_READ_WRITE, Buffer.alloc(64, 3));
+  const desc = Buffer.alloc(72);
+  desc.writeUInt32LE(CL.MEM_OBJECT_IMAGE1D_BUFFER, 0);
+  desc.writeBigUInt64LE(16n, 8);
+  desc.writeBigUInt64LE(BigInt(backing), 64);
+  const linear = n.call('clCreateImage', context, CL.MEM_READ_WRITE, format, desc, null, err) as number;
+  ok(err.readInt32LE(0), 'clCreateImage (1D buffer)');
+  assert.is((await state.extract(n.ctx([queue]), linear)).byteLength, 0, '1D image buffer: no state of its own');
+  ok(n.call('clReleaseMemObject', linear), 'clReleaseMemObject');
+  ok(n.call('clReleaseMemObject', backing), 'clReleaseMemObject');
   try {
     // A context-less fake: clGetMemObjectInfo fails; the hook reports the OpenCL status, it does not crash.
     const failing: StateContext = { ...n.ctx([]), callNative: (f, ...args) => (f === 'clGetMemObjectInfo' ? CL.INVALID_MEM_OBJECT : n.call(f, ...args)) };
@@ -555,14 +584,17 @@ test('every implemented function runs on PoCL with the spec signature and argume
   const formats = Buffer.alloc(8 * count.readUInt32LE(0));
   call('clGetSupportedImageFormats', context, CL.MEM_READ_WRITE, CL.MEM_OBJECT_IMAGE2D, count.readUInt32LE(0), formats, null);
 
-  // Images, made outside the spec (clCreateImage2D is unsupported there)
-  const createImage2D = n.lib.func('uintptr_t clCreateImage2D(uintptr_t, uint64_t, void *, size_t, size_t, size_t, void *, void *)');
+  // Images: the 1.1 entry points, clCreateImage with a cl_image_desc, and the transfers sized by the element size
   const format = Buffer.alloc(8);
   format.writeUInt32LE(CL.RGBA, 0);
   format.writeUInt32LE(CL.UNSIGNED_INT8, 4);
-  const image = Number(createImage2D(context, CL.MEM_READ_WRITE, format, 4, 4, 0, null, err));
-  ok(err.readInt32LE(0), 'clCreateImage2D');
-  const image2 = Number(createImage2D(context, CL.MEM_READ_WRITE, format, 4, 4, 0, null, err));
+  const image = handle('clCreateImage2D', context, CL.MEM_READ_WRITE, format, 4, 4, 0, null, err);
+  const desc = Buffer.alloc(72);
+  desc.writeUInt32LE(CL.MEM_OBJECT_IMAGE2D, 0);
+  desc.writeBigUInt64LE(4n, 8);
+  desc.writeBigUInt64LE(4n, 16);
+  const image2 = handle('clCreateImage', context, CL.MEM_READ_WRITE, format, desc, null, err);
+  const volume = handle('clCreateImage3D', context, CL.MEM_READ_WRITE, format, 4, 4, 2, 0, 0, null, err);
   call('clGetImageInfo', image, CL.IMAGE_ELEMENT_SIZE, 8, value, null);
   assert.is(ptrAt(value), 4, 'CL_IMAGE_ELEMENT_SIZE');
   const color = Buffer.alloc(16);
@@ -573,6 +605,18 @@ test('every implemented function runs on PoCL with the spec signature and argume
   const pixels = Buffer.alloc(64);
   call('clEnqueueReadBuffer', queue, mem, 1, 0, 64, pixels, 0, null, null);
   assert.is(pixels[0], 7, 'fill + copy image + copy to buffer');
+  const texel = Buffer.from([1, 2, 3, 4]);
+  call('clEnqueueWriteImage', queue, volume, 1, sizes3(3, 3, 1), sizes3(1, 1, 1), 0, 0, texel, 0, null, null);
+  const back = Buffer.alloc(4);
+  call('clEnqueueReadImage', queue, volume, 1, sizes3(3, 3, 1), sizes3(1, 1, 1), 0, 0, back, 0, null, null);
+  assert.equal([...back], [1, 2, 3, 4], 'write + read image');
+  const rowPitch = Buffer.alloc(8);
+  err.writeInt32LE(-9999, 0);
+  const mappedImage = run('clEnqueueMapImage', CL.SUCCESS, queue, image, 1, CL.MAP_READ, sizes3(0, 0, 0), sizes3(4, 4, 1), rowPitch, null, 0, null, null, err);
+  assert.ok(Number(rowPitch.readBigUInt64LE(0)) >= 16, 'mapped row pitch');
+  call('clEnqueueUnmapMemObject', queue, image, mappedImage, 0, null, null);
+  call('clFinish', queue);
+  ok(n.call('clReleaseMemObject', volume), 'clReleaseMemObject');
   call('clEnqueueCopyBufferToImage', queue, mem, image, 0, sizes3(0, 0, 0), sizes3(4, 4, 1), 0, null, null);
   call('clFinish', queue);
   ok(n.call('clReleaseMemObject', image2), 'clReleaseMemObject');

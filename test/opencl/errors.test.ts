@@ -90,6 +90,32 @@ if (await requireOpenCL()) {
     });
   });
 
+  test('images: the element size travels with the handle (a too-small host array is refused before sending), bad descriptors are refused', async () => {
+    await withGuest(async (lib, ctx) => {
+      const cl = lib.api;
+      const format = { image_channel_order: CL.RGBA, image_channel_data_type: CL.FLOAT };
+      const { ret: image } = await cl.clCreateImage!(ctx.context, CL.MEM_READ_WRITE, format,
+        { image_type: CL.MEM_OBJECT_IMAGE2D, image_width: 8, image_height: 4 }, null);
+      // 3 x 2 pixels of RGBA floats: (2 - 1) * 48 + 48 = 96 bytes; 95 is one short.
+      const small = await rejection(cl.clEnqueueReadImage!(ctx.queue, image, CL.BLOCKING, [0, 0, 0], [3, 2, 1], 0, 0, new Uint8Array(95), 0, null, null));
+      assert.is(small.code, 'ERR_AVA_ARG_TYPE');
+      assert.match(small.message, /needs 96/);
+      const pixels = new Float32Array(24).map((_, i) => i + 0.5);
+      await cl.clEnqueueWriteImage!(ctx.queue, image, CL.BLOCKING, [1, 1, 0], [3, 2, 1], 0, 0, pixels, 0, null, null);
+      const back = new Float32Array(24);
+      await cl.clEnqueueReadImage!(ctx.queue, image, CL.BLOCKING, [1, 1, 0], [3, 2, 1], 0, 0, back, 0, null, null);
+      assert.equal([...back], [...pixels]);
+      const typo = await rejection(cl.clCreateImage!(ctx.context, CL.MEM_READ_WRITE, format, { image_type: CL.MEM_OBJECT_IMAGE2D, width: 8 }, null));
+      assert.is(typo.code, 'ERR_AVA_ARG_TYPE');
+      assert.match(typo.message, /not "width"/);
+      // A forged handle inside cl_image_desc is the API's own status, as natively.
+      const forged = await rejection(cl.clCreateImage!(ctx.context, CL.MEM_READ_WRITE, format,
+        { image_type: CL.MEM_OBJECT_IMAGE1D_BUFFER, image_width: 8, buffer: new Handle('mem', 987654) }, null));
+      assert.is(forged.status, CL.INVALID_MEM_OBJECT);
+      await cl.clReleaseMemObject!(image);
+    });
+  });
+
   test('clSetKernelArg with a wrong argument index: CL_INVALID_ARG_INDEX (-49) with its name; returned as a value in return mode', async () => {
     await withGuest(async (lib, ctx) => {
       const cl = lib.api;

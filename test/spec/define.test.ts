@@ -143,6 +143,28 @@ invalid('supersede key naming an unknown argument', () =>
   })]));
 invalid('property key that is not an integer', () =>
   input({}, [fn('my_props', ret.status(), 'global', [arg.properties('props', 'int64', { PLATFORM: 'thing' })])]));
+invalid('struct field outside the struct', () =>
+  input({}, [fn('my_desc', ret.status(), 'global', [arg.struct('desc', 8, [{ name: 'width', offset: 8, type: 'size' }])])]));
+invalid('struct field misaligned', () =>
+  input({}, [fn('my_desc', ret.status(), 'global', [arg.struct('desc', 16, [{ name: 'width', offset: 4, type: 'size' }])])]));
+invalid('struct field with both a type and a kind', () =>
+  input({}, [fn('my_desc', ret.status(), 'global', [arg.struct('desc', 8, [{ name: 'h', offset: 0, type: 'uint64', kind: 'thing' }])])]));
+invalid('struct field of an unknown handle kind', () =>
+  input({}, [fn('my_desc', ret.status(), 'global', [arg.struct('desc', 8, [{ name: 'h', offset: 0, kind: 'nonesuch' }])])]));
+invalid('length naming an unknown struct field', () =>
+  input({}, [fn('my_desc', ret.status(), 'transfer', [
+    arg.struct('desc', 8, [{ name: 'width', offset: 0, type: 'size' }]), arg.bufferIn('src', 'desc.height'),
+  ])]));
+invalid('length naming a field of an argument that is not a struct', () =>
+  input({}, [fn('my_put', ret.status(), 'transfer', [arg.scalar('n', 'size'), arg.bufferIn('src', 'n.width')])]));
+invalid('attribute of a kind that does not declare it', () =>
+  input({}, [fn('my_put', ret.status(), 'transfer', [arg.handle('thing', 'thing'), arg.bufferIn('src', { attr: 'elementSize', of: 'thing' })])]));
+invalid('attribute of an argument that is not a handle', () =>
+  input({ handles: [{ name: 'thing', attributes: ['elementSize'] }] }, [fn('my_put', ret.status(), 'transfer', [
+    arg.scalar('n', 'size'), arg.bufferIn('src', { attr: 'elementSize', of: 'n' }),
+  ])]));
+invalid('sets an attribute the returned kind does not declare', () =>
+  input({}, [fn('my_make2', ret.handle('thing'), 'create', [arg.scalar('n', 'size'), arg.errcode()], { sets: { elementSize: 'n' } })]));
 invalid('explicit state without restore', () =>
   input({ handles: [{ name: 'thing', state: { extract: () => new Uint8Array(0) } } as unknown as HandleKindSpec] }));
 
@@ -270,6 +292,50 @@ test('imageExtent: element size, default and explicit pitches', () => {
   // row 64, slice 1024: 1 * 1024 + 2 * 64 + 3 * 2
   assert.is(evalLength(image, lookupIn({ region: [3, 3, 2], row: 64, slice: 1024, elem: 2 })), 1158);
   assert.is(evalLength(image, lookupIn({ region: [3, 0, 2], row: 64, slice: 1024, elem: 2 })), 0);
+});
+
+test('a struct argument, a handle attribute set at creation and a length naming both are accepted', () => {
+  const spec = defineSpec(input({ handles: [{ name: 'thing', attributes: ['elementSize'] }] }, [
+    fn('my_make_image', ret.handle('thing'), 'create', [
+      arg.struct('format', 8, [{ name: 'order', offset: 0, type: 'uint32' }, { name: 'type', offset: 4, type: 'uint32' }]),
+      arg.struct('desc', 16, [{ name: 'width', offset: 0, type: 'size' }, { name: 'parent', offset: 8, kind: 'thing' }], { nullable: true }),
+      arg.bufferIn('host', { mul: ['desc.width', { fn: 'imageElementSize', args: ['format.order', 'format.type'] }] }, { nullable: true }),
+      arg.errcode(),
+    ], { sets: { elementSize: { fn: 'imageElementSize', args: ['format.order', 'format.type'] } } }),
+    fn('my_read_image', ret.status(), 'transfer', [
+      arg.handle('image', 'thing'), arg.scalar('n', 'size'), arg.bufferOut('dst', { mul: ['n', { attr: 'elementSize', of: 'image' }] }),
+    ]),
+  ]));
+  assert.ok(spec.fn.get('my_make_image')?.sets?.elementSize);
+});
+
+test('imageElementSize and imageSize: bytes per pixel of OpenCL formats, host bytes of whole images', () => {
+  const elem = (order: number, type: number): number => LENGTH_FUNCTIONS.imageElementSize!([order, type]);
+  assert.is(elem(0x10b5, 0x10da), 4, 'RGBA / UNSIGNED_INT8');
+  assert.is(elem(0x10b5, 0x10de), 16, 'RGBA / FLOAT');
+  assert.is(elem(0x10b0, 0x10dd), 2, 'R / HALF_FLOAT');
+  assert.is(elem(0x10b4, 0x10d4), 2, 'RGB / UNORM_SHORT_565: a packed pixel');
+  assert.is(elem(0x10b4, 0x10d6), 4, 'RGB / UNORM_INT_101010');
+  assert.is(elem(0x1234, 0x10da), 0, 'unknown order');
+  assert.is(elem(0x10b5, 0x1234), 0, 'unknown type');
+  const size = (...args: number[]): number => LENGTH_FUNCTIONS.imageSize!(args);
+  // type, width, height, depth, array size, row pitch, slice pitch, element size
+  assert.is(size(0x10f1, 10, 4, 0, 0, 0, 0, 4), 160, '2D, packed rows');
+  assert.is(size(0x10f1, 10, 4, 0, 0, 64, 0, 4), 256, '2D, padded rows');
+  assert.is(size(0x10f2, 10, 4, 3, 0, 0, 0, 4), 480, '3D, packed');
+  assert.is(size(0x10f2, 10, 4, 3, 0, 48, 200, 4), 600, '3D, pitches');
+  assert.is(size(0x10f3, 10, 4, 0, 5, 0, 0, 4), 800, '2D array');
+  assert.is(size(0x10f5, 10, 0, 0, 5, 0, 0, 4), 200, '1D array');
+  assert.is(size(0x10f4, 10, 0, 0, 0, 0, 0, 4), 40, '1D');
+});
+
+test('evalLength: struct fields through the lookup, handle attributes through the attribute reader', () => {
+  const expr: LengthExpr = { mul: ['desc.width', { attr: 'elementSize', of: 'image' }] };
+  const values: Record<string, number> = { 'desc.width': 12 };
+  assert.is(evalLength(expr, (name) => values[name], (of, attr) => (of === 'image' && attr === 'elementSize' ? 4 : undefined)), 48);
+  assert.is(evalLength(expr, (name) => values[name]), 0, 'an unknown attribute counts 0');
+  const nested: LengthExpr = { fn: 'imageExtent', args: ['region', 0, 0, { fn: 'imageElementSize', args: ['order', 'type'] }] };
+  assert.is(evalLength(nested, lookupIn({ region: [3, 2, 1], order: 0x10b5, type: 0x10de })), 96);
 });
 
 test.run();

@@ -22,7 +22,7 @@
 import { ApiStatusError, BadCallError, UnsupportedError } from '../../errors.js';
 import { defineSpec } from '../../spec/define.js';
 import { arg, fn, ret, unsupported } from '../../spec/roles.js';
-import type { ArgSpec, FunctionSpec, StateContext } from '../../spec/types.js';
+import type { ArgSpec, FunctionSpec, LengthExpr, StateContext } from '../../spec/types.js';
 import { OPENCL_12_FUNCTIONS } from './cl12-functions.js';
 import { CL, CL_STATUS_NAMES } from './constants.js';
 
@@ -177,18 +177,38 @@ function queueFor(ctx: StateContext, context: number): { queue: number; temporar
   return { queue, temporary: true };
 }
 
-/** Size, context and flags of a buffer, after finishing every queue of the session; images are refused. */
-function describeBuffer(ctx: StateContext, mem: number): { size: number; context: number; flags: number } {
-  for (const queue of ctx.liveHandles('command_queue')) checkStatus('clFinish', ctx.callNative('clFinish', queue));
-  if (infoNumber(ctx, 'clGetMemObjectInfo', mem, CL.MEM_TYPE, 4) !== CL.MEM_OBJECT_BUFFER) {
-    throw new UnsupportedError('explicit state', 'images');
-  }
-  return {
-    size: infoNumber(ctx, 'clGetMemObjectInfo', mem, CL.MEM_SIZE, 8),
-    context: infoNumber(ctx, 'clGetMemObjectInfo', mem, CL.MEM_CONTEXT, 8),
-    flags: infoNumber(ctx, 'clGetMemObjectInfo', mem, CL.MEM_FLAGS, 8),
-  };
+/** What explicit state needs to know of a memory object: its bytes, context and flags; for an image, its region. */
+interface MemShape {
+  readonly size: number;
+  readonly context: number;
+  readonly flags: number;
+  /** An image's full region (width, height, depth in pixels, array layers folded in), read and written tightly packed. */
+  readonly region?: Buffer;
 }
+
+/**
+ * The shape of a buffer or image, after finishing every queue of the session. A 1D image made on a buffer
+ * (CL_MEM_OBJECT_IMAGE1D_BUFFER) has no state of its own: its pixels are the buffer's, which travel with the buffer.
+ */
+function describeMem(ctx: StateContext, mem: number): MemShape {
+  for (const queue of ctx.liveHandles('command_queue')) checkStatus('clFinish', ctx.callNative('clFinish', queue));
+  const type = infoNumber(ctx, 'clGetMemObjectInfo', mem, CL.MEM_TYPE, 4);
+  const context = infoNumber(ctx, 'clGetMemObjectInfo', mem, CL.MEM_CONTEXT, 8);
+  const flags = infoNumber(ctx, 'clGetMemObjectInfo', mem, CL.MEM_FLAGS, 8);
+  if (type === CL.MEM_OBJECT_BUFFER) return { size: infoNumber(ctx, 'clGetMemObjectInfo', mem, CL.MEM_SIZE, 8), context, flags };
+  if (type === CL.MEM_OBJECT_IMAGE1D_BUFFER) return { size: 0, context, flags };
+  const image = (param: number): number => infoNumber(ctx, 'clGetImageInfo', mem, param, 8);
+  const layers = image(CL.IMAGE_ARRAY_SIZE);
+  const width = image(CL.IMAGE_WIDTH);
+  const height = type === CL.MEM_OBJECT_IMAGE1D_ARRAY ? layers : Math.max(1, image(CL.IMAGE_HEIGHT));
+  const depth = type === CL.MEM_OBJECT_IMAGE2D_ARRAY ? layers : Math.max(1, image(CL.IMAGE_DEPTH));
+  const region = Buffer.alloc(24);
+  [width, height, depth].forEach((n, k) => region.writeBigUInt64LE(BigInt(n), 8 * k));
+  return { size: image(CL.IMAGE_ELEMENT_SIZE) * width * height * depth, context, flags, region };
+}
+
+/** The origin of a whole-image copy. */
+const ORIGIN = Buffer.alloc(24);
 
 /** Runs `body` with a queue of `context`, releasing a temporary queue afterwards. */
 function withQueue<T>(ctx: StateContext, context: number, body: (queue: number) => T): T {
@@ -213,38 +233,55 @@ function withStaging<T>(ctx: StateContext, context: number, size: number, init: 
   }
 }
 
-function extractBuffer(ctx: StateContext, mem: number): Uint8Array {
-  const { size, context, flags } = describeBuffer(ctx, mem);
+/** Reads a buffer's or image's bytes (an image's tightly packed), through a host-readable staging buffer where needed. */
+function extractMem(ctx: StateContext, mem: number): Uint8Array {
+  const { size, context, flags, region } = describeMem(ctx, mem);
   const bytes = Buffer.alloc(size);
   if (size === 0) return new Uint8Array(0);
   withQueue(ctx, context, (queue) => {
-    const read = (source: number): void =>
+    const readBuffer = (source: number): void =>
       checkStatus('clEnqueueReadBuffer', ctx.callNative('clEnqueueReadBuffer', queue, source, 1, 0, size, bytes, 0, null, null));
-    if ((flags & (CL.MEM_HOST_WRITE_ONLY | CL.MEM_HOST_NO_ACCESS)) === 0) {
-      read(mem);
+    const hostReadable = (flags & (CL.MEM_HOST_WRITE_ONLY | CL.MEM_HOST_NO_ACCESS)) === 0;
+    if (hostReadable && region) {
+      checkStatus('clEnqueueReadImage', ctx.callNative('clEnqueueReadImage', queue, mem, 1, ORIGIN, region, 0, 0, bytes, 0, null, null));
+    } else if (hostReadable) {
+      readBuffer(mem);
     } else {
       withStaging(ctx, context, size, null, (staging) => {
-        checkStatus('clEnqueueCopyBuffer', ctx.callNative('clEnqueueCopyBuffer', queue, mem, staging, 0, 0, size, 0, null, null));
-        read(staging);
+        if (region) {
+          checkStatus('clEnqueueCopyImageToBuffer', ctx.callNative('clEnqueueCopyImageToBuffer', queue, mem, staging, ORIGIN, region, 0, 0, null, null));
+        } else {
+          checkStatus('clEnqueueCopyBuffer', ctx.callNative('clEnqueueCopyBuffer', queue, mem, staging, 0, 0, size, 0, null, null));
+        }
+        readBuffer(staging);
       });
     }
   });
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-function restoreBuffer(ctx: StateContext, mem: number, contents: Uint8Array): void {
-  const { size, context, flags } = describeBuffer(ctx, mem);
+/** Writes bytes read by {@link extractMem} into a buffer or image of the same shape. */
+function restoreMem(ctx: StateContext, mem: number, contents: Uint8Array): void {
+  const { size, context, flags, region } = describeMem(ctx, mem);
   if (contents.byteLength !== size) {
-    throw new BadCallError(`cannot restore ${contents.byteLength} bytes into an OpenCL buffer of ${size} bytes`);
+    throw new BadCallError(`cannot restore ${contents.byteLength} bytes into an OpenCL memory object of ${size} bytes`);
   }
   if (size === 0) return;
   const bytes = Buffer.from(contents.buffer, contents.byteOffset, contents.byteLength);
   withQueue(ctx, context, (queue) => {
     if ((flags & (CL.MEM_HOST_READ_ONLY | CL.MEM_HOST_NO_ACCESS)) === 0) {
-      checkStatus('clEnqueueWriteBuffer', ctx.callNative('clEnqueueWriteBuffer', queue, mem, 1, 0, size, bytes, 0, null, null));
+      if (region) {
+        checkStatus('clEnqueueWriteImage', ctx.callNative('clEnqueueWriteImage', queue, mem, 1, ORIGIN, region, 0, 0, bytes, 0, null, null));
+      } else {
+        checkStatus('clEnqueueWriteBuffer', ctx.callNative('clEnqueueWriteBuffer', queue, mem, 1, 0, size, bytes, 0, null, null));
+      }
     } else {
       withStaging(ctx, context, size, bytes, (staging) => {
-        checkStatus('clEnqueueCopyBuffer', ctx.callNative('clEnqueueCopyBuffer', queue, staging, mem, 0, 0, size, 0, null, null));
+        if (region) {
+          checkStatus('clEnqueueCopyBufferToImage', ctx.callNative('clEnqueueCopyBufferToImage', queue, staging, mem, 0, ORIGIN, region, 0, null, null));
+        } else {
+          checkStatus('clEnqueueCopyBuffer', ctx.callNative('clEnqueueCopyBuffer', queue, staging, mem, 0, 0, size, 0, null, null));
+        }
         checkStatus('clFinish', ctx.callNative('clFinish', queue));
       });
     }
@@ -252,24 +289,43 @@ function restoreBuffer(ctx: StateContext, mem: number, contents: Uint8Array): vo
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Images: formats, descriptors and the element size every later transfer's length depends on
+
+/** `const cl_image_format *`: `{ cl_channel_order; cl_channel_type; }`. */
+const imageFormat = (): ArgSpec => arg.struct('image_format', 8, [
+  { name: 'image_channel_order', offset: 0, type: 'uint32' },
+  { name: 'image_channel_data_type', offset: 4, type: 'uint32' },
+]);
+
+/** `const cl_image_desc *` (OpenCL 1.2 layout on 64-bit hosts: 72 bytes, `buffer` a cl_mem for 1D image buffers). */
+const imageDesc = (): ArgSpec => arg.struct('image_desc', 72, [
+  { name: 'image_type', offset: 0, type: 'uint32' },
+  { name: 'image_width', offset: 8, type: 'size' },
+  { name: 'image_height', offset: 16, type: 'size' },
+  { name: 'image_depth', offset: 24, type: 'size' },
+  { name: 'image_array_size', offset: 32, type: 'size' },
+  { name: 'image_row_pitch', offset: 40, type: 'size' },
+  { name: 'image_slice_pitch', offset: 48, type: 'size' },
+  { name: 'num_mip_levels', offset: 56, type: 'uint32' },
+  { name: 'num_samples', offset: 60, type: 'uint32' },
+  { name: 'buffer', offset: 64, kind: 'mem' },
+]);
+
+/** Bytes per pixel of the format being created: kept on the image as its `elementSize` attribute. */
+const FORMAT_ELEMENT_SIZE: LengthExpr = { fn: 'imageElementSize', args: ['image_format.image_channel_order', 'image_format.image_channel_data_type'] };
+
+/** Host bytes of an image region passed to or from `image`, from the pitches given and the image's element size. */
+const imageRegionBytes = (row: string, slice: string, image = 'image'): LengthExpr =>
+  ({ fn: 'imageExtent', args: ['region', row, slice, { attr: 'elementSize', of: image }] });
+
+/** `host_ptr` of an image creation, and the USE_HOST_PTR binding (the program's pitches must be tight to mirror). */
+const imageHostPtr = (size: LengthExpr): ArgSpec =>
+  arg.bufferIn('host_ptr', size, { nullable: true, mirror: { flags: 'flags', mask: CL.MEM_USE_HOST_PTR } });
+
+// ---------------------------------------------------------------------------------------------------------------
 // Reasons of the functions the spec declares but does not support
 
-const IMAGE_ELEMENT_SIZE =
-  'the host_ptr length depends on the element size of the image format (channel order x channel type), ' +
-  'which no length expression of the spec DSL can compute';
-
 const UNSUPPORTED_REASONS = {
-  clCreateImage:
-    'image_desc is a cl_image_desc struct that mixes cl_uint, size_t and a cl_mem handle (no struct role to carry ' +
-    `it), and ${IMAGE_ELEMENT_SIZE}`,
-  clCreateImage2D: IMAGE_ELEMENT_SIZE,
-  clCreateImage3D: IMAGE_ELEMENT_SIZE,
-  clEnqueueReadImage:
-    "the length of ptr depends on the image's element size, a property of the image object and not an argument",
-  clEnqueueWriteImage:
-    "the length of ptr depends on the image's element size, a property of the image object and not an argument",
-  clEnqueueMapImage:
-    'the mapped length depends on the pitches the call itself returns and on the image element size',
   clEnqueueNativeKernel:
     'runs a host function pointer of the application on the device queue; the worker cannot call guest code',
   clSetCommandQueueProperty:
@@ -358,7 +414,18 @@ const functions: FunctionSpec[] = [
     arg.scalars('buffer_create_info', 'size', 2),
     arg.errcode('errcode_ret'),
   ]),
-  unsupported('clCreateImage', 'create', UNSUPPORTED_REASONS.clCreateImage),
+  fn('clCreateImage', ret.handle('mem'), 'create', [
+    arg.handle('context', 'context'),
+    hostPtrFlags(),
+    imageFormat(),
+    imageDesc(),
+    imageHostPtr({
+      fn: 'imageSize',
+      args: ['image_desc.image_type', 'image_desc.image_width', 'image_desc.image_height', 'image_desc.image_depth',
+        'image_desc.image_array_size', 'image_desc.image_row_pitch', 'image_desc.image_slice_pitch', FORMAT_ELEMENT_SIZE],
+    }),
+    arg.errcode('errcode_ret'),
+  ], { sets: { elementSize: FORMAT_ELEMENT_SIZE } }),
   retain('clRetainMemObject', 'memobj', 'mem'),
   release('clReleaseMemObject', 'memobj', 'mem'),
   fn('clGetSupportedImageFormats', ret.status(), 'query', [
@@ -592,8 +659,29 @@ const functions: FunctionSpec[] = [
   ]),
 
   // Enqueued commands: images
-  unsupported('clEnqueueReadImage', 'transfer', UNSUPPORTED_REASONS.clEnqueueReadImage),
-  unsupported('clEnqueueWriteImage', 'transfer', UNSUPPORTED_REASONS.clEnqueueWriteImage),
+  fn('clEnqueueReadImage', ret.status(), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('image', 'mem'),
+    arg.scalar('blocking_read', 'uint32', { workerValue: 1 }),
+    vec3('origin'),
+    vec3('region'),
+    arg.scalar('row_pitch', 'size'),
+    arg.scalar('slice_pitch', 'size'),
+    // Padding between rows (a pitch wider than the region) is not written: the caller's bytes travel and are kept.
+    arg.bufferOut('ptr', imageRegionBytes('row_pitch', 'slice_pitch'), { preserve: true }),
+    ...waitList(),
+  ], { blocking: true }),
+  fn('clEnqueueWriteImage', ret.status(), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('image', 'mem'),
+    arg.scalar('blocking_write', 'uint32', { workerValue: 1 }),
+    vec3('origin'),
+    vec3('region'),
+    arg.scalar('input_row_pitch', 'size'),
+    arg.scalar('input_slice_pitch', 'size'),
+    arg.bufferIn('ptr', imageRegionBytes('input_row_pitch', 'input_slice_pitch')),
+    ...waitList(),
+  ], { blocking: true }),
   fn('clEnqueueFillImage', ret.status(), 'transfer', [
     arg.handle('command_queue', 'command_queue'),
     arg.handle('image', 'mem'),
@@ -642,7 +730,19 @@ const functions: FunctionSpec[] = [
     ...waitList(),
     arg.errcode('errcode_ret'),
   ], { blocking: true }),
-  unsupported('clEnqueueMapImage', 'transfer', UNSUPPORTED_REASONS.clEnqueueMapImage),
+  // The mapped bytes follow the pitches the call itself returns: the worker sizes the region after the call.
+  fn('clEnqueueMapImage', ret.mapped(imageRegionBytes('image_row_pitch', 'image_slice_pitch')), 'transfer', [
+    arg.handle('command_queue', 'command_queue'),
+    arg.handle('image', 'mem'),
+    arg.scalar('blocking_map', 'uint32', { workerValue: 1 }),
+    arg.scalar('map_flags', 'uint64'),
+    vec3('origin'),
+    vec3('region'),
+    arg.scalarOut('image_row_pitch', 'size'),
+    arg.scalarOut('image_slice_pitch', 'size'),
+    ...waitList(),
+    arg.errcode('errcode_ret'),
+  ], { blocking: true }),
   fn('clEnqueueUnmapMemObject', ret.status(), 'transfer', [
     arg.handle('command_queue', 'command_queue'),
     arg.handle('memobj', 'mem'),
@@ -678,8 +778,31 @@ const functions: FunctionSpec[] = [
   unsupported('clSetCommandQueueProperty', 'configure', UNSUPPORTED_REASONS.clSetCommandQueueProperty),
 
   // Deprecated 1.1 APIs
-  unsupported('clCreateImage2D', 'create', UNSUPPORTED_REASONS.clCreateImage2D),
-  unsupported('clCreateImage3D', 'create', UNSUPPORTED_REASONS.clCreateImage3D),
+  fn('clCreateImage2D', ret.handle('mem'), 'create', [
+    arg.handle('context', 'context'),
+    hostPtrFlags(),
+    imageFormat(),
+    arg.scalar('image_width', 'size'),
+    arg.scalar('image_height', 'size'),
+    arg.scalar('image_row_pitch', 'size'),
+    imageHostPtr({ fn: 'imageSize', args: [CL.MEM_OBJECT_IMAGE2D, 'image_width', 'image_height', 0, 0, 'image_row_pitch', 0, FORMAT_ELEMENT_SIZE] }),
+    arg.errcode('errcode_ret'),
+  ], { sets: { elementSize: FORMAT_ELEMENT_SIZE } }),
+  fn('clCreateImage3D', ret.handle('mem'), 'create', [
+    arg.handle('context', 'context'),
+    hostPtrFlags(),
+    imageFormat(),
+    arg.scalar('image_width', 'size'),
+    arg.scalar('image_height', 'size'),
+    arg.scalar('image_depth', 'size'),
+    arg.scalar('image_row_pitch', 'size'),
+    arg.scalar('image_slice_pitch', 'size'),
+    imageHostPtr({
+      fn: 'imageSize',
+      args: [CL.MEM_OBJECT_IMAGE3D, 'image_width', 'image_height', 'image_depth', 0, 'image_row_pitch', 'image_slice_pitch', FORMAT_ELEMENT_SIZE],
+    }),
+    arg.errcode('errcode_ret'),
+  ], { sets: { elementSize: FORMAT_ELEMENT_SIZE } }),
   fn('clEnqueueMarker', ret.status(), 'execute', [
     arg.handle('command_queue', 'command_queue'),
     arg.handleOut('event', 'event'),
@@ -734,16 +857,17 @@ export const openclSpec = defineSpec({
     { name: 'context', invalidStatus: CL.INVALID_CONTEXT },
     { name: 'command_queue', invalidStatus: CL.INVALID_COMMAND_QUEUE },
     {
-      // Buffers, sub-buffers and images. Explicit state covers buffers and sub-buffers; extracting or restoring an
-      // image throws ERR_AVA_UNSUPPORTED (images cannot be created through this spec anyway, see clCreateImage).
+      // Buffers, sub-buffers and images. An image keeps its element size (from its format) as an attribute: the
+      // length of every later image transfer depends on it. Explicit state: a buffer's bytes, an image's pixels.
       name: 'mem',
+      attributes: ['elementSize'],
       invalidStatus: CL.INVALID_MEM_OBJECT,
       state: {
         // clSetKernelArg does not retain a buffer: released by the application, it is freed even while a kernel
         // still names it (launching that kernel is then undefined), so its contents do not travel.
         lostWhenReleased: true,
-        extract: (ctx, mem) => extractBuffer(ctx, mem),
-        restore: (ctx, mem, bytes) => restoreBuffer(ctx, mem, bytes),
+        extract: (ctx, mem) => extractMem(ctx, mem),
+        restore: (ctx, mem, bytes) => restoreMem(ctx, mem, bytes),
       },
     },
     { name: 'program', invalidStatus: CL.INVALID_PROGRAM },

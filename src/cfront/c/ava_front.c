@@ -122,6 +122,7 @@ typedef struct ava_obj {
   uint32_t magic;
   void *mirror;        /* host memory bound to the object (USE_HOST_PTR), refreshed at its sync points */
   size_t mirror_size;
+  int64_t attrs[AVA_MAX_ATTRS]; /* set by the call that made it (ava_fn.sets), read by later lengths (AVA_OP_ATTR) */
 } ava_obj;
 
 static pthread_mutex_t obj_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -532,6 +533,61 @@ static uint64_t arg_number(const ava_fn *fn, const uint64_t *slots, int i) {
   return a->role == AVA_SCALAR || a->role == AVA_COUNT ? narrow(slots[i], a->type) : slots[i];
 }
 
+/* Channels per pixel of an OpenCL channel order (CL_R 0x10B0 ... CL_ABGR 0x10C3), as in src/spec/length.ts. */
+static const int8_t image_channels[] = { 1, 1, 2, 2, 3, 4, 4, 4, 1, 1, 2, 3, 4, 1, 1, 3, 4, 4, 4, 4 };
+/* Bytes per channel of a channel type (CL_SNORM_INT8 0x10D0 ... 0x10E0); negative: bytes per packed pixel. */
+static const int8_t image_channel_bytes[] = { 1, 2, 1, 2, -2, -2, -4, 1, 2, 4, 1, 2, 4, 2, 4, -4, -4 };
+
+/* Bytes of a host region: origin/region are pointers to 3 size_t (origin may be NULL: zero). */
+static int64_t extent(const size_t *origin, const size_t *region, int64_t row, int64_t slice, int64_t elem) {
+  if (!region) return -1;
+  int64_t rx = (int64_t)region[0], ry = (int64_t)region[1], rz = (int64_t)region[2];
+  if (rx <= 0 || ry <= 0 || rz <= 0) return 0;
+  if (rx > MAX_LENGTH || ry > MAX_LENGTH || rz > MAX_LENGTH || elem < 0 || elem > 64) return -1;
+  int64_t ox = origin ? (int64_t)origin[0] : 0, oy = origin ? (int64_t)origin[1] : 0, oz = origin ? (int64_t)origin[2] : 0;
+  if (ox > MAX_LENGTH || oy > MAX_LENGTH || oz > MAX_LENGTH) return -1;
+  if (!row) row = rx * elem;
+  if (!slice) slice = row * ry;
+  if (row < 0 || row > MAX_LENGTH || slice < 0 || slice > MAX_LENGTH) return -1;
+  double total = (double)(oz + rz - 1) * (double)slice + (double)(oy + ry - 1) * (double)row + (double)(ox * elem + rx * elem);
+  return total > (double)MAX_LENGTH ? -1 : (oz + rz - 1) * slice + (oy + ry - 1) * row + ox * elem + rx * elem;
+}
+
+/* The named length functions (ava_length_fn), on the n values of `v`; -1 when out of range. */
+static int64_t length_fn(int which, const int64_t *v, int n) {
+  switch (which) {
+  case AVA_FN_RECT_EXTENT: /* origin, region, row pitch, slice pitch: bytes (element size 1) */
+    return n == 4 ? extent((const size_t *)(uintptr_t)v[0], (const size_t *)(uintptr_t)v[1], v[2], v[3], 1) : -1;
+  case AVA_FN_IMAGE_EXTENT: /* region, row pitch, slice pitch, element size: the region from its first pixel */
+    return n == 4 ? extent(NULL, (const size_t *)(uintptr_t)v[0], v[1], v[2], v[3]) : -1;
+  case AVA_FN_IMAGE_ELEMENT_SIZE: {
+    if (n != 2) return -1;
+    int64_t order = v[0] - 0x10B0, type = v[1] - 0x10D0;
+    int64_t channels = order >= 0 && order < (int64_t)sizeof image_channels ? image_channels[order] : 0;
+    int64_t bytes = type >= 0 && type < (int64_t)sizeof image_channel_bytes ? image_channel_bytes[type] : 0;
+    return bytes < 0 ? (channels > 0 ? -bytes : 0) : channels * bytes;
+  }
+  case AVA_FN_IMAGE_SIZE: { /* type, width, height, depth, array size, row pitch, slice pitch, element size */
+    if (n != 8) return -1;
+    for (int k = 0; k < 8; k++) if (v[k] < 0 || v[k] > MAX_LENGTH) return -1;
+    int64_t type = v[0], w = v[1], h = v[2], d = v[3], arr = v[4], elem = v[7];
+    if (elem > 64) return -1;
+    int64_t row = v[5] ? v[5] : w * elem;
+    double total;
+    if (type == 0x10F5) total = (double)(v[6] ? v[6] : row) * (double)arr;          /* 1D array */
+    else if (type == 0x10F1) total = (double)row * (double)h;                        /* 2D */
+    else {
+      int64_t slice = v[6] ? v[6] : row * h;
+      if (type == 0x10F3) total = (double)slice * (double)arr;                       /* 2D array */
+      else if (type == 0x10F2) total = (double)slice * (double)d;                    /* 3D */
+      else total = (double)w * (double)elem;                                          /* 1D, 1D buffer */
+    }
+    return total > (double)MAX_LENGTH ? -1 : (int64_t)total;
+  }
+  default: return -1;
+  }
+}
+
 /* Evaluates a length program (see ava_op); -1 when it is out of range. */
 static int64_t eval_length(const ava_fn *fn, int off, const uint64_t *slots) {
   int64_t stack[16];
@@ -553,25 +609,28 @@ static int64_t eval_length(const ava_fn *fn, int off, const uint64_t *slots) {
       stack[sp++] = prod;
       break;
     }
-    case AVA_OP_RECT: case AVA_OP_IMAGE: {
-      int image = p[-1] == AVA_OP_IMAGE;
-      const size_t *v0 = (const size_t *)(uintptr_t)slots[p[0]];
-      int64_t row = (int64_t)arg_number(fn, slots, (int)p[image ? 1 : 2]);
-      int64_t slice = (int64_t)arg_number(fn, slots, (int)p[image ? 2 : 3]);
-      int64_t elem = image ? (int64_t)arg_number(fn, slots, (int)p[3]) : 1;
-      const size_t *region = image ? v0 : (const size_t *)(uintptr_t)slots[p[1]];
-      p += 4;
-      if (!region || sp >= 16) return -1;
-      int64_t rx = (int64_t)region[0], ry = (int64_t)region[1], rz = (int64_t)region[2];
-      if (rx <= 0 || ry <= 0 || rz <= 0) { stack[sp++] = 0; break; }
-      if (rx > MAX_LENGTH || ry > MAX_LENGTH || rz > MAX_LENGTH) return -1;
-      if (!row) row = rx * elem;
-      if (!slice) slice = row * ry;
-      if (image) stack[sp++] = (rz - 1) * slice + (ry - 1) * row + rx * elem;
-      else {
-        int64_t ox = v0 ? (int64_t)v0[0] : 0, oy = v0 ? (int64_t)v0[1] : 0, oz = v0 ? (int64_t)v0[2] : 0;
-        stack[sp++] = (oz + rz - 1) * slice + (oy + ry - 1) * row + ox + rx;
-      }
+    case AVA_OP_FN: {
+      int which = (int)*p++, n = (int)*p++;
+      if (n > sp || n > 8) return -1;
+      sp -= n;
+      int64_t r = length_fn(which, stack + sp, n);
+      if (r < 0) return -1;
+      stack[sp++] = r;
+      break;
+    }
+    case AVA_OP_FIELD: {
+      int i = (int)*p++, k = (int)*p++;
+      if (sp >= 16 || i < 0 || i >= fn->nargs || k < 0 || k >= fn->args[i].nfields) return -1;
+      const int64_t *field = fn->args[i].fields + 3 * k;
+      const uint8_t *base = (const uint8_t *)(uintptr_t)slots[i];
+      stack[sp++] = base && field[1] >= 0 ? (int64_t)load(base + field[0], (int)field[1]) : 0;
+      break;
+    }
+    case AVA_OP_ATTR: {
+      int i = (int)*p++, k = (int)*p++;
+      if (sp >= 16 || i < 0 || i >= fn->nargs || k < 0 || k >= AVA_MAX_ATTRS) return -1;
+      ava_obj *o = obj_of((void *)(uintptr_t)slots[i]);
+      stack[sp++] = o ? o->attrs[k] : 0;
       break;
     }
     default: return -1;
@@ -669,6 +728,21 @@ static void encode_args(const ava_fn *fn, uint64_t *slots, ava_cbuf *b, call_sta
         for (int j = 0; j < a->npairs; j++) if ((uint64_t)a->pairs[2 * j] == key) kind = (int)a->pairs[2 * j + 1];
         if (kind != -2) ava_cb_int(b, handle_id((void *)(uintptr_t)value, kind, &cs->status));
         else put_scalar(b, value, a->type);
+      }
+      break;
+    }
+    case AVA_STRUCT: {
+      if (!ptr) { ava_cb_null(b); break; }
+      ava_cb_array(b, a->nfields);
+      for (int k = 0; k < a->nfields; k++) {
+        const int64_t *field = a->fields + 3 * k;
+        const uint8_t *at = (const uint8_t *)ptr + field[0];
+        if (field[1] >= 0) put_scalar(b, load(at, (int)field[1]), (int)field[1]);
+        else {
+          void *h;
+          memcpy(&h, at, sizeof h);
+          if (!h) ava_cb_null(b); else ava_cb_int(b, handle_id(h, (int)field[2], &cs->status));
+        }
       }
       break;
     }
@@ -791,10 +865,16 @@ static void write_info(const ava_fn *fn, int i, const uint64_t *slots, const ava
   }
 }
 
-/* For a mapping call on an object with host memory: the place in that memory the mapped bytes belong (at `offset`). */
+/*
+ * For a mapping call on an object with host memory: the place in that memory the mapped bytes belong (at `offset`).
+ * Only mappings given by a byte offset (buffers): an image's mapped rows follow the worker's pitches, not the host's.
+ */
 static void *mapped_host_region(const ava_fn *fn, const uint64_t *slots, size_t length) {
   ava_obj *o = NULL;
   uint64_t offset = 0;
+  int has_offset = 0;
+  for (int i = 0; i < fn->nargs; i++) has_offset |= fn->args[i].role == AVA_SCALAR && strcmp(fn->args[i].name, "offset") == 0;
+  if (!has_offset) return NULL;
   for (int i = 0; i < fn->nargs; i++) {
     const ava_arg *a = &fn->args[i];
     if (a->role == AVA_HANDLE && !o) {
@@ -842,7 +922,14 @@ static uint64_t apply_reply(const ava_fn *fn, uint64_t *slots, const ava_cv *rep
   switch (fn->ret) {
   case AVA_RET_VOID: return 0;
   case AVA_RET_STATUS: case AVA_RET_SCALAR: return (uint64_t)ava_cv_int(ret, &ok);
-  case AVA_RET_HANDLE: return ret && ret->type != CV_NULL ? (uint64_t)(uintptr_t)obj_for_id(ava_cv_int(ret, &ok), fn->ret_kind) : 0;
+  case AVA_RET_HANDLE: {
+    ava_obj *o = ret && ret->type != CV_NULL ? obj_for_id(ava_cv_int(ret, &ok), fn->ret_kind) : NULL;
+    for (int k = 0; o && k < fn->nsets; k++) {
+      int64_t value = eval_length(fn, (int)fn->sets[2 * k + 1], slots);
+      o->attrs[fn->sets[2 * k]] = value < 0 ? 0 : value;
+    }
+    return (uint64_t)(uintptr_t)o;
+  }
   case AVA_RET_MAPPED: {
     const ava_cv *bytes = ava_cv_get(ret, "bytes");
     if (!bytes || bytes->type != CV_BYTES) return 0;

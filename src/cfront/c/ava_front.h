@@ -13,14 +13,22 @@
 enum ava_role {
   AVA_SCALAR, AVA_COUNT, AVA_HANDLE, AVA_HANDLES, AVA_HANDLE_OUT, AVA_HANDLES_OUT, AVA_BUFFER_IN, AVA_BUFFER_OUT,
   AVA_STRING, AVA_STRINGS, AVA_SCALARS, AVA_PROPERTIES, AVA_SCALAR_OUT, AVA_SCALARS_OUT, AVA_ERRCODE, AVA_INFO,
-  AVA_ARG_VALUE, AVA_CALLBACK, AVA_USER_DATA, AVA_MAPPED
+  AVA_ARG_VALUE, AVA_CALLBACK, AVA_USER_DATA, AVA_MAPPED, AVA_STRUCT
 };
 /** Scalar types. */
 enum ava_type { AVA_I8, AVA_U8, AVA_I16, AVA_U16, AVA_I32, AVA_U32, AVA_I64, AVA_U64, AVA_SIZE, AVA_UINTPTR, AVA_F32, AVA_F64 };
 /** Return roles. */
 enum ava_ret { AVA_RET_VOID, AVA_RET_STATUS, AVA_RET_SCALAR, AVA_RET_HANDLE, AVA_RET_MAPPED };
-/** Length-expression opcodes: a postfix program over the call's argument slots, ended by AVA_OP_END. */
-enum ava_op { AVA_OP_END, AVA_OP_CONST, AVA_OP_ARG, AVA_OP_MUL, AVA_OP_RECT, AVA_OP_IMAGE };
+/**
+ * Length-expression opcodes: a postfix program over the call's argument slots, ended by AVA_OP_END.
+ * AVA_OP_FN f n: named length function f (ava_length_fn) of the n values on top; AVA_OP_FIELD i k: field k of struct
+ * argument i; AVA_OP_ATTR i k: attribute k of the handle argument i.
+ */
+enum ava_op { AVA_OP_END, AVA_OP_CONST, AVA_OP_ARG, AVA_OP_MUL, AVA_OP_FN, AVA_OP_FIELD, AVA_OP_ATTR };
+/** Named length functions, in the order of LENGTH_FUNCTION_NAMES (src/spec/length.ts). */
+enum ava_length_fn { AVA_FN_RECT_EXTENT, AVA_FN_IMAGE_EXTENT, AVA_FN_IMAGE_ELEMENT_SIZE, AVA_FN_IMAGE_SIZE };
+/** Attribute slots per object (handle attributes a creating call sets, e.g. an image's element size). */
+#define AVA_MAX_ATTRS 4
 
 /** Argument flags. */
 #define AVA_ARG_NULLABLE 1u /* nullable or optional */
@@ -42,6 +50,9 @@ typedef struct ava_arg {
   const int64_t *props;  /* info property lists: param, key, kind index, ... (handle values under those keys) */
   uint16_t nprops;
   uint64_t mask;       /* bufferIn mirror: flag mask */
+  const int64_t *fields; /* struct: offset, type index or -1, kind index or -1 (handle field), ... */
+  uint16_t nfields;
+  uint32_t size;       /* struct: bytes */
 } ava_arg;
 
 /** One function. */
@@ -56,6 +67,8 @@ typedef struct ava_fn {
   const ava_arg *args;
   const int64_t *exprs;
   const char *unsupported; /* reason, or NULL */
+  const int64_t *sets; /* attributes of the returned handle: attribute index, offset of its length program, ... */
+  uint8_t nsets;
 } ava_fn;
 
 /** A handle kind. */

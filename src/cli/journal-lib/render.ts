@@ -60,6 +60,9 @@ export function formatArg(a: ArgSpec, v: WireValue | undefined, p: Palette): str
     case 'properties':
       if (!Array.isArray(v)) return formatValue(v, p);
       return `[${v.map((x, i) => (i % 2 === 1 && a.handleKeys[String(v[i - 1])] !== undefined ? handleId(x, p) : formatValue(x, p))).join(', ')}]`;
+    case 'struct':
+      if (!Array.isArray(v)) return formatValue(v, p);
+      return `{${a.fields.map((field, i) => `${field.name}: ${field.kind !== undefined ? handleId(v[i], p) : formatValue(v[i], p)}`).join(', ')}}`;
     default:
       return formatValue(v, p);
   }
