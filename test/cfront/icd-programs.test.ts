@@ -140,6 +140,27 @@ if (await requireOpenCL()) {
     }
   });
 
+  test('a migration while a mapping is live (between a map and its unmap): same stdout, the region mapped again on the target', async () => {
+    // The journal names every map: migrate right after each one, before the program writes through the pointer.
+    for (const name of ['images', 'host_memory'] as const) {
+      const journal = join(dir, `maps-${name}`);
+      const r = await viaIcd(name, { AVA_RECORD_REPLAY: '1', AVA_JOURNAL: journal });
+      assert.is(r.code, 0, show(name, r));
+      const export_ = await runCommand(process.execPath, ['--import', 'tsx', 'src/cli/run-journal.ts', 'export', '--journal', journal], { timeoutMs: 60_000 });
+      const maps = export_.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; fn: string }).filter((x) => /^clEnqueueMap/.test(x.fn));
+      assert.ok(maps.length >= 2, `${name}: the journal holds its maps (${maps.length})`);
+      for (const { seq } of maps) {
+        const report = join(dir, `maps-${name}-${seq}.jsonl`);
+        const m = await viaIcd(name, {
+          AVA_MIGRATION_CALL_ID: String(seq + 1), AVA_CHANNEL: 'UNIX', AVA_MIGRATION_REPORT: report, AVA_JOURNAL: join(dir, `maps-${name}-${seq}`),
+        });
+        assert.is(m.code, 0, show(`${name} migrated at call ${seq + 1}`, m));
+        assert.is(m.stdout, native.get(name), `${name} migrated at call ${seq + 1}`);
+        assert.ok(existsSync(report), `${name}: a migration at call ${seq + 1} happened`);
+      }
+    }
+  });
+
   test('a sidecar that cannot start: clear error on stderr, no platform, the program fails cleanly', async () => {
     const r = await viaIcd('vector_add', { AVA_GUESTD_NODE: '/nonexistent/node' });
     assert.is.not(r.code, 0, show('vector_add', r));
