@@ -110,7 +110,11 @@ export class Journal implements AsyncDisposable {
       }
       if (meta.spec !== spec.name || meta.hash !== spec.hash) {
         await db.close();
-        throw new JournalError('ERR_AVA_JOURNAL_SPEC', `the journal records ${meta.spec} ${meta.hash.slice(0, 12)}, not ${spec.name} ${spec.hash.slice(0, 12)}`, { details: { recorded: meta.spec, hash: meta.hash } });
+        // Typically the default journal folder of an earlier version (or of another API): say how to move on.
+        throw new JournalError('ERR_AVA_JOURNAL_SPEC',
+          `the journal${options.path ? ` ${options.path}` : ''} records ${meta.spec} ${meta.hash.slice(0, 12)}, not ${spec.name} ${spec.hash.slice(0, 12)}: ` +
+          'give this session another folder (AVA_JOURNAL or --journal), or remove that one once nothing in it is needed',
+          { details: { recorded: meta.spec, hash: meta.hash, path: options.path ?? null } });
       }
     }
     return new Journal(spec, db, options.durability ?? 'batch', meta);
