@@ -36,7 +36,7 @@ icd clinfo -l > "$R/clinfo-icd.txt" 2>&1
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 echo '{"programs":[' > "$R/summary.json"
 first=1
-for p in info vector_add host_memory errors callbacks binaries threads no_release rect cpp_wrapper images; do
+for p in info vector_add host_memory errors callbacks binaries threads no_release rect cpp_wrapper images cpp_default; do
   exe=$(prog $p)
   t0=$(date +%s%N); timeout 120 "$exe" > "$R/$p.native" 2> "$R/$p.native.err"; rn=$?; tn=$(ms $t0)
   t0=$(date +%s%N); icd timeout 120 "$exe" > "$R/$p.icd" 2> "$R/$p.icd.err"; ri=$?; ti=$(ms $t0)

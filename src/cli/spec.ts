@@ -2,7 +2,7 @@
  * `ava-spec`: facts about the shipped specs. `ava-spec coverage <opencl|toyacc> [--json]` prints which functions
  * are implemented and which are declared unsupported (with the reason), against the API's full function list.
  */
-import { OPENCL_12_FUNCTIONS } from '../apis/opencl/cl12-functions.js';
+import { OPENCL_12_FUNCTIONS, OPENCL_LATER_FUNCTIONS } from '../apis/opencl/cl12-functions.js';
 import { openclSpec } from '../apis/opencl/spec.js';
 import { toyaccSpec } from '../apis/toyacc/spec.js';
 import { ConfigError } from '../errors.js';
@@ -19,7 +19,7 @@ APIs: opencl (OpenCL 1.2, against every entry point of CL/cl.h up to 1.2), toyac
 `;
 
 const APIS: Record<string, { spec: ApiSpec; reference?: readonly string[] }> = {
-  opencl: { spec: openclSpec, reference: OPENCL_12_FUNCTIONS },
+  opencl: { spec: openclSpec, reference: [...OPENCL_12_FUNCTIONS, ...OPENCL_LATER_FUNCTIONS] },
   toyacc: { spec: toyaccSpec },
 };
 

@@ -44,3 +44,18 @@ export const OPENCL_12_FUNCTIONS: readonly string[] = Object.freeze([
   'clEnqueueMarker', 'clEnqueueWaitForEvents', 'clEnqueueBarrier', 'clUnloadCompiler',
   'clGetExtensionFunctionAddress', 'clCreateCommandQueue', 'clCreateSampler', 'clEnqueueTask',
 ]);
+
+/**
+ * The functions `CL/cl.h` (OpenCL 3.0) declares for OpenCL 2.0 to 3.0: 25 names, in header order (the same
+ * extraction, keeping the `_2_x` and `_3_0` suffixes). Programs built against a current header call some of them
+ * whenever the platform reports 2.0 or later (PoCL and NVIDIA report 3.0): the Khronos C++ bindings, whose default
+ * target is 3.0, make every command queue with clCreateCommandQueueWithProperties.
+ */
+export const OPENCL_LATER_FUNCTIONS: readonly string[] = Object.freeze([
+  'clSetDefaultDeviceCommandQueue', 'clGetDeviceAndHostTimer', 'clGetHostTimer', 'clSetContextDestructorCallback',
+  'clCreateCommandQueueWithProperties', 'clCreatePipe', 'clCreateBufferWithProperties', 'clCreateImageWithProperties',
+  'clGetPipeInfo', 'clSVMAlloc', 'clSVMFree', 'clCreateSamplerWithProperties', 'clCreateProgramWithIL',
+  'clSetProgramReleaseCallback', 'clSetProgramSpecializationConstant', 'clCloneKernel', 'clSetKernelArgSVMPointer',
+  'clSetKernelExecInfo', 'clGetKernelSubGroupInfo', 'clEnqueueSVMFree', 'clEnqueueSVMMemcpy', 'clEnqueueSVMMemFill',
+  'clEnqueueSVMMap', 'clEnqueueSVMUnmap', 'clEnqueueSVMMigrateMem',
+]);

@@ -23,7 +23,7 @@ import { ApiStatusError, BadCallError, UnsupportedError } from '../../errors.js'
 import { defineSpec } from '../../spec/define.js';
 import { arg, fn, ret, unsupported } from '../../spec/roles.js';
 import type { ArgSpec, FunctionSpec, LengthExpr, StateContext } from '../../spec/types.js';
-import { OPENCL_12_FUNCTIONS } from './cl12-functions.js';
+import { OPENCL_12_FUNCTIONS, OPENCL_LATER_FUNCTIONS } from './cl12-functions.js';
 import { CL, CL_STATUS_NAMES } from './constants.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -197,6 +197,8 @@ function describeMem(ctx: StateContext, mem: number): MemShape {
   const flags = infoNumber(ctx, 'clGetMemObjectInfo', mem, CL.MEM_FLAGS, 8);
   if (type === CL.MEM_OBJECT_BUFFER) return { size: infoNumber(ctx, 'clGetMemObjectInfo', mem, CL.MEM_SIZE, 8), context, flags };
   if (type === CL.MEM_OBJECT_IMAGE1D_BUFFER) return { size: 0, context, flags };
+  // The host cannot read a pipe: packets still in it once every queue has finished do not travel with a migration.
+  if (type === CL.MEM_OBJECT_PIPE) return { size: 0, context, flags };
   const image = (param: number): number => infoNumber(ctx, 'clGetImageInfo', mem, param, 8);
   const layers = image(CL.IMAGE_ARRAY_SIZE);
   const width = image(CL.IMAGE_WIDTH);
@@ -314,6 +316,13 @@ const imageDesc = (): ArgSpec => arg.struct('image_desc', 72, [
 /** Bytes per pixel of the format being created: kept on the image as its `elementSize` attribute. */
 const FORMAT_ELEMENT_SIZE: LengthExpr = { fn: 'imageElementSize', args: ['image_format.image_channel_order', 'image_format.image_channel_data_type'] };
 
+/** Host bytes of a whole image described by a cl_image_desc (`host_ptr` of clCreateImage). */
+const IMAGE_DESC_HOST_SIZE: LengthExpr = {
+  fn: 'imageSize',
+  args: ['image_desc.image_type', 'image_desc.image_width', 'image_desc.image_height', 'image_desc.image_depth',
+    'image_desc.image_array_size', 'image_desc.image_row_pitch', 'image_desc.image_slice_pitch', FORMAT_ELEMENT_SIZE],
+};
+
 /** Host bytes of an image region passed to or from `image`, from the pitches given and the image's element size. */
 const imageRegionBytes = (row: string, slice: string, image = 'image'): LengthExpr =>
   ({ fn: 'imageExtent', args: ['region', row, slice, { attr: 'elementSize', of: image }] });
@@ -335,6 +344,10 @@ const UNSUPPORTED_REASONS = {
     'PoCL does not implement it and aborts the whole process when it is called (PoCL 3.1: "The entire ' +
     'clEnqueueWaitForEvents call is unimplemented"); its 1.2 replacement clEnqueueBarrierWithWaitList is supported',
   clGetExtensionFunctionAddressForPlatform: 'returns a host function pointer in the worker process, meaningless to the guest',
+  svm: 'shared virtual memory is an address in the worker process, which the program can neither dereference nor pass on',
+  clCloneKernel:
+    "a clone copies the source kernel's arguments as they are at that moment, which replay cannot rebuild once a later " +
+    'clSetKernelArg on the source has superseded them',
   clGetExtensionFunctionAddress: 'returns a host function pointer in the worker process, meaningless to the guest',
 } as const;
 
@@ -419,11 +432,7 @@ const functions: FunctionSpec[] = [
     hostPtrFlags(),
     imageFormat(),
     imageDesc(),
-    imageHostPtr({
-      fn: 'imageSize',
-      args: ['image_desc.image_type', 'image_desc.image_width', 'image_desc.image_height', 'image_desc.image_depth',
-        'image_desc.image_array_size', 'image_desc.image_row_pitch', 'image_desc.image_slice_pitch', FORMAT_ELEMENT_SIZE],
-    }),
+    imageHostPtr(IMAGE_DESC_HOST_SIZE),
     arg.errcode('errcode_ret'),
   ], { sets: { elementSize: FORMAT_ELEMENT_SIZE } }),
   retain('clRetainMemObject', 'memobj', 'mem'),
@@ -833,9 +842,116 @@ const functions: FunctionSpec[] = [
   ]),
 ];
 
-/** Puts the functions in the order of {@link OPENCL_12_FUNCTIONS} (the header's), so the spec reads like cl.h. */
+// ---------------------------------------------------------------------------------------------------------------
+// The later entry points (OpenCL 2.0 - 3.0) that a program built against a current header calls on a 1.2-style
+// program: queues, samplers, buffers and images "with properties", IL programs, timers, sub-group queries. SVM is
+// declared so that a call fails cleanly (CL_INVALID_OPERATION) instead of reaching an empty dispatch slot.
+
+/** A zero-terminated `cl_bitfield` property list (`cl_queue_properties`, `cl_sampler_properties`, `cl_mem_properties`). */
+const bitfieldProperties = (name = 'properties'): ArgSpec => arg.properties(name, 'uint64');
+
+const svm = (name: string, record: FunctionSpec['record']): FunctionSpec => unsupported(name, record, UNSUPPORTED_REASONS.svm);
+
+const laterFunctions: FunctionSpec[] = [
+  fn('clSetDefaultDeviceCommandQueue', ret.status(), 'configure', [
+    arg.handle('context', 'context'),
+    arg.handle('device', 'device'),
+    arg.handle('command_queue', 'command_queue'),
+  ], { target: 'context', supersedeKey: ['device'] }),
+  fn('clGetDeviceAndHostTimer', ret.status(), 'query', [
+    arg.handle('device', 'device'),
+    arg.scalarOut('device_timestamp', 'uint64'),
+    arg.scalarOut('host_timestamp', 'uint64'),
+  ]),
+  fn('clGetHostTimer', ret.status(), 'query', [arg.handle('device', 'device'), arg.scalarOut('host_timestamp', 'uint64')]),
+  fn('clSetContextDestructorCallback', ret.status(), 'configure', [
+    arg.handle('context', 'context'),
+    arg.callback('pfn_notify', 'void cl_context_destructor_notify(void *context, void *user_data)', 'user_data', { delivered: false }),
+    arg.userData('user_data'),
+  ], { target: 'context' }),
+  fn('clCreateCommandQueueWithProperties', ret.handle('command_queue'), 'create', [
+    arg.handle('context', 'context'),
+    arg.handle('device', 'device'),
+    bitfieldProperties(),
+    arg.errcode('errcode_ret'),
+  ]),
+  fn('clCreatePipe', ret.handle('mem'), 'create', [
+    arg.handle('context', 'context'),
+    arg.scalar('flags', 'uint64'),
+    arg.scalar('pipe_packet_size', 'uint32'),
+    arg.scalar('pipe_max_packets', 'uint32'),
+    // cl_pipe_properties is intptr_t; OpenCL 2.0 - 3.0 define no property: NULL.
+    arg.properties('properties', 'uintptr'),
+    arg.errcode('errcode_ret'),
+  ]),
+  fn('clCreateBufferWithProperties', ret.handle('mem'), 'create', [
+    arg.handle('context', 'context'),
+    bitfieldProperties(),
+    hostPtrFlags(),
+    arg.scalar('size', 'size'),
+    arg.bufferIn('host_ptr', 'size', { nullable: true, mirror: { flags: 'flags', mask: CL.MEM_USE_HOST_PTR } }),
+    arg.errcode('errcode_ret'),
+  ]),
+  fn('clCreateImageWithProperties', ret.handle('mem'), 'create', [
+    arg.handle('context', 'context'),
+    bitfieldProperties(),
+    hostPtrFlags(),
+    imageFormat(),
+    imageDesc(),
+    imageHostPtr(IMAGE_DESC_HOST_SIZE),
+    arg.errcode('errcode_ret'),
+  ], { sets: { elementSize: FORMAT_ELEMENT_SIZE } }),
+  fn('clGetPipeInfo', ret.status(), 'query', [arg.handle('pipe', 'mem'), ...infoQuery()]),
+  svm('clSVMAlloc', 'create'),
+  svm('clSVMFree', 'release'),
+  fn('clCreateSamplerWithProperties', ret.handle('sampler'), 'create', [
+    arg.handle('context', 'context'),
+    bitfieldProperties('sampler_properties'),
+    arg.errcode('errcode_ret'),
+  ]),
+  fn('clCreateProgramWithIL', ret.handle('program'), 'create', [
+    arg.handle('context', 'context'),
+    arg.bufferIn('il', 'length'),
+    arg.scalar('length', 'size'),
+    arg.errcode('errcode_ret'),
+  ]),
+  fn('clSetProgramReleaseCallback', ret.status(), 'configure', [
+    arg.handle('program', 'program'),
+    arg.callback('pfn_notify', 'void cl_program_release_notify(void *program, void *user_data)', 'user_data', { delivered: false }),
+    arg.userData('user_data'),
+  ], { target: 'program' }),
+  fn('clSetProgramSpecializationConstant', ret.status(), 'configure', [
+    arg.handle('program', 'program'),
+    arg.scalar('spec_id', 'uint32'),
+    arg.scalar('spec_size', 'size'),
+    arg.bufferIn('spec_value', 'spec_size'),
+  ], { target: 'program', supersedeKey: ['spec_id'] }),
+  fn('clCloneKernel', ret.handle('kernel'), 'create', [arg.handle('source_kernel', 'kernel'), arg.errcode('errcode_ret')], {
+    unsupported: UNSUPPORTED_REASONS.clCloneKernel,
+  }),
+  svm('clSetKernelArgSVMPointer', 'configure'),
+  svm('clSetKernelExecInfo', 'configure'),
+  fn('clGetKernelSubGroupInfo', ret.status(), 'query', [
+    arg.handle('kernel', 'kernel'),
+    arg.handle('device', 'device', { nullable: true }),
+    arg.scalar('param_name', 'uint32'),
+    arg.scalar('input_value_size', 'size'),
+    arg.bufferIn('input_value', 'input_value_size', { nullable: true }),
+    arg.scalar('param_value_size', 'size'),
+    arg.info('param_value', 'param_value_size', 'param_name'),
+    arg.scalarOut('param_value_size_ret', 'size'),
+  ]),
+  svm('clEnqueueSVMFree', 'transfer'),
+  svm('clEnqueueSVMMemcpy', 'transfer'),
+  svm('clEnqueueSVMMemFill', 'transfer'),
+  svm('clEnqueueSVMMap', 'transfer'),
+  svm('clEnqueueSVMUnmap', 'transfer'),
+  svm('clEnqueueSVMMigrateMem', 'transfer'),
+];
+
+/** Puts the functions in the order of {@link OPENCL_12_FUNCTIONS}, then {@link OPENCL_LATER_FUNCTIONS} (each the header's). */
 function inHeaderOrder(list: readonly FunctionSpec[]): FunctionSpec[] {
-  const rank = new Map(OPENCL_12_FUNCTIONS.map((name, i) => [name, i]));
+  const rank = new Map([...OPENCL_12_FUNCTIONS, ...OPENCL_LATER_FUNCTIONS].map((name, i) => [name, i]));
   return [...list].sort((a, b) => (rank.get(a.name) ?? Infinity) - (rank.get(b.name) ?? Infinity));
 }
 
@@ -898,5 +1014,5 @@ export const openclSpec = defineSpec({
     },
     { name: 'sampler', invalidStatus: CL.INVALID_SAMPLER },
   ],
-  functions: inHeaderOrder(functions),
+  functions: inHeaderOrder([...functions, ...laterFunctions]),
 });
