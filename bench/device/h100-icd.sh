@@ -36,7 +36,8 @@ icd clinfo -l > "$R/clinfo-icd.txt" 2>&1
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 echo '{"programs":[' > "$R/summary.json"
 first=1
-for p in info vector_add host_memory errors callbacks binaries threads no_release rect cpp_wrapper images cpp_default; do
+# PROGRAMS (space-separated) narrows the list; PROGRAMS_ONLY=1 stops after it (no launches, migration or bench).
+for p in ${PROGRAMS:-info vector_add host_memory errors callbacks binaries threads no_release rect cpp_wrapper images cpp_default big_transfers}; do
   exe=$(prog $p)
   t0=$(date +%s%N); timeout 120 "$exe" > "$R/$p.native" 2> "$R/$p.native.err"; rn=$?; tn=$(ms $t0)
   t0=$(date +%s%N); icd timeout 120 "$exe" > "$R/$p.icd" 2> "$R/$p.icd.err"; ri=$?; ti=$(ms $t0)
@@ -45,6 +46,7 @@ for p in info vector_add host_memory errors callbacks binaries threads no_releas
   echo "{\"program\":\"$p\",\"nativeExit\":$rn,\"icdExit\":$ri,\"nativeMs\":$tn,\"icdMs\":$ti,\"sameStdout\":$same}" >> "$R/summary.json"
   echo "$p: native exit $rn ${tn} ms, icd exit $ri ${ti} ms, same stdout: $same"
 done
+if [ "${PROGRAMS_ONLY:-0}" = 1 ]; then echo ']}' >> "$R/summary.json"; mkdir -p "$R/keep" && cp "$R/summary.json" "$R/keep/"; exit 0; fi
 echo '],"launches":[' >> "$R/summary.json"
 exe=$(prog launches)
 for mode in native icd-local icd-shm; do

@@ -9,6 +9,7 @@ import { planOf } from '../spec/plan.js';
 import type { ApiSpec, ArgSpec, FunctionSpec, LengthExpr, ScalarType } from '../spec/types.js';
 import { RECORD_CLASSES } from '../spec/types.js';
 import { SpecError } from '../errors.js';
+import { DEFAULT_LIMITS } from '../wire/codec.js';
 
 /** Options of {@link generateCFront}. */
 export interface GenerateOptions {
@@ -107,7 +108,7 @@ export function generateCFront(spec: ApiSpec, options: GenerateOptions): string 
     '',
     'const ava_api ava_api_desc = {',
     `  ${cString(spec.name)}, ${cString(spec.hash)}, kinds, ${spec.handles.length}, ${spec.status.success},`,
-    `  ${cString(options.node)}, ${cString(options.guestdScript)}, ${cString(options.guestdImport ?? '')},`,
+    `  ${cString(options.node)}, ${cString(options.guestdScript)}, ${cString(options.guestdImport ?? '')}, ${DEFAULT_LIMITS.maxFrameBytes}ull,`,
     '};',
     '',
   ];
@@ -198,7 +199,8 @@ export function generateCFront(spec: ApiSpec, options: GenerateOptions): string 
     const r = f.returns;
     lines.push(`static const ava_fn ${id}_fn = { ${cString(f.name)}, ${RET_INDEX[r.role]}, ${r.role === 'scalar' ? TYPE_INDEX[r.type] : 0}, ` +
       `${r.role === 'handle' ? kind(r.kind) : -1}, ${retLength}, ${RECORD_CLASSES.indexOf(f.record)}, ${async}, ${f.args.length}, ${id}_args, ${id}_exprs, ` +
-      `${f.unsupported === undefined ? 'NULL' : cString(f.unsupported)}, ${sets.length ? `${id}_sets` : 'NULL'}, ${sets.length / 2} };`);
+      `${f.unsupported === undefined ? 'NULL' : cString(f.unsupported)}, ${sets.length ? `${id}_sets` : 'NULL'}, ${sets.length / 2}, ` +
+      `{ ${indexOf(f.split?.offset)}, ${indexOf(f.split?.size)}, ${indexOf(f.split?.data)} } };`);
     // The entry point: every argument arrives as a 64-bit slot (integer registers and 8-byte stack slots on the
     // 64-bit Linux ABIs); ava_invoke narrows each to its declared type, so garbage in upper halves never matters.
     const retC = r.role === 'void' ? 'void' : r.role === 'status' ? C_TYPES[spec.status.type] : r.role === 'scalar' ? C_TYPES[r.type] : 'void *';

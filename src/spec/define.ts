@@ -132,6 +132,12 @@ function checkFunction(f: FunctionSpec, kinds: ReadonlyMap<string, HandleKindSpe
       if (!names.has(name)) throw new SpecError(`${f.name}: writes names unknown argument "${name}"`);
     }
   }
+  if (f.split) {
+    const role = (name: string): string | undefined => f.args.find((a) => a.name === name)?.role;
+    if (role(f.split.offset) !== 'scalar' || role(f.split.size) !== 'scalar' || !['bufferIn', 'bufferOut'].includes(role(f.split.data) ?? '')) {
+      throw new SpecError(`${f.name}: split needs scalar offset and size arguments and a bufferIn or bufferOut data argument`);
+    }
+  }
   for (const key of f.supersedeKey ?? []) {
     if (!names.has(key)) throw new SpecError(`${f.name}: supersede key names unknown argument "${key}"`);
   }

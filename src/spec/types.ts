@@ -295,6 +295,12 @@ export interface FunctionSpec {
    * (`{ attr, of }`) without asking the library. Each must be declared in the kind's {@link HandleKindSpec.attributes}.
    */
   readonly sets?: Readonly<Record<string, LengthExpr>>;
+  /**
+   * The call may be split into calls over consecutive parts of one flat range: `offset` and `size` (bytes) name the
+   * range, `data` the host memory (a bufferIn or bufferOut of `size` bytes) that advances with it. A front splits a
+   * transfer larger than a frame may carry (a multi-GiB buffer write or read) into parts run in order.
+   */
+  readonly split?: { readonly offset: string; readonly size: string; readonly data: string };
 }
 
 /** What the worker gives explicit-state hooks: direct native calls on the session's real pointers. */

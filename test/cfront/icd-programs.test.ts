@@ -161,6 +161,20 @@ if (await requireOpenCL()) {
     }
   });
 
+  test('transfers over one frame (1088 MiB): split into parts, same stdout natively and through the ICD; a call that cannot be split is refused alone', async () => {
+    const n = await run('big_transfers');
+    assert.is(n.code, 0, show('big_transfers natively', n));
+    const r = await viaIcd('big_transfers');
+    assert.is(r.code, 0, show('big_transfers through the ICD', r));
+    assert.is(r.stdout, n.stdout);
+    assert.match(r.stdout, /blocking write and read of 1088 MiB: equal/);
+    // clCreateBuffer's host bytes cannot be split: that call fails with CL_OUT_OF_RESOURCES, the next ones work.
+    const c = await viaIcd('big_transfers', {}, ['--copy-host-ptr']);
+    assert.is(c.code, 0, show('big_transfers --copy-host-ptr through the ICD', c));
+    assert.match(c.stdout, /create with COPY_HOST_PTR of 1088 MiB: -5\nsmall round trip afterwards: ok\n/);
+    assert.match(c.stderr, /clCreateBuffer: a call of \d+ bytes is over the \d+ a frame may carry: refused, the session goes on/);
+  });
+
   test('a sidecar that cannot start: clear error on stderr, no platform, the program fails cleanly', async () => {
     const r = await viaIcd('vector_add', { AVA_GUESTD_NODE: '/nonexistent/node' });
     assert.is.not(r.code, 0, show('vector_add', r));

@@ -165,6 +165,14 @@ invalid('attribute of an argument that is not a handle', () =>
   ])]));
 invalid('sets an attribute the returned kind does not declare', () =>
   input({}, [fn('my_make2', ret.handle('thing'), 'create', [arg.scalar('n', 'size'), arg.errcode()], { sets: { elementSize: 'n' } })]));
+invalid('split whose data argument is not a buffer', () =>
+  input({}, [fn('my_put', ret.status(), 'transfer', [arg.scalar('offset', 'size'), arg.scalar('size', 'size'), arg.scalar('ptr', 'uintptr')], {
+    split: { offset: 'offset', size: 'size', data: 'ptr' },
+  })]));
+invalid('split naming an unknown size argument', () =>
+  input({}, [fn('my_put', ret.status(), 'transfer', [arg.scalar('offset', 'size'), arg.bufferIn('ptr', 'offset')], {
+    split: { offset: 'offset', size: 'bytes', data: 'ptr' },
+  })]));
 invalid('explicit state without restore', () =>
   input({ handles: [{ name: 'thing', state: { extract: () => new Uint8Array(0) } } as unknown as HandleKindSpec] }));
 

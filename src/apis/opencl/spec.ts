@@ -597,7 +597,7 @@ const functions: FunctionSpec[] = [
     arg.scalar('size', 'size'),
     arg.bufferOut('ptr', 'size'),
     ...waitList(),
-  ], { blocking: true }),
+  ], { blocking: true, split: { offset: 'offset', size: 'size', data: 'ptr' } }),
   fn('clEnqueueReadBufferRect', ret.status(), 'transfer', [
     arg.handle('command_queue', 'command_queue'),
     arg.handle('buffer', 'mem'),
@@ -620,7 +620,7 @@ const functions: FunctionSpec[] = [
     arg.scalar('size', 'size'),
     arg.bufferIn('ptr', 'size'),
     ...waitList(),
-  ], { blocking: true, writes: { target: 'buffer', offset: 'offset', size: 'size' } }),
+  ], { blocking: true, writes: { target: 'buffer', offset: 'offset', size: 'size' }, split: { offset: 'offset', size: 'size', data: 'ptr' } }),
   fn('clEnqueueWriteBufferRect', ret.status(), 'transfer', [
     arg.handle('command_queue', 'command_queue'),
     arg.handle('buffer', 'mem'),

@@ -37,6 +37,7 @@ extern const void *ava_dispatch(void) __attribute__((weak));
 #define BATCH_MAX_CALLS 1024
 #define BATCH_MAX_BYTES (4u << 20)
 #define MAX_LENGTH ((int64_t)1 << 40)
+#define SPLIT_BYTES ((uint64_t)256 << 20) /* parts of a split transfer: well inside a frame */
 
 /* Statuses the front reports for failures that are not the API's own (OpenCL's values; every current spec is one). */
 #define ST_OUT_OF_RESOURCES (-5)
@@ -1032,11 +1033,37 @@ static void release_mappings(const ava_fn *fn, const uint64_t *slots) {
   }
 }
 
+/*
+ * A flat transfer larger than SPLIT_BYTES (a multi-GiB clEnqueueWriteBuffer) as consecutive parts, each its own call in
+ * order; only the last stores the program's event (the worker runs reads and writes blocking, so when the last part
+ * completes, all have). The first failing part's status is the call's.
+ */
+static uint64_t invoke_split(const ava_fn *fn, const uint64_t *slots) {
+  const int off = fn->split[0], len = fn->split[1], data = fn->split[2];
+  uint64_t offset = arg_number(fn, slots, off), size = arg_number(fn, slots, len), part[64];
+  for (uint64_t done = 0; done < size;) {
+    uint64_t n = size - done < SPLIT_BYTES ? size - done : SPLIT_BYTES;
+    memcpy(part, slots, sizeof(uint64_t) * (size_t)fn->nargs);
+    part[off] = offset + done;
+    part[len] = n;
+    part[data] = slots[data] ? slots[data] + done : 0;
+    if (done + n < size) for (int i = 0; i < fn->nargs; i++) if (fn->args[i].role == AVA_HANDLE_OUT) part[i] = 0;
+    uint64_t r = ava_invoke(fn, part);
+    if (fn->ret == AVA_RET_STATUS && (int32_t)r != ava_api_desc.success) return r;
+    done += n;
+  }
+  return (uint64_t)(int64_t)ava_api_desc.success;
+}
+
+/* Bytes one call may take in a frame: the wire's limit less the batch it may join. */
+static size_t call_limit(void) { return (size_t)ava_api_desc.max_frame - BATCH_MAX_BYTES - 4096; }
+
 uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
   if (fn->unsupported) {
     warn("%s is not supported: %s", fn->name, fn->unsupported);
     return fail(fn, slots, ST_INVALID_OPERATION);
   }
+  if (fn->split[2] >= 0 && fn->nargs <= 64 && arg_number(fn, slots, fn->split[1]) > SPLIT_BYTES) return invoke_split(fn, slots);
   pthread_once(&once, start);
   if (broken) return fail(fn, slots, ST_OUT_OF_RESOURCES);
   if (getpid() != owner_pid) {
@@ -1055,6 +1082,10 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
     pthread_mutex_lock(&send_mu);
     size_t mark = batch.len;
     encode_call(fn, slots, &batch, &cs, seq, 1);
+    if (!cs.status && batch.len - mark > call_limit()) {
+      warn("%s: a call of %zu bytes is over the %zu a frame may carry: refused, the session goes on", fn->name, batch.len - mark, call_limit());
+      cs.status = ST_OUT_OF_RESOURCES;
+    }
     if (cs.status) {
       batch.len = mark;
       pthread_mutex_unlock(&send_mu);
@@ -1074,6 +1105,10 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
 
   ava_cbuf b = { 0 };
   encode_call(fn, slots, &b, &cs, seq, 0);
+  if (!cs.status && b.len > call_limit()) {
+    warn("%s: a call of %zu bytes is over the %zu a frame may carry: refused, the session goes on", fn->name, b.len, call_limit());
+    cs.status = ST_OUT_OF_RESOURCES;
+  }
   if (cs.status) { ava_cb_free(&b); return fail(fn, slots, cs.status); }
   uint8_t *raw = NULL;
   ava_cv *reply = exchange(seq, &b, &raw);

@@ -69,6 +69,7 @@ typedef struct ava_fn {
   const char *unsupported; /* reason, or NULL */
   const int64_t *sets; /* attributes of the returned handle: attribute index, offset of its length program, ... */
   uint8_t nsets;
+  int8_t split[3];     /* a splittable flat transfer: offset, size and data argument indexes, or -1 */
 } ava_fn;
 
 /** A handle kind. */
@@ -88,6 +89,7 @@ typedef struct ava_api {
   const char *guestd_node;   /* node executable baked in at build time */
   const char *guestd_script; /* the ava-guestd entry baked in at build time */
   const char *guestd_import; /* a module node imports first (tsx, when running from the TypeScript sources), or "" */
+  uint64_t max_frame;        /* the wire's frame limit: a larger call is refused here, the session kept */
 } ava_api;
 
 extern const ava_api ava_api_desc;
