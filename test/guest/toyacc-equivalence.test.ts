@@ -13,15 +13,14 @@ import { ToyaccModel } from '../../fixtures/toyacc/model.js';
 import { runToyaccDemo } from '../../src/apis/toyacc/demo.js';
 import { toyaccSpec } from '../../src/apis/toyacc/spec.js';
 import { AvaError } from '../../src/errors.js';
-import type { ApiObject, CallResult } from '../../src/guest/call-shape.js';
+import type { ApiObject } from '../../src/guest/call-shape.js';
 import { openGuestlib } from '../../src/guest/open.js';
 import type { Guestlib } from '../../src/guest/open.js';
 import { LocalChannel } from '../../src/transport/local.js';
 import { openNativeApi } from '../../src/worker/native-api.js';
 import { Worker } from '../../src/worker/worker.js';
-
-
-type AnyApi = Record<string, (...args: unknown[]) => Promise<CallResult>>;
+import type { AnyApi, CallShape, Kind, World as ToyWorld } from '../helpers/toyacc-ops.js';
+import { KERNELS, describe, f32, invoke } from '../helpers/toyacc-ops.js';
 
 const worker = await Worker.open({ spec: toyaccSpec });
 const native = await openNativeApi(toyaccSpec);
@@ -70,11 +69,9 @@ test('demo: the model gives deep-equal results', async () => {
 
 // ------------------------------------------------------------------------------------------------ worlds
 
-interface World {
+/** A world's handles of created objects by slot (null where the create failed), named for the reports. */
+interface World extends ToyWorld {
   readonly name: string;
-  readonly api: AnyApi;
-  /** Handles of created objects by slot; null where the create failed. */
-  readonly slots: unknown[];
 }
 
 interface Worlds {
@@ -94,20 +91,11 @@ async function openWorlds(): Promise<Worlds> {
   };
 }
 
-type Kind = 'device' | 'context' | 'queue' | 'buffer' | 'program' | 'kernel';
-
-/** A world-independent argument. */
-type Arg =
-  | { readonly slot: number }
-  | { readonly slots: readonly number[] }
-  | { readonly bytes: readonly number[] }
-  | { readonly zeros: number }
-  | { readonly value: unknown };
-
-/** One call, world-independent, with how to observe its result. */
-interface Call {
-  readonly fn: string;
-  readonly args: readonly Arg[];
+/**
+ * One call, world-independent, with how to observe its result: unlike the other toyacc properties' calls, creates
+ * record only the kind, and info queries say whether their value is a handle (whose bytes differ across worlds).
+ */
+interface Call extends CallShape {
   readonly observe:
     | { readonly as: 'create'; readonly kind: Kind }
     | { readonly as: 'status' }
@@ -118,26 +106,16 @@ interface Call {
   readonly refs?: { readonly slot: number; readonly kind: Kind; readonly delta: 1 | -1 };
 }
 
-function materialize(world: World, arg: Arg): unknown {
-  if ('slot' in arg) return world.slots[arg.slot];
-  if ('slots' in arg) return arg.slots.map((s) => world.slots[s]);
-  if ('bytes' in arg) return Uint8Array.from(arg.bytes);
-  if ('zeros' in arg) return new Uint8Array(arg.zeros);
-  return arg.value;
-}
-
 /** What a call gives, in a form equal across worlds (no handle values). */
 async function run(world: World, call: Call): Promise<Record<string, unknown>> {
-  const args = call.args.map((a) => materialize(world, a));
   if (typeof world.api[call.fn] !== 'function') throw new Error(`${world.name} has no ${call.fn}`);
-  let result: CallResult;
-  try {
-    result = await world.api[call.fn]!(...args); // with its receiver: the model's methods are class methods
-  } catch (error) {
-    const e = error as AvaError;
+  const got = await invoke(world, call);
+  if ('error' in got) {
+    const e = got.error as AvaError;
     return { threw: e.code ?? e.name, message: e.message };
   }
-  const { ret, outs } = result;
+  const { args } = got;
+  const { ret, outs } = got.result;
   switch (call.observe.as) {
     case 'create':
       world.slots.push(ret ?? null);
@@ -158,8 +136,6 @@ async function run(world: World, call: Call): Promise<Record<string, unknown>> {
 }
 
 // ------------------------------------------------------------------------------------------------ deterministic cases
-
-const f32 = (v: number): number[] => [...new Uint8Array(new Float32Array([v]).buffer)];
 
 /**
  * After {@link seedDevices} (devices in slots 0 and 1): context 2 (both devices); queue 3; buffer 4 (64 bytes);
@@ -294,6 +270,8 @@ test('edge: a zero-length info value is not a size probe (value != NULL and size
 
 // ------------------------------------------------------------------------------------------------ random programs
 
+// This property's own vocabulary, wider than test/helpers/toyacc-ops.ts's on purpose: device info and handle-valued
+// parameters, unknown parameters, an empty option, comments and repeated names in sources, 0 and NaN floats.
 const INFO: Record<'device' | 'context' | 'buffer' | 'program', readonly (readonly [number, boolean])[]> = {
   device: [[TQ.DEVICE_NAME, false], [TQ.DEVICE_UNITS, false], [TQ.DEVICE_MEMORY, false], [TQ.DEVICE_INDEX, false], [0x19, false]],
   context: [[TQ.CONTEXT_DEVICES, true], [TQ.CONTEXT_REFCOUNT, false], [0x2f, false]],
@@ -302,7 +280,6 @@ const INFO: Record<'device' | 'context' | 'buffer' | 'program', readonly (readon
 };
 const SOURCES = ['fill axpy scale checksum', 'fill; scale', 'checksum\n# axpy\n  axpy', 'fill bogus; bogus2', '', '# nothing', 'axpy axpy'];
 const OPTIONS = [null, '', '-O2', '-O3'];
-const KERNELS = ['fill', 'axpy', 'scale', 'checksum', 'nope'];
 const FLOATS = [1.5, -2, 0.5, 0, Number.NaN];
 const LIFETIME_KINDS: readonly Kind[] = ['context', 'queue', 'buffer', 'program', 'kernel'];
 
@@ -458,10 +435,6 @@ function toCall(op: Op, known: (SlotInfo | null)[]): Call {
     case 'devices':
       return { fn: 'tq_get_devices', args: [{ value: op.capacity }, { value: op.want ? true : null }], observe: { as: 'devices' } };
   }
-}
-
-function describe(call: Call): string {
-  return `${call.fn}(${call.args.map((a) => JSON.stringify(a)).join(', ')})`;
 }
 
 /** Runs one random program on the three worlds, comparing after every call. */
