@@ -65,6 +65,23 @@ function scalarValue(v: unknown, type: ScalarType, where: string): number | bigi
   return v;
 }
 
+const TWO_32 = 0x100000000;
+
+/**
+ * Writes a non-negative safe integer as a little-endian 64-bit value. Without a BigInt: sizes, handles and pointers
+ * are written on every call, and a BigInt per value is a large part of a cheap call's cost.
+ */
+function writeU64(buf: Buffer, offset: number, value: number): void {
+  buf.writeUInt32LE(value >>> 0, offset);
+  buf.writeUInt32LE(Math.floor(value / TWO_32), offset + 4);
+}
+
+/** Reads an unsigned 64-bit value: a number when exact, else a BigInt. */
+function readU64(buf: Buffer, offset: number): number | bigint {
+  const high = buf.readUInt32LE(offset + 4);
+  return high < 0x200000 ? high * TWO_32 + buf.readUInt32LE(offset) : buf.readBigUInt64LE(offset);
+}
+
 function writeScalar(buf: Buffer, offset: number, type: ScalarType, value: number | bigint): void {
   switch (type) {
     case 'int8': buf.writeInt8(Number(value), offset); break;
@@ -75,8 +92,14 @@ function writeScalar(buf: Buffer, offset: number, type: ScalarType, value: numbe
     case 'uint32': buf.writeUInt32LE(Number(value), offset); break;
     case 'float': buf.writeFloatLE(Number(value), offset); break;
     case 'double': buf.writeDoubleLE(Number(value), offset); break;
-    case 'int64': buf.writeBigInt64LE(BigInt(value), offset); break;
-    default: buf.writeBigUInt64LE(BigInt.asUintN(64, BigInt(value)), offset); break;
+    case 'int64':
+      if (typeof value === 'number' && value >= 0 && value <= Number.MAX_SAFE_INTEGER) writeU64(buf, offset, value);
+      else buf.writeBigInt64LE(BigInt(value), offset);
+      break;
+    default:
+      if (typeof value === 'number' && value >= 0 && value <= Number.MAX_SAFE_INTEGER) writeU64(buf, offset, value);
+      else buf.writeBigUInt64LE(BigInt.asUintN(64, BigInt(value)), offset);
+      break;
   }
 }
 
@@ -92,14 +115,14 @@ export function readScalar(buf: Buffer, offset: number, type: ScalarType): numbe
     case 'float': return buf.readFloatLE(offset);
     case 'double': return buf.readDoubleLE(offset);
     case 'int64': { const v = buf.readBigInt64LE(offset); return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v; }
-    default: { const v = buf.readBigUInt64LE(offset); return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v; }
+    default: return readU64(buf, offset);
   }
 }
 
 function readPointer(buf: Buffer, offset: number): number {
-  const v = buf.readBigUInt64LE(offset);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new BadCallError(`native pointer 0x${v.toString(16)} does not fit a handle`);
-  return Number(v);
+  const v = readU64(buf, offset);
+  if (typeof v === 'bigint') throw new BadCallError(`native pointer 0x${v.toString(16)} does not fit a handle`);
+  return v;
 }
 
 /**
@@ -243,7 +266,7 @@ function prepare(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame): Prep
         const n = len(i, a.count);
         if (!Array.isArray(v) || v.length < n) throw new BadCallError(`${labels[i]!}: expected an array of at least ${n} handle ids`);
         const buf = zeroed(Math.max(8 * n, 8));
-        for (let k = 0; k < n; k++) buf.writeBigUInt64LE(BigInt(ctx.handles.resolve(v[k], a.kind, `${labels[i]!}[${k}]`)), 8 * k);
+        for (let k = 0; k < n; k++) writeU64(buf, 8 * k, ctx.handles.resolve(v[k], a.kind, `${labels[i]!}[${k}]`));
         native[i] = buf;
         break;
       }
@@ -420,7 +443,7 @@ function prepare(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame): Prep
         const buf = zeroed(a.size);
         a.fields.forEach((field, k) => {
           const where = `${labels[i]!}.${field.name}`;
-          if (field.kind !== undefined) buf.writeBigUInt64LE(BigInt(v[k] === null ? 0 : ctx.handles.resolve(v[k], field.kind, where)), field.offset);
+          if (field.kind !== undefined) writeU64(buf, field.offset, v[k] === null ? 0 : ctx.handles.resolve(v[k], field.kind, where));
           else writeScalar(buf, field.offset, field.type!, scalarValue(v[k], field.type!, where));
         });
         native[i] = buf;
