@@ -32,7 +32,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -80,6 +80,15 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 const ms = (n: number): string => n.toFixed(1);
 
 // ------------------------------------------------------------------------------------------------ baselines
+
+/** True when the kernel hands freed pages back to a hypervisor (`page_reporting` on its command line): new memory then costs host faults. */
+function freePageReporting(): boolean {
+  try {
+    return /\bpage_reporting\./.test(readFileSync('/proc/cmdline', 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 /** Median ms of a Buffer.copy of `size` bytes, in pieces of at most 256 MiB (the state's layout), pages touched. */
 function memcpyMs(size: number, runs: number): number {
@@ -493,6 +502,10 @@ export async function run(): Promise<void> {
     stopMet = s.report.total <= limit && big.stop.every((x) => x.verified.ok);
     console.log(`  target stop-and-copy at 1 GiB: total ${ms(s.report.total)} ms <= ${STOP_RATIO} x ${ms(big.socketMs)} + ${STOP_SLACK_MS} = ${ms(limit)} ms: ${stopMet ? 'MET' : 'MISSED'}`);
     console.log(`    (for scale: the raw socket copy plus a write of the same bytes into fresh memory, which the restore into new toyacc buffers cannot avoid: ${ms(big.socketMs + big.freshMs)} ms)`);
+    if (freePageReporting()) {
+      console.log('    (this VM reports freed memory to its hypervisor (page_reporting on the kernel command line): memory a process touches after');
+      console.log('     the guest\'s recently used pages run out costs a host fault, ~2.9 s per GiB on the 2-core VMs; the 1 GiB restore pays it)');
+    }
     const p = medianRun(big.pre);
     preMet = p.report.total <= PRECOPY_MS && big.pre.every((x) => x.verified.ok);
     console.log(`  target pre-copy at 1 GiB, ${fmtSize(p.dirtied)} dirtied: downtime ${ms(p.report.total)} ms <= ${PRECOPY_MS} ms: ${preMet ? 'MET' : 'MISSED'} (stop phase recopied ${fmtSize(p.report.precopy.dirtyBytes)})`);
@@ -502,6 +515,7 @@ export async function run(): Promise<void> {
 
   report('migration-stop', 'stop-and-copy migration downtime vs moving the same bytes raw (ratio: / raw unix socket copy of that size)', stopRows, {
     sizes: stopDetails, target: { ratio: STOP_RATIO, slackMs: STOP_SLACK_MS, at: GiB, met: stopMet }, freshWorkerConnectMs: freshConnectMs ?? null, quick,
+    freePageReporting: freePageReporting(),
   });
   report('migration-precopy', 'pre-copy migration downtime (stop phase) with 16 MiB dirtied after the trigger (ratio: / raw unix socket copy)', preRows, {
     sizes: preDetails, target: { downtimeMs: PRECOPY_MS, at: GiB, dirty: DIRTY, met: preMet }, quick,
