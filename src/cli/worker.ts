@@ -9,6 +9,9 @@ import { WorkerListener } from '../worker/listener.js';
 import { Worker } from '../worker/worker.js';
 import { parseCli } from './common.js';
 
+/** How long a stopping worker waits for its sessions to close before it exits regardless. */
+const CLOSE_GRACE_MS = 3000;
+
 const HELP = `Usage: ava-worker --spec <${SPEC_NAMES.join('|')}> --listen <unix:/path | host:port | port> [--token <secret>]
 
 Serves guest sessions (several at once, isolated from each other) of one API over a unix socket or tcp.
@@ -43,6 +46,9 @@ export async function main(argv: string[]): Promise<void> {
       process.stdin.on('end', stop).on('close', stop).resume();
     }
   });
+  // A native call that never returns (a read waiting on a user event nobody will set) would hold the sessions' close
+  // forever: past a grace period the process ends anyway, as its parent already has.
+  setTimeout(() => process.exit(0), CLOSE_GRACE_MS).unref();
   await listener.close();
   await worker.close();
 }

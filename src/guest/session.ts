@@ -29,12 +29,32 @@ export interface GuestSessionOptions {
  * `details` name the call (`fn`, `seq`) and carry its status or the worker's error.
  */
 export class AsyncCallError extends AvaError {
-  constructor(reply: ReplyFrame) {
+  /**
+   * @param spec When given, `details.status` carries the failed call's own API status (its return value or
+   * `errcode_ret`, or the status of a bad handle), so that a front reports the status the native call would have.
+   */
+  constructor(reply: ReplyFrame, spec?: ApiSpec) {
     const what = reply.error ? `${reply.error.code}: ${reply.error.message}` : `status ${String(reply.ret ?? JSON.stringify(reply.outs))}`;
+    const status = spec ? apiStatusOf(spec, reply) : undefined;
     super('ERR_AVA_ASYNC_CALL_FAILED', `asynchronous call #${reply.seq} ${reply.fn ?? ''} failed: ${what}`, {
-      details: { seq: reply.seq, fn: reply.fn ?? null, ret: (reply.ret ?? null) as never, outs: (reply.outs ?? null) as never, error: (reply.error ?? null) as never },
+      details: {
+        seq: reply.seq, fn: reply.fn ?? null, ret: (reply.ret ?? null) as never, outs: (reply.outs ?? null) as never, error: (reply.error ?? null) as never,
+        ...(status === undefined ? {} : { status }),
+      },
     });
   }
+}
+
+/** The API status a failed reply stands for: the status returned or stored in `errcode_ret`, or a bad handle's. */
+function apiStatusOf(spec: ApiSpec, reply: ReplyFrame): number | undefined {
+  const fromError = (reply.error?.details as { status?: unknown } | undefined)?.status;
+  if (typeof fromError === 'number') return fromError;
+  const f = reply.fn === undefined ? undefined : spec.fn.get(reply.fn);
+  if (!f) return undefined;
+  if (f.returns.role === 'status' && typeof reply.ret === 'number' && reply.ret !== spec.status.success) return reply.ret;
+  const errcode = f.args.find((a) => a.role === 'errcode');
+  const stored = errcode ? reply.outs?.[errcode.name] : undefined;
+  return typeof stored === 'number' && stored !== spec.status.success ? stored : undefined;
 }
 
 /** See the module comment. */
@@ -399,7 +419,7 @@ export class GuestSession implements AsyncDisposable {
     const failure = this.#asyncFailure;
     if (!failure) return;
     this.#asyncFailure = undefined;
-    throw new AsyncCallError(failure);
+    throw new AsyncCallError(failure, this.spec);
   }
 
   /** Reads the explicit state of handle `id` on the worker (after every call sent before). */

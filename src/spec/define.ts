@@ -89,6 +89,7 @@ function checkArg(a: ArgSpec, f: FunctionSpec, names: LengthScope, kinds: Readon
     case 'callback':
       if (typeof a.proto !== 'string' || a.proto.length === 0) throw new SpecError(`${where}: callback needs a prototype`);
       if (needArg(a.userData, 'userData').role !== 'userData') throw new SpecError(`${where}: "${a.userData}" is not a userData argument`);
+      if (a.dropped && a.delivered) throw new SpecError(`${where}: a callback is delivered or dropped, not both`);
       break;
     default:
       throw new SpecError(`${where}: unknown argument role "${(a as { role: unknown }).role}"`);

@@ -63,8 +63,8 @@ export const arg = {
   argValue: (name: string, size: string, handleKinds: readonly string[], opts: { invalidStatus?: number } = {}): ArgValueArg =>
     ({ role: 'argValue', name, size, handleKinds, ...(opts.invalidStatus === undefined ? {} : { invalidStatus: opts.invalidStatus }) }),
   /** A callback function pointer with its user-data argument. */
-  callback: (name: string, proto: string, userData: string, opts: { delivered?: boolean } = {}): CallbackArg =>
-    ({ role: 'callback', name, proto, userData, delivered: opts.delivered ?? false }),
+  callback: (name: string, proto: string, userData: string, opts: { delivered?: boolean; dropped?: boolean } = {}): CallbackArg =>
+    ({ role: 'callback', name, proto, userData, delivered: opts.delivered ?? false, ...(opts.dropped ? { dropped: true } : {}) }),
   /** A callback's `void* user_data`. */
   userData: (name = 'user_data'): UserDataArg => ({ role: 'userData', name }),
   /** A mapped region given back. */

@@ -209,6 +209,12 @@ export interface CallbackArg extends ArgBase {
    * non-NULL one is an `ERR_AVA_UNSUPPORTED` error naming the function.
    */
   readonly delivered: boolean;
+  /**
+   * With `delivered` false: a non-NULL callback is accepted and never called, instead of refused. For notifications
+   * the library may make at any time from its own threads that change no result (a context's error notify): a
+   * program that passes one runs as natively, without the messages.
+   */
+  readonly dropped?: boolean;
 }
 /** The `void* user_data` of a callback: kept by the guest, never sent. */
 export interface UserDataArg extends ArgBase {
@@ -371,6 +377,13 @@ export interface HandleKindSpec {
   readonly state?: ExplicitState;
   /** Names of numeric attributes a creating call may set on objects of this kind ({@link FunctionSpec.sets}). */
   readonly attributes?: readonly string[];
+  /**
+   * For an interned kind: every object of the kind the library offers (native pointers), in an order that is the same
+   * in every process of one machine and on machines alike (OpenCL: platforms, then each platform's devices). An
+   * object the worker meets first in an info value (a device named by CL_CONTEXT_DEVICES) gets an id derived from its
+   * place in this list, so that a target worker finds the same object again after a migration.
+   */
+  readonly enumerate?: (ctx: StateContext) => readonly number[];
 }
 
 /** The API's convention for status codes. */

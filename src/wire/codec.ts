@@ -74,9 +74,10 @@ export function encodeFrame(frame: Frame): Buffer {
  * bignums, typed arrays, shared values...), `undefined` and other simple values, indefinite lengths, maps with
  * non-text keys, nesting past `maxDepth` and trailing bytes. So cbor-x never turns peer input into exotic objects.
  */
-export function scanCbor(b: Uint8Array, limits: WireLimits = DEFAULT_LIMITS): void {
+export function scanCbor(b: Uint8Array, limits: WireLimits = DEFAULT_LIMITS): boolean {
   const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   let pos = 0;
+  let wideSafeInts = false;
   const need = (n: number): void => {
     if (pos + n > b.byteLength) bad('truncated CBOR');
   };
@@ -90,7 +91,13 @@ export function scanCbor(b: Uint8Array, limits: WireLimits = DEFAULT_LIMITS): vo
     else if (info === 24) { need(1); arg = b[pos]!; pos += 1; }
     else if (info === 25) { need(2); arg = view.getUint16(pos); pos += 2; }
     else if (info === 26) { need(4); arg = view.getUint32(pos); pos += 4; }
-    else if (info === 27) { need(8); const v = view.getBigUint64(pos); pos += 8; arg = v > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(v); }
+    else if (info === 27) {
+      need(8);
+      const v = view.getBigUint64(pos);
+      pos += 8;
+      arg = v > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(v);
+      if (major <= 1 && arg !== Infinity) wideSafeInts = true;
+    }
     else bad(info === 31 ? 'indefinite-length CBOR items are not part of the protocol' : 'reserved CBOR additional information');
     switch (major) {
       case 0: case 1: return;
@@ -121,17 +128,36 @@ export function scanCbor(b: Uint8Array, limits: WireLimits = DEFAULT_LIMITS): vo
   };
   item(0);
   if (pos !== b.byteLength) bad('trailing bytes after the frame');
+  return wideSafeInts;
+}
+
+/**
+ * cbor-x decodes every 8-byte integer as a BigInt, even one a number holds exactly; a C peer writes any value past
+ * 32 bits that way (a handle id, a size over 4 GiB). Those become numbers, as the same values sent by a JavaScript
+ * peer are; only integers past 2^53 stay BigInts.
+ */
+function narrowSafeBigInts(v: unknown): unknown {
+  if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = narrowSafeBigInts(v[i]);
+    return v;
+  }
+  if (v !== null && typeof v === 'object' && !(v instanceof Uint8Array)) {
+    for (const key of Object.keys(v)) (v as Record<string, unknown>)[key] = narrowSafeBigInts((v as Record<string, unknown>)[key]);
+  }
+  return v;
 }
 
 /** Decodes and validates one frame body. */
 export function decodeBody(body: Uint8Array, limits: WireLimits = DEFAULT_LIMITS): Frame {
-  scanCbor(body, limits);
+  const wideSafeInts = scanCbor(body, limits);
   let value: unknown;
   try {
     value = encoder.decode(body);
   } catch (error) {
     throw new WireFormatError('ERR_AVA_BAD_FRAME', `undecodable CBOR: ${(error as Error).message}`, { cause: error });
   }
+  if (wideSafeInts) value = narrowSafeBigInts(value);
   return validateFrame(value, limits);
 }
 

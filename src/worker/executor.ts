@@ -413,7 +413,7 @@ function prepare(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame): Prep
         break;
       }
       case 'callback':
-        if (v === null || v === undefined) native[i] = null;
+        if (v === null || v === undefined || (!a.delivered && a.dropped)) native[i] = null;
         else if (!a.delivered) throw new UnsupportedError(f.name, `a non-NULL ${a.name} callback cannot be carried; pass NULL`);
         else if (typeof v !== 'number' || !ctx.callbacks) throw new BadCallError(`${labels[i]!}: expected a callback id`);
         else native[i] = ctx.callbacks.register(v, a.proto, f.name);

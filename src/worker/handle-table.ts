@@ -28,6 +28,15 @@ export interface HandleRef {
 /** Largest id a guest may issue: ids travel as CBOR integers and JavaScript numbers. */
 export const MAX_HANDLE_ID = Number.MAX_SAFE_INTEGER;
 
+/** Span of the ids of one enumerable kind (below the worker's own counter, which never gets near it). */
+const ENUMERATED_SPAN = 2 ** 32;
+
+/**
+ * Lists every object of an interned kind the library offers, in a stable order (`HandleKindSpec.enumerate`), or
+ * undefined for a kind without such a list.
+ */
+export type KindEnumerator = (kind: string) => readonly number[] | undefined;
+
 /** One session's table. See the module comment. */
 export class HandleTable {
   readonly #entries = new Map<number, Entry>();
@@ -36,8 +45,43 @@ export class HandleTable {
   /** Ids the worker itself assigns (to pointers the guest never saw) count down from -1. */
   #nextWorkerId = -1;
 
-  constructor(kinds: ReadonlyMap<string, HandleKindSpec>) {
+  readonly #enumerate: KindEnumerator | undefined;
+  /** The kinds' places in the spec, for enumerated ids. */
+  readonly #kindIndex: ReadonlyMap<string, number>;
+
+  /**
+   * @param enumerate Lists the objects of interned kinds: such an object met in an info value gets an id derived from
+   * its place in that list, the same in every worker, so a migrated session's records still name it.
+   */
+  constructor(kinds: ReadonlyMap<string, HandleKindSpec>, enumerate?: KindEnumerator) {
     this.#kinds = kinds;
+    this.#enumerate = enumerate;
+    this.#kindIndex = new Map([...kinds.keys()].map((k, i) => [k, i]));
+  }
+
+  /** The enumerated id of `ptr` (an interned object), if its kind has a list and the list holds it. */
+  #enumeratedIdOf(kind: string, ptr: number): number | undefined {
+    const index = this.#enumerate?.(kind)?.indexOf(ptr) ?? -1;
+    return index < 0 ? undefined : -(ENUMERATED_SPAN * (this.#kindIndex.get(kind)! + 1) + index + 1);
+  }
+
+  /** The kind whose range an enumerated id falls in, if any. */
+  #enumeratedKindOf(id: number): string | undefined {
+    if (!Number.isSafeInteger(id) || id >= -ENUMERATED_SPAN) return undefined;
+    const index = Math.floor((-id - 1) / ENUMERATED_SPAN) - 1;
+    return [...this.#kindIndex].find(([, i]) => i === index)?.[0];
+  }
+
+  /** The pointer an enumerated id of `kind` names on this worker's library (binding it), or undefined. */
+  #bindEnumerated(id: number, kind: string): number | undefined {
+    if (this.#enumeratedKindOf(id) !== kind || this.#kinds.get(kind)?.interned !== true) return undefined;
+    const ptr = this.#enumerate?.(kind)?.[(-id - 1) % ENUMERATED_SPAN];
+    if (ptr === undefined) return undefined;
+    const existing = this.#byPtr.get(`${kind}:${ptr}`);
+    if (existing !== undefined && existing !== id && this.#entries.get(existing)?.live) return undefined;
+    this.#entries.set(id, { kind, ptr, refs: null, live: true });
+    this.#byPtr.set(`${kind}:${ptr}`, id);
+    return ptr;
   }
 
   #details(kind: string, extra: Record<string, unknown>): Record<string, unknown> {
@@ -52,6 +96,8 @@ export class HandleTable {
   resolve(id: unknown, kind: string, where: string): number {
     const entry = typeof id === 'number' ? this.#entries.get(id) : undefined;
     if (!entry) {
+      const found = typeof id === 'number' ? this.#bindEnumerated(id, kind) : undefined;
+      if (found !== undefined) return found;
       throw new HandleError('ERR_AVA_UNKNOWN_HANDLE', `${where}: ${String(id)} is not a handle of this session`, { details: this.#details(kind, { id, kind }) });
     }
     if (entry.kind !== kind) {
@@ -100,6 +146,15 @@ export class HandleTable {
     if (interned) {
       const existing = this.#byPtr.get(key);
       if (existing !== undefined && this.#entries.get(existing)?.live) return existing;
+      // A replayed query proposes the id the object had on the source, derived from its place in the kind's list.
+      if (typeof id === 'number' && id < 0) {
+        const enumerated = this.#enumeratedIdOf(kind, ptr);
+        if (enumerated !== undefined) {
+          this.#entries.set(enumerated, { kind, ptr, refs: null, live: true });
+          this.#byPtr.set(key, enumerated);
+          return enumerated;
+        }
+      }
     }
     if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) {
       throw new BadCallError(`handle id ${String(id)} is not a positive integer`);
@@ -119,6 +174,8 @@ export class HandleTable {
     const interned = this.#kinds.get(kind)?.interned === true;
     if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) {
       if (interned && id === undefined) return;
+      // An interned object's enumerated id, as a replayed query proposes it (bind finds the object's own).
+      if (interned && typeof id === 'number' && this.#enumeratedKindOf(id) === kind && this.#enumerate?.(kind) !== undefined) return;
       throw new BadCallError(`handle id ${String(id)} is not a positive integer`);
     }
     // Interned objects (devices) keep their id: asking again for one already bound is how queries work. Nothing is
@@ -139,7 +196,7 @@ export class HandleTable {
     const key = `${kind}:${ptr}`;
     const existing = this.#byPtr.get(key);
     if (existing !== undefined && this.#entries.get(existing)?.live) return existing;
-    const id = this.#nextWorkerId--;
+    const id = (this.#kinds.get(kind)?.interned === true ? this.#enumeratedIdOf(kind, ptr) : undefined) ?? this.#nextWorkerId--;
     this.#entries.set(id, { kind, ptr, refs: null, live: true });
     this.#byPtr.set(key, id);
     return id;

@@ -41,7 +41,15 @@ export class WorkerSession implements AsyncDisposable {
     this.id = id;
     this.spec = spec;
     this.#library = library;
-    this.handles = new HandleTable(spec.kind);
+    // Interned objects are stable for the process's life: each kind is listed once, when first needed.
+    const lists = new Map<string, readonly number[]>();
+    this.handles = new HandleTable(spec.kind, (kind) => {
+      const enumerate = spec.kind.get(kind)?.enumerate;
+      if (!enumerate) return undefined;
+      let list = lists.get(kind);
+      if (!list) lists.set(kind, list = enumerate(this.#stateContext()));
+      return list;
+    });
     this.#onClose = onClose;
     const callbacks: CallbackSink = { register: (callbackId, proto) => this.#registerCallback(callbackId, proto) };
     this.#ctx = { spec, library, handles: this.handles, callbacks, remembered: this.#remembered };

@@ -55,7 +55,8 @@ export async function spawnWorkerProcess(options: SpawnWorkerOptions): Promise<W
     env: { ...process.env, ...options.env },
   });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+  // What the worker and its library print (a platform's compiler warnings) reaches the user as it would natively.
+  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); process.stderr.write(d); });
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
   const timeout = options.startTimeoutMs ?? 30_000;
   const info = await new Promise<{ address: string; token: string | null; pid: number; worker: string }>((resolve, reject) => {

@@ -24,7 +24,7 @@ import type { RunResult } from '../migrate/helpers.js';
 import { eventually, removeTemp, runCommand, tempDir, test } from '../migrate/helpers.js';
 
 /** Every program but the launch-heavy benchmark (bench/icd.ts runs that one). */
-const PROGRAMS: readonly OpenclCProgramName[] = ['info', 'vector_add', 'host_memory', 'errors', 'callbacks', 'binaries', 'threads', 'no_release', 'rect', 'cpp_wrapper', 'images', 'cpp_default'];
+const PROGRAMS: readonly OpenclCProgramName[] = ['info', 'vector_add', 'host_memory', 'errors', 'callbacks', 'binaries', 'threads', 'no_release', 'rect', 'cpp_wrapper', 'images', 'cpp_default', 'context_devices'];
 
 if (await requireOpenCL()) {
   let dir: string;
@@ -158,6 +158,23 @@ if (await requireOpenCL()) {
         assert.is(m.stdout, native.get(name), `${name} migrated at call ${seq + 1}`);
         assert.ok(existsSync(report), `${name}: a migration at call ${seq + 1} happened`);
       }
+    }
+  });
+
+  test('a device met first in CL_CONTEXT_DEVICES (context from a type, with an error callback): a migration before every call keeps stdout', async () => {
+    const journal = join(dir, 'count-context_devices-all');
+    const r = await viaIcd('context_devices', { AVA_RECORD_REPLAY: '1', AVA_JOURNAL: journal });
+    assert.is(r.code, 0, show('context_devices', r));
+    const export_ = await runCommand(process.execPath, ['--import', 'tsx', 'src/cli/run-journal.ts', 'export', '--journal', journal], { timeoutMs: 60_000 });
+    const last = Math.max(...export_.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq));
+    for (let call = 1; call <= last; call++) {
+      const report = join(dir, `context-devices-${call}.jsonl`);
+      const m = await viaIcd('context_devices', {
+        AVA_MIGRATION_CALL_ID: String(call), AVA_CHANNEL: 'UNIX', AVA_MIGRATION_REPORT: report, AVA_JOURNAL: join(dir, `context-devices-${call}`),
+      });
+      assert.is(m.code, 0, show(`context_devices migrated at call ${call}`, m));
+      assert.is(m.stdout, native.get('context_devices'), `context_devices migrated at call ${call}`);
+      assert.ok(existsSync(report), `a migration at call ${call} happened\n${m.stderr}`);
     }
   });
 

@@ -19,6 +19,8 @@ import { PROTOCOL_VERSION } from '../../src/wire/frames.js';
 
 /** Byte strings compare by content whatever their class (the decoder gives Buffers); everything else as is. */
 function plain(v: unknown): unknown {
+  // The wire's rule: an integer a number holds exactly arrives as a number, whoever wrote it (a BigInt 5n included).
+  if (typeof v === 'bigint' && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(v);
   if (v instanceof Uint8Array) return { bytes: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex') };
   if (Array.isArray(v)) return v.map(plain);
   if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
@@ -459,6 +461,22 @@ test('random maps shaped like frames decode to a frame or a WireFormatError, nev
     const r = refusal(body);
     assert.ok(r === 'accepted' || r.startsWith('ERR_AVA_'), r);
   }), { numRuns: 1000 });
+});
+
+test('8-byte CBOR integers (as a C peer writes values past 32 bits) decode to numbers when exact, BigInts past 2^53', () => {
+  // {t: 'call', seq: 1, fn: 'f', args: [-8589934593, 2^40, 2^60], retId: null}, written by hand as a C encoder does.
+  const int8 = (major: number, v: bigint): number[] => {
+    const out = [(major << 5) | 27];
+    for (let i = 7; i >= 0; i--) out.push(Number((v >> BigInt(8 * i)) & 0xffn));
+    return out;
+  };
+  const text = (t: string): number[] => [0x60 | t.length, ...Buffer.from(t)];
+  const body = Uint8Array.from([
+    0xa5, ...text('t'), ...text('call'), ...text('seq'), 0x01, ...text('fn'), ...text('f'), ...text('retId'), 0xf6,
+    ...text('args'), 0x83, ...int8(1, 8589934592n), ...int8(0, 2n ** 40n), ...int8(0, 2n ** 60n),
+  ]);
+  const frame = decodeBody(body) as unknown as { args: unknown[] };
+  assert.equal(frame.args, [-8589934593, 2 ** 40, 2n ** 60n]);
 });
 
 test.run();

@@ -230,4 +230,26 @@ test('tables are independent', () => {
   assert.is(b.resolve(1, 'buffer', 'test'), 0x9000);
 });
 
+test('enumerable interned kinds: an object met in an info value gets an id from its place in the list, which another table resolves to its own pointer', () => {
+  // Two workers: the same devices at different addresses, listed in the same order.
+  const source = new HandleTable(KINDS, (kind) => (kind === 'device' ? [0x1000, 0x2000, 0x3000] : undefined));
+  const target = new HandleTable(KINDS, (kind) => (kind === 'device' ? [0x9100, 0x9200, 0x9300] : undefined));
+  const id = source.idOf('device', 0x2000);
+  assert.ok(id < -(2 ** 32), `an enumerated id, not the worker's counter (${id})`);
+  assert.is(source.idOf('device', 0x2000), id, 'the same id every time');
+  assert.is(target.resolve(id, 'device', 'test'), 0x9200, 'the second device on the target');
+  assert.is(target.idOf('device', 0x9200), id, 'and the target names it the same from then on');
+  // A replayed query proposing that id binds the same object under it; a positive id still works as before.
+  const replayed = new HandleTable(KINDS, (kind) => (kind === 'device' ? [0x9100, 0x9200, 0x9300] : undefined));
+  replayed.checkNewIds([id], 'device');
+  assert.is(replayed.bind(id, 'device', 0x9200, false), id);
+  assert.is(replayed.bind(7, 'device', 0x9300, false), 7);
+  // Not enumerable: the worker's counter, and an id of another kind's range is not a device.
+  assert.is(source.idOf('context', 0x5000), -1);
+  assert.is(codeOf(() => target.resolve(id - 2 ** 32, 'device', 'test')).code, 'ERR_AVA_UNKNOWN_HANDLE');
+  assert.is(codeOf(() => target.resolve(-(2 ** 32) * 2 - 9, 'device', 'test')).code, 'ERR_AVA_UNKNOWN_HANDLE', 'past the end of the list');
+  // A pointer not in the list (a sub-device) falls back to the counter.
+  assert.is(source.idOf('device', 0x7777), -2);
+});
+
 test.run();

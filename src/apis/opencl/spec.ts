@@ -63,16 +63,17 @@ const programNotify = (protoName: string): ArgSpec =>
   arg.callback('pfn_notify', `void ${protoName}(void *program, void *user_data)`, 'user_data', { delivered: true });
 
 /**
- * The error callback of clCreateContext(FromType): only NULL is accepted. The implementation may call it any number
- * of times, from its own threads, for the context's whole life, with an opaque `private_info` blob: not an event the
- * guest can be sent once.
+ * The error callback of clCreateContext(FromType): accepted and never called. The implementation may call it any
+ * number of times, from its own threads, for the context's whole life, with an opaque `private_info` blob: not an
+ * event the guest can be sent once. It only reports errors (which the calls report too), and sample programs pass
+ * one routinely: refusing it would fail them at their first call.
  */
 const contextNotify = (): ArgSpec =>
   arg.callback(
     'pfn_notify',
     'void cl_context_notify(const char *errinfo, const void *private_info, size_t cb, void *user_data)',
     'user_data',
-    { delivered: false },
+    { delivered: false, dropped: true },
   );
 
 /** `cl_context_properties`: a zero-terminated list whose `CL_CONTEXT_PLATFORM` value is a platform. */
@@ -127,6 +128,23 @@ function restoreEventAnswers(ctx: StateContext, _event: number, bytes: Uint8Arra
     at += 5 + length;
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The platforms and root devices in the ICD loader's order: where a device first seen in an info value (a context
+// made from a device type, then asked for CL_CONTEXT_DEVICES) is found again on another worker.
+
+/** A native `cl_*_id` array: count probe, then the list (empty when the call fails). */
+function listIds(ctx: StateContext, fnName: string, ...head: unknown[]): number[] {
+  const count = Buffer.alloc(4);
+  if (ctx.callNative(fnName, ...head, 0, null, count) !== CL.SUCCESS) return [];
+  const n = count.readUInt32LE(0);
+  const ids = Buffer.alloc(8 * Math.max(n, 1));
+  if (n === 0 || ctx.callNative(fnName, ...head, n, ids, null) !== CL.SUCCESS) return [];
+  return Array.from({ length: n }, (_, k) => Number(ids.readBigUInt64LE(8 * k)));
+}
+
+const listPlatforms = (ctx: StateContext): number[] => listIds(ctx, 'clGetPlatformIDs');
+const listDevices = (ctx: StateContext, platform: number): number[] => listIds(ctx, 'clGetDeviceIDs', platform, CL.DEVICE_TYPE_ALL);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Handle-valued info parameters (OpenCL 1.2)
@@ -967,9 +985,9 @@ export const openclSpec = defineSpec({
   library: { names: ['libOpenCL.so.1', 'libOpenCL.so'] },
   status: { type: 'int32', success: CL.SUCCESS, names: CL_STATUS_NAMES },
   handles: [
-    { name: 'platform', interned: true, invalidStatus: CL.INVALID_PLATFORM },
-    // Root devices and sub-devices (clCreateSubDevices) are one kind.
-    { name: 'device', interned: true, invalidStatus: CL.INVALID_DEVICE },
+    { name: 'platform', interned: true, invalidStatus: CL.INVALID_PLATFORM, enumerate: listPlatforms },
+    // Root devices and sub-devices (clCreateSubDevices) are one kind; the list holds the root devices.
+    { name: 'device', interned: true, invalidStatus: CL.INVALID_DEVICE, enumerate: (ctx) => listPlatforms(ctx).flatMap((p) => listDevices(ctx, p)) },
     { name: 'context', invalidStatus: CL.INVALID_CONTEXT },
     { name: 'command_queue', invalidStatus: CL.INVALID_COMMAND_QUEUE },
     {

@@ -761,7 +761,7 @@ static void encode_args(const ava_fn *fn, uint64_t *slots, ava_cbuf *b, call_sta
     }
     case AVA_CALLBACK: {
       if (!ptr) { ava_cb_null(b); break; }
-      if (!(a->flags & AVA_ARG_DELIVERED)) { ava_cb_uint(b, 0); break; } /* the worker answers it unsupported */
+      if (!(a->flags & AVA_ARG_DELIVERED)) { ava_cb_uint(b, 0); break; } /* the worker refuses it, or drops it where the spec says */
       callback_reg *reg = malloc(sizeof *reg);
       int64_t id = __atomic_fetch_add(&next_callback, 1, __ATOMIC_RELAXED);
       if (!reg) { cs->status = ST_OUT_OF_RESOURCES; ava_cb_null(b); break; }
