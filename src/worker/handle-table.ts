@@ -3,7 +3,9 @@
  *
  * Ids are chosen by the guest (so creating calls can be sent without waiting, and an id never changes when a
  * session moves); the worker only binds them. Released objects stay as tombstones so that a stale id is told
- * apart from a forged one. Interned kinds (platforms, devices) map one pointer to one id.
+ * apart from a forged one. Interned kinds (platforms, devices) map one pointer to one id; where the spec lists a kind's
+ * objects, one the worker meets first in an info value gets an id from its place in that list (below -2^32), which
+ * every worker resolves to its own pointer for the same object.
  */
 import { BadCallError, HandleError } from '../errors.js';
 import type { HandleKindSpec } from '../spec/types.js';
