@@ -12,6 +12,9 @@ import { serveFront } from '../guestd/serve-front.js';
 import { SocketLink } from '../transport/link.js';
 import { parseCli } from './common.js';
 
+/** How long the sidecar waits, once the program has ended, for its session to close before it exits regardless. */
+const CLOSE_GRACE_MS = 30_000;
+
 const HELP = `Usage: ava-guestd --fd <n> <${SPEC_NAMES.join('|')}>
 
 The sidecar of the C front (libava-<spec>.so, the OpenCL ICD): serves the guest session of the native program
@@ -37,5 +40,19 @@ export async function main(argv: string[]): Promise<void> {
   const front = serveFront(link, { spec, open: (sessionId) => openSession(spec, { sessionId }) });
   // The program ended: close the session first, then our side of the socket, which the front waits for.
   socket.once('end', () => { void front.end().then(() => link.close()); });
+  // A session whose worker is stuck in a native call that never returns (a read behind a user event the program
+  // never completed) cannot close: past a grace period the sidecar ends anyway, as the program already has. The
+  // journal holds what was recorded (LevelDB recovers its log), and the workers exit with their parent.
+  let graceStarted = false;
+  const exitAfterGrace = (): void => {
+    if (graceStarted) return;
+    graceStarted = true;
+    setTimeout(() => {
+      process.stderr.write(`ava-guestd: the session did not close within ${CLOSE_GRACE_MS / 1000} s of the program's end (a call that never returned): exiting\n`);
+      process.exit(0);
+    }, CLOSE_GRACE_MS).unref();
+  };
+  socket.once('end', exitAfterGrace);
+  socket.once('close', exitAfterGrace);
   await front.done;
 }

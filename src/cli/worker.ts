@@ -3,6 +3,7 @@
  * JSON line when it listens (`{"event":"listening","address":...,"pid":...,"token":...}`), so that a manager or a
  * script can start it and read where it is. SIGTERM and SIGINT close it cleanly (sessions release their objects).
  */
+import koffi from 'koffi';
 import { authToken, formatAddress, parseAddress } from '../config.js';
 import { loadSpec, SPEC_NAMES } from '../apis/registry.js';
 import { WorkerListener } from '../worker/listener.js';
@@ -10,7 +11,16 @@ import { Worker } from '../worker/worker.js';
 import { parseCli } from './common.js';
 
 /** How long a stopping worker waits for its sessions to close before it exits regardless. */
-const CLOSE_GRACE_MS = 3000;
+const CLOSE_GRACE_SECONDS = 3;
+
+/** Has the kernel end this process with SIGALRM (no handler) after `seconds`, whatever its threads are doing. */
+function armExitAlarm(seconds: number): void {
+  try {
+    koffi.load('libc.so.6').func('unsigned int alarm(unsigned int)')(seconds);
+  } catch {
+    setTimeout(() => process.exit(0), seconds * 1000).unref(); // no libc.so.6: the best a timer can do
+  }
+}
 
 const HELP = `Usage: ava-worker --spec <${SPEC_NAMES.join('|')}> --listen <unix:/path | host:port | port> [--token <secret>]
 
@@ -47,8 +57,9 @@ export async function main(argv: string[]): Promise<void> {
     }
   });
   // A native call that never returns (a read waiting on a user event nobody will set) would hold the sessions' close
-  // forever: past a grace period the process ends anyway, as its parent already has.
-  setTimeout(() => process.exit(0), CLOSE_GRACE_MS).unref();
+  // forever, and releasing its queue can block the main thread itself (a JavaScript timer would never fire): past
+  // a grace period the kernel ends the process (SIGALRM), as its parent already has.
+  armExitAlarm(CLOSE_GRACE_SECONDS);
   await listener.close();
   await worker.close();
 }
