@@ -62,7 +62,11 @@ export async function spawnWorkerProcess(options: SpawnWorkerOptions): Promise<W
   const info = await new Promise<{ address: string; token: string | null; pid: number; worker: string }>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new AvaError('ERR_AVA_WORKER_START', `worker did not listen within ${timeout} ms: ${stderr}`)); }, timeout);
-    lines.once('line', (line) => {
+    let listening = false;
+    lines.on('line', (line) => {
+      // After its `listening` line the worker's stdout is its library's (a platform's build messages): passed on.
+      if (listening) { process.stdout.write(`${line}\n`); return; }
+      listening = true;
       clearTimeout(timer);
       try { resolve(JSON.parse(line)); } catch { reject(new AvaError('ERR_AVA_WORKER_START', `unexpected worker output: ${line}`)); }
     });
