@@ -3,21 +3,9 @@
 # OpenCL, through the ICD, and migrated (unix workers) before every one of its calls; stdout compared each time.
 # Run through the device tool with carry [".device", "dist"]; prints a summary (kept as bench/results/h100/context-devices.txt).
 set -uo pipefail
-source .device/env.sh
 R="${OUT:-/tmp/out}/h100-context-devices"
-mkdir -p "$R"
-NV=libnvidia-opencl.so.1
-export OCL_ICD_FILENAMES=$NV AVA_CACHE_DIR=/tmp/ava-cache CPATH="$PWD/.device/include${CPATH:+:$CPATH}"
-unset OCL_ICD_VENDORS
-node --input-type=module -e "
-  const { buildOpenclPrograms } = await import('./dist/fixtures/opencl-c/build.js');
-  const { icdEnvironment } = await import('./dist/src/cfront/icd-env.js');
-  console.log(JSON.stringify({ programs: await buildOpenclPrograms(), env: await icdEnvironment() }));
-" > "$R/build.json" 2> "$R/build.err" || { cat "$R/build.err"; exit 1; }
-ICD=$(node -e "console.log(require('$R/build.json').env.OCL_ICD_VENDORS)")
-LIB=$(node -e "console.log(require('$R/build.json').env.OCL_ICD_FILENAMES)")
-EXE=$(node -e "console.log(require('$R/build.json').programs.context_devices)")
-icd() { OCL_ICD_VENDORS=$ICD OCL_ICD_FILENAMES=$LIB AVA_OCL_ICD_FILENAMES=$NV AVA_OCL_ICD_VENDORS= "$@"; }
+source bench/device/icd-setup.sh
+EXE=$(prog context_devices)
 echo "device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)"
 timeout 60 "$EXE" > "$R/native.out" 2>&1; echo "natively: exit $?"; cat "$R/native.out"
 icd timeout 60 "$EXE" > "$R/icd.out" 2>&1; echo "through the ICD: exit $?, same stdout: $(cmp -s "$R/native.out" "$R/icd.out" && echo yes || echo no)"

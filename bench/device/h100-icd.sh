@@ -5,32 +5,12 @@
 # Run through the device tool with carry [".device", "dist"] (see ../shared/device/README.md); writes under $OUT
 # (the files to keep, under $OUT/h100-icd/keep; everything in $OUT/h100-icd/all.tar.gz).
 set -uo pipefail
-source .device/env.sh
 OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT/h100-icd"
 R="$OUT/h100-icd"
-# NVIDIA's platform first: programs link the CUDA toolkit's Khronos loader, which lists OCL_ICD_FILENAMES (set
-# machine-wide to PoCL then NVIDIA) before /etc/OpenCL/vendors, and the C programs take the first platform.
-NV=libnvidia-opencl.so.1
-export OCL_ICD_FILENAMES=$NV
-unset OCL_ICD_VENDORS
-export CPATH="$PWD/.device/include${CPATH:+:$CPATH}"
-export AVA_CACHE_DIR=/tmp/ava-cache
+mkdir -p "$R"
 command -v cc >/dev/null || { echo "no C compiler on the device" | tee "$R/error.txt"; exit 1; }
+source bench/device/icd-setup.sh
 clinfo -l > "$R/clinfo-native.txt" 2>&1
-
-node --input-type=module -e "
-  const { buildOpenclPrograms } = await import('./dist/fixtures/opencl-c/build.js');
-  const { icdEnvironment } = await import('./dist/src/cfront/icd-env.js');
-  const programs = await buildOpenclPrograms();
-  const env = await icdEnvironment();
-  console.log(JSON.stringify({ programs, env }));
-" > "$R/build.json" 2> "$R/build.err" || { cat "$R/build.err"; exit 1; }
-ICD=$(node -e "console.log(require('$R/build.json').env.OCL_ICD_VENDORS)")
-prog() { node -e "console.log(require('$R/build.json').programs['$1'])"; }
-# Through the ICD: the loader reads our folder; the sidecar's worker gets the NVIDIA-only folder back.
-LIB=$(node -e "console.log(require('$R/build.json').env.OCL_ICD_FILENAMES)")
-icd() { OCL_ICD_VENDORS=$ICD OCL_ICD_FILENAMES=$LIB AVA_OCL_ICD_FILENAMES=$NV AVA_OCL_ICD_VENDORS= "$@"; }
 icd clinfo -l > "$R/clinfo-icd.txt" 2>&1
 
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }

@@ -4,25 +4,11 @@
 # TypeScript image-filter workload natively and through the guestlib. Run through the device tool with carry
 # [".device", "dist"]; writes $OUT/h100-images/summary.txt (kept as bench/results/h100/images.txt).
 set -uo pipefail
-source .device/env.sh
 OUT=${OUT:-/tmp/out}
 R="$OUT/h100-images"
-mkdir -p "$R"
-NV=libnvidia-opencl.so.1
-export OCL_ICD_FILENAMES=$NV
-unset OCL_ICD_VENDORS
-export CPATH="$PWD/.device/include${CPATH:+:$CPATH}"
-export AVA_CACHE_DIR=/tmp/ava-cache
 S="$R/summary.txt"
-node --input-type=module -e "
-  const { buildOpenclPrograms } = await import('./dist/fixtures/opencl-c/build.js');
-  const { icdEnvironment } = await import('./dist/src/cfront/icd-env.js');
-  console.log(JSON.stringify({ programs: await buildOpenclPrograms(), env: await icdEnvironment() }));
-" > "$R/build.json" 2> "$R/build.err" || { cat "$R/build.err"; exit 1; }
-ICD=$(node -e "console.log(require('$R/build.json').env.OCL_ICD_VENDORS)")
-LIB=$(node -e "console.log(require('$R/build.json').env.OCL_ICD_FILENAMES)")
-EXE=$(node -e "console.log(require('$R/build.json').programs.images)")
-icd() { OCL_ICD_VENDORS=$ICD OCL_ICD_FILENAMES=$LIB AVA_OCL_ICD_FILENAMES=$NV AVA_OCL_ICD_VENDORS= "$@"; }
+source bench/device/icd-setup.sh
+EXE=$(prog images)
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 echo "device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)" > "$S"
