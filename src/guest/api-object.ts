@@ -26,11 +26,22 @@ export type PostCall = (f: FunctionSpec, encoded: EncodedCall, beforeMarshal: nu
 /** Runs after a call succeeded, before its result reaches the application (host-memory mirrors use it). */
 export type AfterCall = (f: FunctionSpec, encoded: EncodedCall, result: CallResult) => Promise<void> | undefined;
 
+/** Runs before an encoded call is sent (host-memory mirrors push the application's writes first). */
+export type BeforeCall = (f: FunctionSpec, encoded: EncodedCall) => Promise<void> | undefined;
+
+/** What {@link buildApiObject} runs around each call besides sending it. */
+export interface ApiHooks {
+  readonly before?: BeforeCall;
+  readonly after?: AfterCall;
+  /** Where present, calls the spec allows to go without waiting are posted. */
+  readonly post?: PostCall;
+  /** The time the call started, when someone observes calls. */
+  readonly stamp?: () => number | undefined;
+}
+
 /** Makes the frozen API object of `spec`. */
-export function buildApiObject(
-  spec: ApiSpec, codec: HandleCodec, mode: StatusMode, send: SendCall, after?: AfterCall, post?: PostCall,
-  stamp: () => number | undefined = () => undefined,
-): ApiObject {
+export function buildApiObject(spec: ApiSpec, codec: HandleCodec, mode: StatusMode, send: SendCall, hooks: ApiHooks = {}): ApiObject {
+  const { before, after, post, stamp = () => undefined } = hooks;
   const api: Record<string, ApiFunction> = {};
   for (const f of spec.functions) {
     if (f.unsupported !== undefined) {
@@ -43,6 +54,8 @@ export function buildApiObject(
         const beforeMarshal = stamp();
         // Input bytes are copied: the application may reuse its arrays as soon as the call returns.
         const encoded = encodeCall(f, args, codec, { copyInputs: true });
+        const ready = before?.(f, encoded);
+        if (ready) await ready;
         post(f, encoded, beforeMarshal);
         const result = decodeReply(f, encoded, expectedReply(spec, f, encoded), codec);
         const pending = after?.(f, encoded, result);
@@ -54,6 +67,8 @@ export function buildApiObject(
     api[f.name] = async (...args: unknown[]): Promise<CallResult> => {
       const beforeMarshal = stamp();
       const encoded = encodeCall(f, args, codec);
+      const ready = before?.(f, encoded);
+      if (ready) await ready;
       const reply = await send(f, encoded, beforeMarshal);
       if (reply.error) return resultOfError(spec, f, reply.error, mode);
       const result = checkStatus(spec, f, decodeReply(f, encoded, reply, codec), mode);

@@ -3,11 +3,11 @@
  * encoded into call frames, sent through a {@link GuestSession} and decoded back. Also `wrap()`, which puts the
  * same proxy in front of an API object an application already has.
  */
-import type { ApiSpec } from '../spec/types.js';
+import type { ApiSpec, FunctionSpec } from '../spec/types.js';
 import type { WireValue } from '../wire/frames.js';
 import { buildApiObject, handleInInfo } from './api-object.js';
 import type { ApiObject } from './call-shape.js';
-import type { HandleCodec } from './encode.js';
+import type { EncodedCall, HandleCodec } from './encode.js';
 import { HandleCache } from './handle.js';
 import { HostMirrors } from './host-mirror.js';
 import { wallClock } from '../wire/clock.js';
@@ -66,12 +66,17 @@ export function createProxy(spec: ApiSpec, session: GuestSession, options: Proxy
     entry.fn(...args, entry.userData);
   });
 
-  const mirrors = new HostMirrors((id) => session.extractState(id));
+  const mirrors = new HostMirrors({
+    extract: (id) => session.extractState(id),
+    restore: (id, bytes, offset) => session.restoreState(id, bytes, offset),
+  });
   const asyncCalls = options.asyncCalls ?? session.channel.kind !== 'local';
-  const api = buildApiObject(spec, codec, mode, (f, encoded, t0) => session.call(f.name, encoded.args, encoded.retId, t0),
-    (f, encoded, result) => mirrors.afterCall(f, encoded, result),
-    asyncCalls ? (f, encoded, t0) => session.post(f.name, encoded.args, encoded.retId, t0) : undefined,
-    () => (session.interceptor.observed ? wallClock() : undefined));
+  const api = buildApiObject(spec, codec, mode, (f, encoded, t0) => session.call(f.name, encoded.args, encoded.retId, t0), {
+    before: (f, encoded) => mirrors.beforeCall(f, encoded),
+    after: (f, encoded, result) => mirrors.afterCall(f, encoded, result),
+    ...(asyncCalls ? { post: (f: FunctionSpec, encoded: EncodedCall, t0: number | undefined) => session.post(f.name, encoded.args, encoded.retId, t0) } : {}),
+    stamp: () => (session.interceptor.observed ? wallClock() : undefined),
+  });
   return { api, handleAt: (kind, bytes, index) => handleInInfo(handles, kind, bytes, index) };
 }
 

@@ -430,6 +430,17 @@ export class GuestSession implements AsyncDisposable {
     return this.channel.extractState(id, held);
   }
 
+  /**
+   * Writes `bytes` at `offset` of handle `id`'s explicit state on the worker (after every call sent before): how the
+   * application's writes into host memory it lent an object (a mirror) reach the device.
+   */
+  async restoreState(id: number, bytes: Uint8Array, offset: number): Promise<void> {
+    if (this.#closed) throw new ClosedError(`session ${this.id}`);
+    while (this.#gate) await this.#gate;
+    this.flush();
+    return this.channel.restoreState(id, bytes, undefined, false, offset);
+  }
+
   /** Subscribes to callback events of this session (whichever worker serves it). */
   onEvent(listener: (event: EventFrame) => void): () => void {
     this.#eventListeners.add(listener);

@@ -75,7 +75,9 @@ export function serveFront(link: FrameLink, options: ServeFrontOptions): FrontCo
   };
 
   const control = (frame: ControlFrame): void => {
-    const work = frame.op === 'extract' ? opened!.session.extractState(frame.handle ?? 0)
+    const session = opened!.session;
+    const work = frame.op === 'extract' ? session.extractState(frame.handle ?? 0)
+      : frame.op === 'restore' ? session.restoreState(frame.handle ?? 0, frame.bytes ?? new Uint8Array(), frame.offset ?? 0).then(() => undefined)
       : Promise.reject(new HandshakeError('ERR_AVA_BAD_FRAME', `a front may not send control ${frame.op}`));
     answerControl(send, frame.id, work);
   };

@@ -176,6 +176,10 @@ export class WorkerSession implements AsyncDisposable {
     return this.#serialized(async () => {
       const { state, ptr, kind } = this.#stateOf(id, 'restoreState', held);
       const ranged = offset !== undefined && state.restoreRange !== undefined && state.extractRange !== undefined;
+      // A kind without ranges takes its whole state at offset 0 only: bytes meant for another place must not land there.
+      if (!ranged && offset !== undefined && offset !== 0) {
+        throw new AvaError('ERR_AVA_STATE_RANGE', `${kind} ${id}: its kind restores whole state only, not ${bytes.byteLength} bytes at ${offset}`, { details: { id } });
+      }
       if (ranged) await state.restoreRange!(this.#stateContext(id), ptr, offset, bytes);
       else await state.restore(this.#stateContext(id), ptr, bytes);
       if (crc === undefined) return;

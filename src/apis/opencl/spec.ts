@@ -253,59 +253,152 @@ function withStaging<T>(ctx: StateContext, context: number, size: number, init: 
   }
 }
 
-/** Reads a buffer's or image's bytes (an image's tightly packed), through a host-readable staging buffer where needed. */
-function extractMem(ctx: StateContext, mem: number): Uint8Array {
-  const { size, context, flags, region } = describeMem(ctx, mem);
-  const bytes = Buffer.alloc(size);
-  if (size === 0) return new Uint8Array(0);
+/** Bytes of one row of an image's packed state (rows of every slice and layer follow each other). */
+const rowBytesOf = (shape: MemShape): number => {
+  const region = shape.region!;
+  const pixels = Number(region.readBigUInt64LE(0)) * Number(region.readBigUInt64LE(8)) * Number(region.readBigUInt64LE(16));
+  return pixels === 0 ? 0 : (shape.size / pixels) * Number(region.readBigUInt64LE(0));
+};
+
+/**
+ * The image boxes (origin, region) holding packed bytes [offset, offset + n), both multiples of the row size, with
+ * where each box's bytes start in that span: one box per slice (or layer) the rows cross.
+ */
+function imageBoxes(shape: MemShape, offset: number, n: number): { origin: Buffer; region: Buffer; at: number }[] {
+  const width = Number(shape.region!.readBigUInt64LE(0));
+  const height = Number(shape.region!.readBigUInt64LE(8));
+  const rowBytes = rowBytesOf(shape);
+  const first = offset / rowBytes;
+  const end = (offset + n) / rowBytes;
+  const boxes: { origin: Buffer; region: Buffer; at: number }[] = [];
+  for (let row = first; row < end;) {
+    const z = Math.floor(row / height);
+    const y = row - z * height;
+    const rows = Math.min(height - y, end - row);
+    const origin = Buffer.alloc(24);
+    const region = Buffer.alloc(24);
+    [0, y, z].forEach((v, k) => origin.writeBigUInt64LE(BigInt(v), 8 * k));
+    [width, rows, 1].forEach((v, k) => region.writeBigUInt64LE(BigInt(v), 8 * k));
+    boxes.push({ origin, region, at: (row - first) * rowBytes });
+    row += rows;
+  }
+  return boxes;
+}
+
+/**
+ * Reads `bytes.byteLength` bytes at `offset` of a buffer or of an image's packed state (both then multiples of its row
+ * size) into `bytes`, through a host-readable staging buffer where the host may not read the object.
+ */
+function readMem(ctx: StateContext, mem: number, shape: MemShape, offset: number, bytes: Buffer): void {
+  const { context, flags, region } = shape;
+  const n = bytes.byteLength;
   withQueue(ctx, context, (queue) => {
-    const readBuffer = (source: number): void =>
-      checkStatus('clEnqueueReadBuffer', ctx.callNative('clEnqueueReadBuffer', queue, source, 1, 0, size, bytes, 0, null, null));
+    const readBuffer = (source: number, at: number): void =>
+      checkStatus('clEnqueueReadBuffer', ctx.callNative('clEnqueueReadBuffer', queue, source, 1, at, n, bytes, 0, null, null));
     const hostReadable = (flags & (CL.MEM_HOST_WRITE_ONLY | CL.MEM_HOST_NO_ACCESS)) === 0;
     if (hostReadable && region) {
-      checkStatus('clEnqueueReadImage', ctx.callNative('clEnqueueReadImage', queue, mem, 1, ORIGIN, region, 0, 0, bytes, 0, null, null));
+      for (const box of imageBoxes(shape, offset, n)) {
+        checkStatus('clEnqueueReadImage', ctx.callNative('clEnqueueReadImage', queue, mem, 1, box.origin, box.region, 0, 0, bytes.subarray(box.at), 0, null, null));
+      }
     } else if (hostReadable) {
-      readBuffer(mem);
+      readBuffer(mem, offset);
     } else {
-      withStaging(ctx, context, size, null, (staging) => {
+      withStaging(ctx, context, n, null, (staging) => {
         if (region) {
-          checkStatus('clEnqueueCopyImageToBuffer', ctx.callNative('clEnqueueCopyImageToBuffer', queue, mem, staging, ORIGIN, region, 0, 0, null, null));
+          for (const box of imageBoxes(shape, offset, n)) {
+            checkStatus('clEnqueueCopyImageToBuffer', ctx.callNative('clEnqueueCopyImageToBuffer', queue, mem, staging, box.origin, box.region, box.at, 0, null, null));
+          }
         } else {
-          checkStatus('clEnqueueCopyBuffer', ctx.callNative('clEnqueueCopyBuffer', queue, mem, staging, 0, 0, size, 0, null, null));
+          checkStatus('clEnqueueCopyBuffer', ctx.callNative('clEnqueueCopyBuffer', queue, mem, staging, offset, 0, n, 0, null, null));
         }
-        readBuffer(staging);
+        readBuffer(staging, 0);
       });
     }
   });
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** Writes bytes read by {@link extractMem} into a buffer or image of the same shape. */
-function restoreMem(ctx: StateContext, mem: number, contents: Uint8Array): void {
-  const { size, context, flags, region } = describeMem(ctx, mem);
-  if (contents.byteLength !== size) {
-    throw new BadCallError(`cannot restore ${contents.byteLength} bytes into an OpenCL memory object of ${size} bytes`);
-  }
-  if (size === 0) return;
-  const bytes = Buffer.from(contents.buffer, contents.byteOffset, contents.byteLength);
+/** Writes `bytes` at `offset` of a buffer or of an image's packed state: the counterpart of {@link readMem}. */
+function writeMem(ctx: StateContext, mem: number, shape: MemShape, offset: number, bytes: Buffer): void {
+  const { context, flags, region } = shape;
+  const n = bytes.byteLength;
   withQueue(ctx, context, (queue) => {
     if ((flags & (CL.MEM_HOST_READ_ONLY | CL.MEM_HOST_NO_ACCESS)) === 0) {
       if (region) {
-        checkStatus('clEnqueueWriteImage', ctx.callNative('clEnqueueWriteImage', queue, mem, 1, ORIGIN, region, 0, 0, bytes, 0, null, null));
+        for (const box of imageBoxes(shape, offset, n)) {
+          checkStatus('clEnqueueWriteImage', ctx.callNative('clEnqueueWriteImage', queue, mem, 1, box.origin, box.region, 0, 0, bytes.subarray(box.at), 0, null, null));
+        }
       } else {
-        checkStatus('clEnqueueWriteBuffer', ctx.callNative('clEnqueueWriteBuffer', queue, mem, 1, 0, size, bytes, 0, null, null));
+        checkStatus('clEnqueueWriteBuffer', ctx.callNative('clEnqueueWriteBuffer', queue, mem, 1, offset, n, bytes, 0, null, null));
       }
     } else {
-      withStaging(ctx, context, size, bytes, (staging) => {
+      withStaging(ctx, context, n, bytes, (staging) => {
         if (region) {
-          checkStatus('clEnqueueCopyBufferToImage', ctx.callNative('clEnqueueCopyBufferToImage', queue, staging, mem, 0, ORIGIN, region, 0, null, null));
+          for (const box of imageBoxes(shape, offset, n)) {
+            checkStatus('clEnqueueCopyBufferToImage', ctx.callNative('clEnqueueCopyBufferToImage', queue, staging, mem, box.at, box.origin, box.region, 0, null, null));
+          }
         } else {
-          checkStatus('clEnqueueCopyBuffer', ctx.callNative('clEnqueueCopyBuffer', queue, staging, mem, 0, 0, size, 0, null, null));
+          checkStatus('clEnqueueCopyBuffer', ctx.callNative('clEnqueueCopyBuffer', queue, staging, mem, 0, offset, n, 0, null, null));
         }
         checkStatus('clFinish', ctx.callNative('clFinish', queue));
       });
     }
   });
+}
+
+const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+/** Reads a buffer's or image's bytes (an image's tightly packed). */
+function extractMem(ctx: StateContext, mem: number): Uint8Array {
+  const shape = describeMem(ctx, mem);
+  const bytes = Buffer.alloc(shape.size);
+  if (shape.size > 0) readMem(ctx, mem, shape, 0, bytes);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** The whole rows of an image's packed state that hold [offset, offset + n): their first byte and their length. */
+function rowSpan(shape: MemShape, offset: number, n: number): { start: number; length: number } {
+  const rowBytes = shape.region ? rowBytesOf(shape) : 1;
+  const start = Math.floor(offset / rowBytes) * rowBytes;
+  return { start, length: Math.ceil((offset + n) / rowBytes) * rowBytes - start };
+}
+
+/**
+ * Reads at most `length` bytes at `offset` of a buffer or image (into `into` when it is large enough); of an image,
+ * the rows holding the range (the library reads no part of a row).
+ */
+function extractMemRange(ctx: StateContext, mem: number, offset: number, length: number, into?: Uint8Array): Uint8Array {
+  const shape = describeMem(ctx, mem);
+  const n = Math.max(0, Math.min(length, shape.size - offset));
+  if (n === 0) return new Uint8Array(0);
+  const { start, length: spanLength } = rowSpan(shape, offset, n);
+  const bytes = into && into.byteLength >= spanLength ? asBuffer(into.subarray(0, spanLength)) : Buffer.alloc(spanLength);
+  readMem(ctx, mem, shape, start, bytes);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset + (offset - start), n);
+}
+
+/** Writes bytes read by {@link extractMem} into a buffer or image of the same shape. */
+function restoreMem(ctx: StateContext, mem: number, contents: Uint8Array): void {
+  const shape = describeMem(ctx, mem);
+  if (contents.byteLength !== shape.size) {
+    throw new BadCallError(`cannot restore ${contents.byteLength} bytes into an OpenCL memory object of ${shape.size} bytes`);
+  }
+  if (shape.size > 0) writeMem(ctx, mem, shape, 0, asBuffer(contents));
+}
+
+/** Writes `contents` at `offset` of a buffer or image; of an image, parts of rows by reading those rows first. */
+function restoreMemRange(ctx: StateContext, mem: number, offset: number, contents: Uint8Array): void {
+  const shape = describeMem(ctx, mem);
+  const n = contents.byteLength;
+  if (offset < 0 || offset + n > shape.size) {
+    throw new BadCallError(`cannot restore ${n} bytes at ${offset} of an OpenCL memory object of ${shape.size} bytes`);
+  }
+  if (n === 0) return;
+  const { start, length } = rowSpan(shape, offset, n);
+  if (start === offset && length === n) return writeMem(ctx, mem, shape, offset, asBuffer(contents));
+  const rows = Buffer.alloc(length);
+  readMem(ctx, mem, shape, start, rows);
+  rows.set(contents, offset - start);
+  writeMem(ctx, mem, shape, start, rows);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1002,6 +1095,8 @@ export const openclSpec = defineSpec({
         lostWhenReleased: true,
         extract: (ctx, mem) => extractMem(ctx, mem),
         restore: (ctx, mem, bytes) => restoreMem(ctx, mem, bytes),
+        extractRange: (ctx, mem, offset, length, into) => extractMemRange(ctx, mem, offset, length, into),
+        restoreRange: (ctx, mem, offset, bytes) => restoreMemRange(ctx, mem, offset, bytes),
       },
     },
     { name: 'program', invalidStatus: CL.INVALID_PROGRAM },

@@ -121,8 +121,10 @@ typedef struct ava_obj {
   int64_t id;
   int16_t kind;
   uint32_t magic;
-  void *mirror;        /* host memory bound to the object (USE_HOST_PTR), refreshed at its sync points */
+  void *mirror;        /* host memory bound to the object (USE_HOST_PTR), kept in step at its sync points */
   size_t mirror_size;
+  uint8_t *shadow;     /* what the device held when it and `mirror` last agreed: the program's changes are the difference */
+  int32_t mirror_refs; /* the program's references (create, retain, release): at 0 the memory is the program's again */
   int64_t attrs[AVA_MAX_ATTRS]; /* set by the call that made it (ava_fn.sets), read by later lengths (AVA_OP_ATTR) */
 } ava_obj;
 
@@ -956,7 +958,28 @@ static uint64_t apply_reply(const ava_fn *fn, uint64_t *slots, const ava_cv *rep
 
 /* ------------------------------------------------------------------------------------------------ host memory */
 
-/* Brings `o`'s host memory up to date from the device (its explicit state, read through the sidecar). */
+/*
+ * Host memory lent to an object (USE_HOST_PTR), as src/guest/host-mirror.ts keeps it for TypeScript programs: before
+ * a call that may touch the object on the device (sync and execute calls: every mirror; transfers: those they name),
+ * the bytes the program changed since (mirror against shadow) are written to the device, exactly those; after a sync
+ * call, or a transfer naming it, the memory is brought up to date from the device.
+ */
+#define MAX_PUSHED_RUNS 1024
+#define MIRROR_BLOCK 4096
+
+/* The program no longer holds the object (or it is gone on the worker): its memory is its own again. */
+static void unbind_mirror(ava_obj *o) {
+  pthread_mutex_lock(&obj_mu);
+  if (o->mirror) {
+    o->mirror = NULL;
+    free(o->shadow);
+    o->shadow = NULL;
+    mirror_count--;
+  }
+  pthread_mutex_unlock(&obj_mu);
+}
+
+/* Brings `o`'s host memory (and its shadow) up to date from the device (its explicit state, read through the sidecar). */
 static void refresh_mirror(ava_obj *o) {
   uint64_t id = __atomic_fetch_add(&next_seq, 1, __ATOMIC_RELAXED);
   ava_cbuf b = { 0 };
@@ -969,39 +992,144 @@ static void refresh_mirror(ava_obj *o) {
   ava_cv *reply = exchange(id, &b, &raw);
   ava_cb_free(&b);
   const ava_cv *bytes = ava_cv_get(reply, "bytes");
-  if (bytes && bytes->type == CV_BYTES) memcpy(o->mirror, bytes->p, bytes->n < o->mirror_size ? bytes->n : o->mirror_size);
-  else if (reply) { pthread_mutex_lock(&obj_mu); o->mirror = NULL; mirror_count--; pthread_mutex_unlock(&obj_mu); } /* released */
+  if (bytes && bytes->type == CV_BYTES && o->mirror) {
+    size_t n = bytes->n < o->mirror_size ? bytes->n : o->mirror_size;
+    memcpy(o->mirror, bytes->p, n);
+    if (o->shadow) memcpy(o->shadow, bytes->p, n);
+  } else if (reply) unbind_mirror(o); /* released */
   ava_cv_free(reply);
   free(raw);
 }
 
+/* Writes `n` bytes at `offset` of `o`'s explicit state on the device; 0 when the sidecar refused. */
+static int restore_range(ava_obj *o, size_t offset, const uint8_t *p, size_t n) {
+  for (size_t done = 0; done < n;) {
+    size_t part = n - done < SPLIT_BYTES ? n - done : (size_t)SPLIT_BYTES;
+    uint64_t id = __atomic_fetch_add(&next_seq, 1, __ATOMIC_RELAXED);
+    ava_cbuf b = { 0 };
+    ava_cb_map(&b, 6);
+    ava_cb_cstr(&b, "t"); ava_cb_cstr(&b, "control");
+    ava_cb_cstr(&b, "id"); ava_cb_uint(&b, id);
+    ava_cb_cstr(&b, "op"); ava_cb_cstr(&b, "restore");
+    ava_cb_cstr(&b, "handle"); ava_cb_int(&b, o->id);
+    ava_cb_cstr(&b, "offset"); ava_cb_uint(&b, offset + done);
+    ava_cb_cstr(&b, "bytes"); ava_cb_bytes(&b, p + done, part);
+    uint8_t *raw = NULL;
+    ava_cv *reply = exchange(id, &b, &raw);
+    ava_cb_free(&b);
+    int ok = reply && !ava_cv_get(reply, "error");
+    ava_cv_free(reply);
+    free(raw);
+    if (!ok) return 0;
+    done += part;
+  }
+  return 1;
+}
+
+/* Writes the bytes of `o`'s host memory that differ from its shadow to the device (runs past MAX_PUSHED_RUNS: one span). */
+static void push_mirror(ava_obj *o) {
+  uint8_t *now = o->mirror, *before = o->shadow;
+  size_t n = o->mirror_size;
+  if (!now || !before || memcmp(now, before, n) == 0) return;
+  size_t *runs = malloc(sizeof *runs * 2 * MAX_PUSHED_RUNS), nruns = 0, first = SIZE_MAX, last = 0;
+  if (!runs) return;
+  int open = 0;
+  for (size_t block = 0; block < n; block += MIRROR_BLOCK) {
+    size_t end = n - block < MIRROR_BLOCK ? n : block + MIRROR_BLOCK;
+    if (!open && memcmp(now + block, before + block, end - block) == 0) continue;
+    for (size_t i = block; i < end; i++) {
+      int differs = now[i] != before[i];
+      if (differs && !open) {
+        open = 1;
+        if (first == SIZE_MAX) first = i;
+        if (nruns < 2 * MAX_PUSHED_RUNS) runs[nruns] = i;
+      } else if (!differs && open) {
+        open = 0;
+        if (nruns < 2 * MAX_PUSHED_RUNS) runs[nruns + 1] = i;
+        nruns += 2;
+        last = i;
+      }
+    }
+  }
+  if (open) {
+    if (nruns < 2 * MAX_PUSHED_RUNS) runs[nruns + 1] = n;
+    nruns += 2;
+    last = n;
+  }
+  if (nruns > 2 * MAX_PUSHED_RUNS) { runs[0] = first; runs[1] = last; nruns = 2; }
+  for (size_t r = 0; r < nruns; r += 2) {
+    /* The shadow takes the bytes first and they are sent from there: a thread writing meanwhile is seen next time. */
+    memcpy(before + runs[r], now + runs[r], runs[r + 1] - runs[r]);
+    if (!restore_range(o, runs[r], before + runs[r], runs[r + 1] - runs[r])) {
+      warn("writing the program's changes of host memory (USE_HOST_PTR) to the device failed; they stay on the host");
+      unbind_mirror(o);
+      break;
+    }
+  }
+  free(runs);
+}
+
 static int mirrored(const ava_obj *o) { return o && o->magic == AVA_MAGIC && o->mirror; }
 
-/* After a successful call: bind new mirrors, refresh those the call synchronizes (any sync call; transfers naming them). */
+/* The objects with host memory, at this moment (taken under the lock, used outside it); free the list. */
+static ava_obj **all_mirrors(size_t *count) {
+  pthread_mutex_lock(&obj_mu);
+  size_t n = 0, cap = mirror_count;
+  ava_obj **list = calloc(cap ? cap : 1, sizeof *list);
+  for (size_t i = 0; list && i < objs_by_id.cap && n < cap; i++) {
+    ava_obj *o = objs_by_id.keys[i] ? objs_by_id.vals[i] : NULL;
+    if (o && o->mirror) list[n++] = o;
+  }
+  pthread_mutex_unlock(&obj_mu);
+  *count = n;
+  return list;
+}
+
+/* Before a call is sent: the program's changes of the host memory it may touch reach the device first. */
+static void before_call(const ava_fn *fn, const uint64_t *slots) {
+  if (fn->record == AVA_REC_SYNC || fn->record == AVA_REC_EXECUTE) {
+    size_t n = 0;
+    ava_obj **list = all_mirrors(&n);
+    for (size_t i = 0; i < n; i++) push_mirror(list[i]);
+    free(list);
+  } else if (fn->record == AVA_REC_TRANSFER) {
+    for (int i = 0; i < fn->nargs; i++) {
+      ava_obj *o = fn->args[i].role == AVA_HANDLE ? obj_of((void *)(uintptr_t)slots[i]) : NULL;
+      if (mirrored(o)) push_mirror(o);
+    }
+  }
+}
+
+/* After a successful call: bind new mirrors, count the program's references, refresh those the call synchronizes. */
 static void after_call(const ava_fn *fn, uint64_t *slots, uint64_t result) {
   if (fn->record == AVA_REC_CREATE && fn->ret == AVA_RET_HANDLE && result) {
     for (int i = 0; i < fn->nargs; i++) {
       const ava_arg *a = &fn->args[i];
       if (a->role != AVA_BUFFER_IN || a->ref2 < 0 || !slots[i] || !(arg_number(fn, slots, a->ref2) & a->mask)) continue;
       ava_obj *o = (ava_obj *)(uintptr_t)result;
+      size_t size = (size_t)eval_length(fn, a->length, slots);
+      /* The object was made from these bytes: what the device holds. Without room for a copy, no changes are pushed. */
+      uint8_t *shadow = malloc(size ? size : 1);
+      if (shadow) memcpy(shadow, (void *)(uintptr_t)slots[i], size);
+      else warn("no memory for a copy of %zu bytes of USE_HOST_PTR memory: the program's later writes to it stay on the host", size);
       pthread_mutex_lock(&obj_mu);
       o->mirror = (void *)(uintptr_t)slots[i];
-      o->mirror_size = (size_t)eval_length(fn, a->length, slots);
+      o->mirror_size = size;
+      o->shadow = shadow;
+      o->mirror_refs = 1;
       mirror_count++;
       pthread_mutex_unlock(&obj_mu);
     }
   }
   if (__atomic_load_n(&mirror_count, __ATOMIC_RELAXED) == 0) return;
-  if (fn->record == AVA_REC_SYNC) {
-    /* Every mirror: a snapshot of the objects under the lock, refreshed outside it. */
-    pthread_mutex_lock(&obj_mu);
-    size_t n = 0, cap = mirror_count;
-    ava_obj **list = calloc(cap ? cap : 1, sizeof *list);
-    for (size_t i = 0; list && i < objs_by_id.cap && n < cap; i++) {
-      ava_obj *o = objs_by_id.keys[i] ? objs_by_id.vals[i] : NULL;
-      if (o && o->mirror) list[n++] = o;
-    }
-    pthread_mutex_unlock(&obj_mu);
+  if (fn->record == AVA_REC_RETAIN || fn->record == AVA_REC_RELEASE) {
+    ava_obj *o = fn->nargs > 0 && fn->args[0].role == AVA_HANDLE ? obj_of((void *)(uintptr_t)slots[0]) : NULL;
+    if (!mirrored(o)) return;
+    int32_t refs = __atomic_add_fetch(&o->mirror_refs, fn->record == AVA_REC_RETAIN ? 1 : -1, __ATOMIC_RELAXED);
+    if (refs <= 0) unbind_mirror(o); /* the program may free that memory now */
+  } else if (fn->record == AVA_REC_SYNC) {
+    size_t n = 0;
+    ava_obj **list = all_mirrors(&n);
     for (size_t i = 0; i < n; i++) refresh_mirror(list[i]);
     free(list);
   } else if (fn->record == AVA_REC_TRANSFER) {
@@ -1075,6 +1203,7 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
   call_state cs = { issued, 0, 0 };
   for (int i = 0; i < fn->nargs && i < 64; i++) issued[i] = 0;
   uint64_t seq = __atomic_fetch_add(&next_seq, 1, __ATOMIC_RELAXED);
+  if (__atomic_load_n(&mirror_count, __ATOMIC_RELAXED) > 0) before_call(fn, slots);
   int async = fn->async && !names_mirror(fn, slots);
 
   if (async) {
