@@ -215,12 +215,13 @@ export class GuestSession implements AsyncDisposable {
 
   /**
    * Sends one call and resolves with its reply, after every asynchronous call posted before it. If one of those
-   * failed, rejects with {@link AsyncCallError} naming it.
+   * failed, rejects with {@link AsyncCallError} naming it. `deliver`: see `CallFrame.deliver` (the bytes come as an
+   * event of this session).
    */
-  async call(fn: string, args: readonly WireValue[], retId: number | null = null, beforeMarshal?: number): Promise<ReplyFrame> {
+  async call(fn: string, args: readonly WireValue[], retId: number | null = null, beforeMarshal?: number, deliver?: number): Promise<ReplyFrame> {
     if (this.#closed) throw new ClosedError(`session ${this.id}`);
     this.flush();
-    const frame: CallFrame = { seq: this.#seq++, fn, args, retId };
+    const frame: CallFrame = { seq: this.#seq++, fn, args, retId, ...(deliver === undefined ? {} : { deliver }) };
     let emitted = false;
     try {
       if (this.#tasks.size > 0) this.#startTask(frame.seq);

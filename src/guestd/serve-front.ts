@@ -59,7 +59,7 @@ export function serveFront(link: FrameLink, options: ServeFrontOptions): FrontCo
       if (failure !== undefined) send({ t: 'reply', seq: frame.seq, error: toWireError(failure) });
       else send({ t: 'reply', seq: frame.seq, ...(r.ret === undefined ? {} : { ret: r.ret }), ...(r.outs ? { outs: r.outs } : {}), ...(r.error ? { error: r.error } : {}) });
     };
-    session.call(frame.fn, frame.args, frame.retId ?? null).then(reply, (error: unknown) => reply({ error: toWireError(error) }));
+    session.call(frame.fn, frame.args, frame.retId ?? null, undefined, frame.deliver).then(reply, (error: unknown) => reply({ error: toWireError(error) }));
   };
 
   const post = (frame: CallFrame): void => {

@@ -139,6 +139,13 @@ function checkFunction(f: FunctionSpec, kinds: ReadonlyMap<string, HandleKindSpe
       throw new SpecError(`${f.name}: split needs scalar offset and size arguments and a bufferIn or bufferOut data argument`);
     }
   }
+  if (f.deferred) {
+    const role = (name: string): string | undefined => f.args.find((a) => a.name === name)?.role;
+    const d = f.deferred;
+    if (role(d.blocking) !== 'scalar' || role(d.event) !== 'handleOut' || !['bufferIn', 'bufferOut'].includes(role(d.data) ?? '') || f.returns.role !== 'status') {
+      throw new SpecError(`${f.name}: deferred needs a status return, a scalar blocking argument, a handleOut event and a bufferIn or bufferOut data argument`);
+    }
+  }
   for (const key of f.supersedeKey ?? []) {
     if (!names.has(key)) throw new SpecError(`${f.name}: supersede key names unknown argument "${key}"`);
   }

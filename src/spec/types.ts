@@ -296,6 +296,15 @@ export interface FunctionSpec {
    */
   readonly pending?: 'opens' | 'closes';
   /**
+   * A transfer that may complete after the call returns, when its `blocking` argument is 0. A read (OpenCL's
+   * clEnqueueReadBuffer with `blocking_read` false) whose caller asks for delivery (`CallFrame.deliver`): the worker
+   * enqueues it without blocking, answers at once, and sends the `data` argument's bytes as an event once the `event`
+   * argument's event says the read completed (`completion`). A write: the worker enqueues it without blocking on a
+   * copy of the bytes it keeps until then. Without this, the worker runs every transfer blocking: one queued behind
+   * work that a later call of the application releases (an OpenCL user event) would never return.
+   */
+  readonly deferred?: DeferredTransfer;
+  /**
    * Attributes of the returned handle, computed from the call's arguments (an image's element size, from its format):
    * every side (guest, worker, C front) keeps them with the handle, so that a later call's length can name them
    * (`{ attr, of }`) without asking the library. Each must be declared in the kind's {@link HandleKindSpec.attributes}.
@@ -353,6 +362,26 @@ export interface ExplicitState {
    * released, held object is rebuilt by replay without its contents; reading them would touch freed memory.
    */
   readonly lostWhenReleased?: boolean;
+}
+
+/** See {@link FunctionSpec.deferred}. */
+export interface DeferredTransfer {
+  /** The scalar argument saying whether the call blocks. */
+  readonly blocking: string;
+  /** The handleOut argument of the call's completion event (optional for the caller: the worker then makes its own). */
+  readonly event: string;
+  /** The bufferOut argument a read fills, or the bufferIn argument a write reads. */
+  readonly data: string;
+  readonly completion: EventCompletion;
+}
+
+/** How the worker follows an event of the API until its command completes. */
+export interface EventCompletion {
+  /** Keeps the event alive for the worker (the application may release its own reference at once). */
+  retain(ctx: StateContext, event: number): void;
+  release(ctx: StateContext, event: number): void;
+  /** `true` once completed, `false` while not, or the failure status the command ended with. */
+  completed(ctx: StateContext, event: number): boolean | number;
 }
 
 /** A kind of handle (an opaque object pointer of the API). */

@@ -194,6 +194,7 @@ function checkCall(v: unknown, limits: WireLimits, where: string): void {
   checkValue(v.args, limits, 0, `${where}.args`);
   if (v.retId !== undefined && v.retId !== null && !isInt(v.retId)) bad(`${where}: retId must be an integer or null`);
   if (v.async !== undefined && typeof v.async !== 'boolean') bad(`${where}: async must be a boolean`);
+  if (v.deliver !== undefined && (!isInt(v.deliver) || v.deliver < 0)) bad(`${where}: deliver must be a non-negative integer`);
 }
 
 function checkError(v: unknown, where: string, limits: WireLimits = DEFAULT_LIMITS): void {

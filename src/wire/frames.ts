@@ -17,7 +17,9 @@ export type WireValue =
 /**
  * One call. `args` has one entry per C argument, in C order; what each entry holds depends on the argument's role
  * (docs/WIRE.md). `retId` is the id the guest issues for a returned handle. `async`: the guest does not wait for
- * this call; the worker answers it only when it fails.
+ * this call; the worker answers it only when it fails. `deliver`: for a function the spec marks `deferred` called
+ * without blocking, the worker answers once the call is enqueued and sends the bytes it reads later, when they are
+ * there, as an event frame with this callback id (see docs/WIRE.md).
  */
 export interface CallFrame {
   readonly t?: 'call';
@@ -26,6 +28,7 @@ export interface CallFrame {
   readonly args: readonly WireValue[];
   readonly retId?: number | null;
   readonly async?: boolean;
+  readonly deliver?: number;
 }
 
 /** Worker-side timestamps of a call (ms since the epoch, µs resolution): AvA's stages 3 to 6. */

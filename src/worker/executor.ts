@@ -8,7 +8,7 @@ import { BadCallError, HandleError, UnsupportedError } from '../errors.js';
 import { evalLength, splitLengthName } from '../spec/length.js';
 import { MAPPED_KIND, planOf } from '../spec/plan.js';
 import { wallClock } from '../wire/clock.js';
-import type { ApiSpec, ArgSpec, FunctionSpec, ScalarType } from '../spec/types.js';
+import type { ApiSpec, ArgSpec, DeferredTransfer, EventCompletion, FunctionSpec, ScalarType } from '../spec/types.js';
 import type { CallFrame, ReplyFrame, WireValue } from '../wire/frames.js';
 import type { NativeFunction, NativeLibrary } from './native-library.js';
 import { SCALAR_SIZE } from './native-library.js';
@@ -147,11 +147,25 @@ interface Prepared {
   readonly outs: (Buffer | Buffer[] | null)[];
 }
 
+/** A read the worker enqueued without blocking (see `FunctionSpec.deferred`): its bytes go out once `event` completes. */
+export interface DeferredDelivery {
+  /** The callback id the caller gave (`CallFrame.deliver`); none for a write, whose bytes are only kept. */
+  readonly deliver: number | undefined;
+  /** The read's event (a pointer of the library). */
+  readonly event: number;
+  /** The worker made the event (the caller asked for none): only the worker holds it. */
+  readonly ownEvent: boolean;
+  /** Where the library writes the bytes (reads from them, for a write); kept alive until the event completes. */
+  readonly bytes: Buffer;
+  readonly completion: EventCompletion;
+}
+
 /**
  * Prepares, runs and finishes one call. Returns a reply, or a promise of one for blocking functions (run on koffi's
- * thread pool so the event loop stays free).
+ * thread pool so the event loop stays free). With `onDeferred`, a `deferred` function called without blocking by a
+ * caller that asks for delivery is enqueued without blocking: the reply carries no bytes, `onDeferred` gets them.
  */
-export function executeCall(ctx: ExecutionContext, frame: CallFrame, received?: number): ReplyFrame | Promise<ReplyFrame> {
+export function executeCall(ctx: ExecutionContext, frame: CallFrame, received?: number, onDeferred?: (d: DeferredDelivery) => void): ReplyFrame | Promise<ReplyFrame> {
   const fnSpec = ctx.spec.fn.get(frame.fn);
   if (!fnSpec) throw new BadCallError(`unknown function ${String(frame.fn)} for spec ${ctx.spec.name}`);
   if (fnSpec.unsupported !== undefined) throw new UnsupportedError(fnSpec.name, fnSpec.unsupported);
@@ -162,6 +176,11 @@ export function executeCall(ctx: ExecutionContext, frame: CallFrame, received?: 
   const prepared = prepare(ctx, fnSpec, frame);
   const answered = ctx.remembered && ctx.remembered.size > 0 ? rememberedAnswer(ctx, fnSpec, frame, prepared) : undefined;
   if (answered !== undefined) return finish(ctx, fnSpec, frame, prepared, answered);
+  const deferred = fnSpec.deferred;
+  if (deferred && onDeferred && !isTrue(frame.args[planOf(fnSpec).indexOf.get(deferred.blocking)!]) &&
+      (frame.deliver !== undefined || fnSpec.args[planOf(fnSpec).indexOf.get(deferred.data)!]!.role === 'bufferIn')) {
+    return runDeferred(ctx, fnSpec, deferred, frame, prepared, nativeFn as NativeFunction, onDeferred);
+  }
   if (received === undefined && !fnSpec.blocking) return finish(ctx, fnSpec, frame, prepared, (nativeFn as NativeFunction)(...prepared.native));
   const afterUnmarshal = received === undefined ? 0 : wallClock();
   const done = (result: unknown): ReplyFrame => {
@@ -181,6 +200,36 @@ export function executeCall(ctx: ExecutionContext, frame: CallFrame, received?: 
     });
   }
   return done((nativeFn as NativeFunction)(...prepared.native));
+}
+
+const isTrue = (v: WireValue): boolean => v === true || (typeof v === 'number' && v !== 0) || (typeof v === 'bigint' && v !== 0n);
+
+/** Enqueues a deferred read without blocking and answers at once; the bytes go to `onDeferred` (see {@link executeCall}). */
+function runDeferred(ctx: ExecutionContext, f: FunctionSpec, d: DeferredTransfer, frame: CallFrame, p: Prepared, nativeFn: NativeFunction, onDeferred: (d: DeferredDelivery) => void): ReplyFrame {
+  const { indexOf } = planOf(f);
+  const blocking = indexOf.get(d.blocking)!;
+  const event = indexOf.get(d.event)!;
+  const data = indexOf.get(d.data)!;
+  p.native[blocking] = 0;
+  const own = p.native[event] === null ? zeroed(8) : null;
+  if (own) p.native[event] = own;
+  let bytes: Buffer | Buffer[] | null;
+  if (f.args[data]!.role === 'bufferIn') {
+    // The frame's bytes may live in memory the transport reuses (a shared-memory ring): the library reads a copy.
+    const v = p.native[data] as Uint8Array | null;
+    bytes = v === null ? null : Buffer.from(v);
+    p.native[data] = bytes;
+  } else {
+    bytes = p.outs[data]!;
+    p.outs[data] = null; // the reply carries no bytes: they are not there yet
+  }
+  const result = nativeFn(...p.native);
+  const reply = finish(ctx, f, frame, p, result);
+  const eventBuf = own ?? p.outs[event];
+  if (Number(result) === ctx.spec.status.success && bytes && !Array.isArray(bytes) && eventBuf && !Array.isArray(eventBuf)) {
+    onDeferred({ deliver: frame.deliver, event: readPointer(eventBuf, 0), ownEvent: own !== null, bytes, completion: d.completion });
+  }
+  return reply;
 }
 
 /**

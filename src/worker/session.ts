@@ -4,10 +4,10 @@
  */
 import koffi from 'koffi';
 import { crc32 } from 'node:zlib';
-import { AvaError, ClosedError, toWireError, UnsupportedError } from '../errors.js';
+import { ApiStatusError, AvaError, ClosedError, toWireError, UnsupportedError } from '../errors.js';
 import type { ApiSpec, ExplicitState, FunctionSpec, StateContext } from '../spec/types.js';
 import type { CallFrame, EventFrame, ReplyFrame, WireValue } from '../wire/frames.js';
-import type { CallbackSink, ExecutionContext } from './executor.js';
+import type { CallbackSink, DeferredDelivery, ExecutionContext } from './executor.js';
 import { wallClock } from '../wire/clock.js';
 import { executeCall } from './executor.js';
 import { HandleTable } from './handle-table.js';
@@ -35,6 +35,15 @@ export class WorkerSession implements AsyncDisposable {
   readonly #beside = new Set<Promise<ReplyFrame>>();
   #closed = false;
   readonly #onClose: () => void;
+  /** Reads enqueued without blocking whose bytes are not sent yet, in the order they were made (see `FunctionSpec.deferred`). */
+  readonly #deliveries = new Set<DeferredDelivery>();
+  #deliveryPoll: NodeJS.Timeout | undefined;
+  readonly #onDeferred = (d: DeferredDelivery): void => {
+    // The application may release its event at once: the worker holds it until the bytes are sent.
+    if (!d.ownEvent) d.completion.retain(this.#stateContext(), d.event);
+    this.#deliveries.add(d);
+    this.#pollDeliveries();
+  };
 
   /** @internal */
   constructor(id: string, spec: ApiSpec, library: NativeLibrary, onClose: () => void) {
@@ -60,6 +69,13 @@ export class WorkerSession implements AsyncDisposable {
    * in `reply.error`, never as a rejection. Calls run one at a time in the order they arrive.
    */
   execute(frame: CallFrame): Promise<ReplyFrame> {
+    const reply = this.#execute(frame);
+    // Bytes of a deferred read that has completed go out before any later reply: a wait, a status query or a blocking
+    // call that saw the read complete is answered after its bytes, so the caller has them in place first.
+    return this.#deliveries.size === 0 ? reply : reply.then((r) => { this.#deliver(); return r; });
+  }
+
+  #execute(frame: CallFrame): Promise<ReplyFrame> {
     if (this.#closed) return Promise.resolve({ seq: frame.seq, error: toWireError(new ClosedError(`session ${this.id}`)) });
     const f = typeof frame?.fn === 'string' ? this.spec.fn.get(frame.fn) : undefined;
     if (f?.record === 'sync' && f.blocking && !frame.async) {
@@ -90,17 +106,54 @@ export class WorkerSession implements AsyncDisposable {
   #run(frame: CallFrame): ReplyFrame | Promise<ReplyFrame> {
     const seq = typeof frame?.seq === 'number' ? frame.seq : -1;
     try {
-      const reply = executeCall(this.#ctx, frame, this.timed && !frame.async ? wallClock() : undefined);
+      const reply = executeCall(this.#ctx, frame, this.timed && !frame.async ? wallClock() : undefined, this.#onDeferred);
       return reply instanceof Promise ? reply.catch((error: unknown) => ({ seq, error: toWireError(error) })) : reply;
     } catch (error) {
       return { seq, error: toWireError(error) };
     }
   }
 
-  /** Resolves once every call received so far has run (and its failure, if any, was reported). */
+  /**
+   * Sends the bytes of every deferred read that has completed (or failed: then `null` and the status), as events with
+   * the caller's callback id, and releases their events (and the bytes of completed deferred writes).
+   */
+  #deliver(): void {
+    if (this.#deliveries.size === 0) return;
+    const ctx = this.#stateContext();
+    for (const d of this.#deliveries) {
+      let done: boolean | number;
+      try {
+        done = d.completion.completed(ctx, d.event);
+      } catch (error) {
+        done = error instanceof ApiStatusError ? error.status : -1;
+      }
+      if (done === false) continue;
+      this.#deliveries.delete(d);
+      try { d.completion.release(ctx, d.event); } catch { /* the event's last holder is gone either way */ }
+      if (d.deliver === undefined) continue;
+      const event: EventFrame = { callback: d.deliver, args: done === true ? [d.bytes] : [null, done] };
+      for (const listener of this.#listeners) listener(event);
+    }
+  }
+
+  /** Looks at deferred reads every millisecond while there are any, so their bytes go out without a later call. */
+  #pollDeliveries(): void {
+    if (this.#deliveryPoll || this.#closed) return;
+    this.#deliveryPoll = setTimeout(() => {
+      this.#deliveryPoll = undefined;
+      this.#deliver();
+      if (this.#deliveries.size > 0) this.#pollDeliveries();
+    }, 1);
+  }
+
+  /** Resolves once every call received so far has run (and its failure, if any, was reported) and deferred reads are sent. */
   async drained(): Promise<void> {
     await this.#serialized(() => undefined);
     await Promise.all(this.#beside);
+    while (this.#deliveries.size > 0 && !this.#closed) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      this.#deliver();
+    }
   }
 
   /** Subscribes to the session's callback events; returns the unsubscribe function. */
@@ -112,6 +165,8 @@ export class WorkerSession implements AsyncDisposable {
   #registerCallback(callbackId: number, proto: string): unknown {
     let registered: unknown = null;
     const deliver = (...args: unknown[]): void => {
+      // A read this callback's event waited for has its bytes in place before the callback runs.
+      this.#deliver();
       // The last parameter is the C user_data: the guest keeps its own, so it is not sent.
       const values: WireValue[] = args.slice(0, -1).map((v) => this.#callbackValue(v));
       const event: EventFrame = { callback: callbackId, args: values };
@@ -238,6 +293,11 @@ export class WorkerSession implements AsyncDisposable {
     await this.#tail;
     // A wait still running (on an event nobody will complete now) is given a while, not forever.
     if (this.#beside.size > 0) await Promise.race([Promise.all(this.#beside), new Promise((r) => setTimeout(r, 10_000).unref())]);
+    clearTimeout(this.#deliveryPoll);
+    for (const d of this.#deliveries) {
+      try { d.completion.release(this.#stateContext(), d.event); } catch { /* closing anyway */ }
+    }
+    this.#deliveries.clear();
     const live = [...this.handles.live()].reverse();
     // The release function of each kind, found once.
     const releases = new Map<string, FunctionSpec>();

@@ -293,6 +293,8 @@ const MALFORMED: readonly [string, unknown][] = [
   ['call: fn of 257 characters', { t: 'call', seq: 0, fn: 'f'.repeat(257), args: [] }],
   ['call: fn a number', { t: 'call', seq: 0, fn: 3, args: [] }],
   ['call: args a map', { t: 'call', seq: 0, fn: 'f', args: { 0: 1 } }],
+  ['call: deliver -1', { t: 'call', seq: 0, fn: 'f', args: [], deliver: -1 }],
+  ['call: deliver a text', { t: 'call', seq: 0, fn: 'f', args: [], deliver: '3' }],
   ['call: no args', { t: 'call', seq: 0, fn: 'f' }],
   ['call: retId a text', { t: 'call', seq: 0, fn: 'f', args: [], retId: '3' }],
   ['call: retId 1.5', { t: 'call', seq: 0, fn: 'f', args: [], retId: 1.5 }],

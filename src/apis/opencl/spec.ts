@@ -22,7 +22,7 @@
 import { ApiStatusError, BadCallError, UnsupportedError } from '../../errors.js';
 import { defineSpec } from '../../spec/define.js';
 import { arg, fn, ret, unsupported } from '../../spec/roles.js';
-import type { ArgSpec, FunctionSpec, LengthExpr, StateContext } from '../../spec/types.js';
+import type { ArgSpec, DeferredTransfer, EventCompletion, FunctionSpec, LengthExpr, StateContext } from '../../spec/types.js';
 import { OPENCL_12_FUNCTIONS, OPENCL_LATER_FUNCTIONS } from './cl12-functions.js';
 import { CL, CL_STATUS_NAMES } from './constants.js';
 
@@ -178,6 +178,21 @@ function infoNumber(ctx: StateContext, fnName: string, handle: number, param: nu
   checkStatus(fnName, ctx.callNative(fnName, handle, param, bytes, value, null));
   return bytes === 4 ? value.readUInt32LE(0) : Number(value.readBigUInt64LE(0));
 }
+
+/** How the worker follows the event of a read it runs without blocking. */
+const EVENT_COMPLETION: EventCompletion = {
+  retain: (ctx, event) => checkStatus('clRetainEvent', ctx.callNative('clRetainEvent', event)),
+  release: (ctx, event) => checkStatus('clReleaseEvent', ctx.callNative('clReleaseEvent', event)),
+  completed: (ctx, event) => {
+    const value = Buffer.alloc(4);
+    checkStatus('clGetEventInfo', ctx.callNative('clGetEventInfo', event, CL.EVENT_COMMAND_EXECUTION_STATUS, 4, value, null));
+    const status = value.readInt32LE(0);
+    return status === CL.COMPLETE ? true : status < 0 ? status : false;
+  },
+};
+
+/** A transfer that may complete after it returns when the program does not block (see `FunctionSpec.deferred`). */
+const deferred = (blocking: string, data: string): DeferredTransfer => ({ blocking, event: 'event', data, completion: EVENT_COMPLETION });
 
 /** A command queue of `context`: a live one of the session, or a temporary one on the context's first device. */
 function queueFor(ctx: StateContext, context: number): { queue: number; temporary: boolean } {
@@ -708,7 +723,7 @@ const functions: FunctionSpec[] = [
     arg.scalar('size', 'size'),
     arg.bufferOut('ptr', 'size'),
     ...waitList(),
-  ], { blocking: true, split: { offset: 'offset', size: 'size', data: 'ptr' } }),
+  ], { blocking: true, split: { offset: 'offset', size: 'size', data: 'ptr' }, deferred: deferred('blocking_read', 'ptr') }),
   fn('clEnqueueReadBufferRect', ret.status(), 'transfer', [
     arg.handle('command_queue', 'command_queue'),
     arg.handle('buffer', 'mem'),
@@ -722,7 +737,7 @@ const functions: FunctionSpec[] = [
     arg.scalar('host_slice_pitch', 'size'),
     arg.bufferOut('ptr', { fn: 'rectExtent', args: ['host_origin', 'region', 'host_row_pitch', 'host_slice_pitch'] }, { preserve: true }),
     ...waitList(),
-  ], { blocking: true }),
+  ], { blocking: true, deferred: deferred('blocking_read', 'ptr') }),
   fn('clEnqueueWriteBuffer', ret.status(), 'transfer', [
     arg.handle('command_queue', 'command_queue'),
     arg.handle('buffer', 'mem'),
@@ -731,7 +746,10 @@ const functions: FunctionSpec[] = [
     arg.scalar('size', 'size'),
     arg.bufferIn('ptr', 'size'),
     ...waitList(),
-  ], { blocking: true, writes: { target: 'buffer', offset: 'offset', size: 'size' }, split: { offset: 'offset', size: 'size', data: 'ptr' } }),
+  ], {
+    blocking: true, writes: { target: 'buffer', offset: 'offset', size: 'size' }, split: { offset: 'offset', size: 'size', data: 'ptr' },
+    deferred: deferred('blocking_write', 'ptr'),
+  }),
   fn('clEnqueueWriteBufferRect', ret.status(), 'transfer', [
     arg.handle('command_queue', 'command_queue'),
     arg.handle('buffer', 'mem'),
@@ -745,7 +763,7 @@ const functions: FunctionSpec[] = [
     arg.scalar('host_slice_pitch', 'size'),
     arg.bufferIn('ptr', { fn: 'rectExtent', args: ['host_origin', 'region', 'host_row_pitch', 'host_slice_pitch'] }),
     ...waitList(),
-  ], { blocking: true }),
+  ], { blocking: true, deferred: deferred('blocking_write', 'ptr') }),
   fn('clEnqueueFillBuffer', ret.status(), 'transfer', [
     arg.handle('command_queue', 'command_queue'),
     arg.handle('buffer', 'mem'),
@@ -790,7 +808,7 @@ const functions: FunctionSpec[] = [
     // Padding between rows (a pitch wider than the region) is not written: the caller's bytes travel and are kept.
     arg.bufferOut('ptr', imageRegionBytes('row_pitch', 'slice_pitch'), { preserve: true }),
     ...waitList(),
-  ], { blocking: true }),
+  ], { blocking: true, deferred: deferred('blocking_read', 'ptr') }),
   fn('clEnqueueWriteImage', ret.status(), 'transfer', [
     arg.handle('command_queue', 'command_queue'),
     arg.handle('image', 'mem'),
@@ -801,7 +819,7 @@ const functions: FunctionSpec[] = [
     arg.scalar('input_slice_pitch', 'size'),
     arg.bufferIn('ptr', imageRegionBytes('input_row_pitch', 'input_slice_pitch')),
     ...waitList(),
-  ], { blocking: true }),
+  ], { blocking: true, deferred: deferred('blocking_write', 'ptr') }),
   fn('clEnqueueFillImage', ret.status(), 'transfer', [
     arg.handle('command_queue', 'command_queue'),
     arg.handle('image', 'mem'),

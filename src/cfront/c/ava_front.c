@@ -293,10 +293,34 @@ static int flush_batch(void) {
   return ok;
 }
 
+/*
+ * Reads the program made without blocking (clEnqueueReadBuffer with CL_FALSE): the call returns once enqueued and the
+ * worker sends the bytes when they are there, as an event with the id the call gave (`deliver`). The reader thread
+ * writes them into the program's memory itself, before it reads the next frame: the worker sends them before the
+ * reply of any later call that saw the read complete (a wait, a status query), so they are in place by then.
+ */
+typedef struct delivery { void *dst; size_t length; } delivery;
+static map64 deliveries; /* callback id -> delivery, under obj_mu */
+
+/* The bytes of a deferred read: written where the program wanted them; true when `cb` was one. */
+static int take_delivery(int64_t cb, const ava_cv *args) {
+  pthread_mutex_lock(&obj_mu);
+  delivery *d = map_get(&deliveries, (uint64_t)cb);
+  if (d) map_del(&deliveries, (uint64_t)cb);
+  pthread_mutex_unlock(&obj_mu);
+  if (!d) return 0;
+  const ava_cv *bytes = args && args->type == CV_ARRAY && args->n > 0 ? &args->items[0] : NULL;
+  /* A failed read (null bytes and its status) writes nothing: the program sees the failure in its event. */
+  if (bytes && bytes->type == CV_BYTES) memcpy(d->dst, bytes->p, bytes->n < d->length ? bytes->n : d->length);
+  free(d);
+  return 1;
+}
+
 static void deliver_event(const ava_cv *f) {
   int ok = 1;
   int64_t cb = ava_cv_int(ava_cv_get(f, "callback"), &ok);
   const ava_cv *args = ava_cv_get(f, "args");
+  if (ok && take_delivery(cb, args)) return;
   event *e = calloc(1, sizeof *e);
   if (!ok || !e || !args || args->type != CV_ARRAY) { free(e); return; }
   e->callback = cb;
@@ -792,8 +816,9 @@ static void encode_args(const ava_fn *fn, uint64_t *slots, ava_cbuf *b, call_sta
 }
 
 /* Encodes the call record `{t?, seq, fn, args, retId, async?}`. */
-static void encode_call(const ava_fn *fn, uint64_t *slots, ava_cbuf *b, call_state *cs, uint64_t seq, int async) {
-  ava_cb_map(b, 5);
+static void encode_call(const ava_fn *fn, uint64_t *slots, ava_cbuf *b, call_state *cs, uint64_t seq, int async, int64_t deliver) {
+  ava_cb_map(b, deliver ? 6 : 5);
+  if (deliver) { ava_cb_cstr(b, "deliver"); ava_cb_uint(b, (uint64_t)deliver); }
   if (async) { ava_cb_cstr(b, "async"); ava_cb_bool(b, 1); }
   else { ava_cb_cstr(b, "t"); ava_cb_cstr(b, "call"); }
   ava_cb_cstr(b, "seq"); ava_cb_uint(b, seq);
@@ -1210,7 +1235,7 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
     /* Nothing to give back but handles whose ids we issue: queue it; a failure surfaces at a later waiting call. */
     pthread_mutex_lock(&send_mu);
     size_t mark = batch.len;
-    encode_call(fn, slots, &batch, &cs, seq, 1);
+    encode_call(fn, slots, &batch, &cs, seq, 1, 0);
     if (!cs.status && batch.len - mark > call_limit()) {
       warn("%s: a call of %zu bytes is over the %zu a frame may carry: refused, the session goes on", fn->name, batch.len - mark, call_limit());
       cs.status = ST_OUT_OF_RESOURCES;
@@ -1232,20 +1257,39 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
     return 0;
   }
 
+  /* A read without blocking: its bytes come later (take_delivery), so a wait in the program can release it. */
+  int64_t deliver = 0;
+  if (fn->deferred[0] >= 0 && arg_number(fn, slots, fn->deferred[0]) == 0 && slots[fn->deferred[2]]) {
+    delivery *d = malloc(sizeof *d);
+    int64_t length = eval_length(fn, fn->args[fn->deferred[2]].length, slots);
+    if (d && length >= 0) {
+      d->dst = (void *)(uintptr_t)slots[fn->deferred[2]];
+      d->length = (size_t)length;
+      deliver = __atomic_fetch_add(&next_callback, 1, __ATOMIC_RELAXED);
+      pthread_mutex_lock(&obj_mu);
+      map_put(&deliveries, (uint64_t)deliver, d);
+      pthread_mutex_unlock(&obj_mu);
+    } else free(d);
+  }
   ava_cbuf b = { 0 };
-  encode_call(fn, slots, &b, &cs, seq, 0);
+  encode_call(fn, slots, &b, &cs, seq, 0, deliver);
   if (!cs.status && b.len > call_limit()) {
     warn("%s: a call of %zu bytes is over the %zu a frame may carry: refused, the session goes on", fn->name, b.len, call_limit());
     cs.status = ST_OUT_OF_RESOURCES;
   }
-  if (cs.status) { ava_cb_free(&b); return fail(fn, slots, cs.status); }
+  if (cs.status) { ava_cb_free(&b); if (deliver) take_delivery(deliver, NULL); return fail(fn, slots, cs.status); }
   uint8_t *raw = NULL;
   ava_cv *reply = exchange(seq, &b, &raw);
   ava_cb_free(&b);
-  if (!reply) { warn("%s: the ava-guestd sidecar is gone", fn->name); return fail(fn, slots, ST_OUT_OF_RESOURCES); }
+  if (!reply) {
+    if (deliver) take_delivery(deliver, NULL);
+    warn("%s: the ava-guestd sidecar is gone", fn->name);
+    return fail(fn, slots, ST_OUT_OF_RESOURCES);
+  }
   uint64_t result = apply_reply(fn, slots, reply, &cs);
   int succeeded = !ava_cv_get(reply, "error") && (fn->ret != AVA_RET_STATUS || (int32_t)result == ava_api_desc.success) &&
                   !((fn->ret == AVA_RET_HANDLE || fn->ret == AVA_RET_MAPPED) && result == 0);
+  if (deliver && !succeeded) take_delivery(deliver, NULL); /* nothing will come */
   ava_cv_free(reply);
   free(raw);
   if (succeeded) {
