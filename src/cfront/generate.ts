@@ -197,8 +197,8 @@ export function generateCFront(spec: ApiSpec, options: GenerateOptions): string 
     const plan = planOf(f);
     const async = plan.asyncEligible && ASYNC_RECORDS.has(f.record) && (f.returns.role === 'status' || f.returns.role === 'void') ? 1 : 0;
     const r = f.returns;
-    // The front delivers the bytes of deferred reads; a deferred write needs nothing of it (the worker keeps a copy).
-    const read = f.deferred && f.args.find((a) => a.name === f.deferred!.data)?.role === 'bufferOut' ? f.deferred : undefined;
+    // The front delivers the bytes of deferred reads and maps; a deferred write needs nothing of it (the worker keeps a copy).
+    const read = f.deferred && (f.deferred.data === undefined || f.args.find((a) => a.name === f.deferred!.data)?.role === 'bufferOut') ? f.deferred : undefined;
     lines.push(`static const ava_fn ${id}_fn = { ${cString(f.name)}, ${RET_INDEX[r.role]}, ${r.role === 'scalar' ? TYPE_INDEX[r.type] : 0}, ` +
       `${r.role === 'handle' ? kind(r.kind) : -1}, ${retLength}, ${RECORD_CLASSES.indexOf(f.record)}, ${async}, ${f.args.length}, ${id}_args, ${id}_exprs, ` +
       `${f.unsupported === undefined ? 'NULL' : cString(f.unsupported)}, ${sets.length ? `${id}_sets` : 'NULL'}, ${sets.length / 2}, ` +

@@ -142,8 +142,10 @@ function checkFunction(f: FunctionSpec, kinds: ReadonlyMap<string, HandleKindSpe
   if (f.deferred) {
     const role = (name: string): string | undefined => f.args.find((a) => a.name === name)?.role;
     const d = f.deferred;
-    if (role(d.blocking) !== 'scalar' || role(d.event) !== 'handleOut' || !['bufferIn', 'bufferOut'].includes(role(d.data) ?? '') || f.returns.role !== 'status') {
-      throw new SpecError(`${f.name}: deferred needs a status return, a scalar blocking argument, a handleOut event and a bufferIn or bufferOut data argument`);
+    const transfer = d.data !== undefined && ['bufferIn', 'bufferOut'].includes(role(d.data) ?? '') && f.returns.role === 'status';
+    const map = d.data === undefined && f.returns.role === 'mapped';
+    if (role(d.blocking) !== 'scalar' || role(d.event) !== 'handleOut' || !(transfer || map)) {
+      throw new SpecError(`${f.name}: deferred needs a scalar blocking argument, a handleOut event, and a status return with a bufferIn or bufferOut data argument or a mapped return without one`);
     }
   }
   for (const key of f.supersedeKey ?? []) {

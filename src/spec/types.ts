@@ -299,8 +299,8 @@ export interface FunctionSpec {
    * A transfer that may complete after the call returns, when its `blocking` argument is 0. A read (OpenCL's
    * clEnqueueReadBuffer with `blocking_read` false) whose caller asks for delivery (`CallFrame.deliver`): the worker
    * enqueues it without blocking, answers at once, and sends the `data` argument's bytes as an event once the `event`
-   * argument's event says the read completed (`completion`). A write: the worker enqueues it without blocking on a
-   * copy of the bytes it keeps until then. Without this, the worker runs every transfer blocking: one queued behind
+   * argument's event says the read completed (`completion`); a map (no `data`: its mapped return) likewise sends
+   * the mapped bytes then. A write: the worker enqueues it without blocking on a copy of the bytes it keeps until then. Without this, the worker runs every transfer blocking: one queued behind
    * work that a later call of the application releases (an OpenCL user event) would never return.
    */
   readonly deferred?: DeferredTransfer;
@@ -370,8 +370,8 @@ export interface DeferredTransfer {
   readonly blocking: string;
   /** The handleOut argument of the call's completion event (optional for the caller: the worker then makes its own). */
   readonly event: string;
-  /** The bufferOut argument a read fills, or the bufferIn argument a write reads. */
-  readonly data: string;
+  /** The bufferOut argument a read fills, or the bufferIn argument a write reads; none for a map (its mapped return). */
+  readonly data?: string;
   readonly completion: EventCompletion;
 }
 

@@ -155,8 +155,11 @@ export interface DeferredDelivery {
   readonly event: number;
   /** The worker made the event (the caller asked for none): only the worker holds it. */
   readonly ownEvent: boolean;
-  /** Where the library writes the bytes (reads from them, for a write); kept alive until the event completes. */
-  readonly bytes: Buffer;
+  /**
+   * Where the library writes the bytes (reads from them, for a write), kept alive until the event completes; for a
+   * map, a copy of the mapped memory made then.
+   */
+  readonly bytes: Buffer | (() => Buffer);
   readonly completion: EventCompletion;
 }
 
@@ -178,7 +181,7 @@ export function executeCall(ctx: ExecutionContext, frame: CallFrame, received?: 
   if (answered !== undefined) return finish(ctx, fnSpec, frame, prepared, answered);
   const deferred = fnSpec.deferred;
   if (deferred && onDeferred && !isTrue(frame.args[planOf(fnSpec).indexOf.get(deferred.blocking)!]) &&
-      (frame.deliver !== undefined || fnSpec.args[planOf(fnSpec).indexOf.get(deferred.data)!]!.role === 'bufferIn')) {
+      (frame.deliver !== undefined || (deferred.data !== undefined && fnSpec.args[planOf(fnSpec).indexOf.get(deferred.data)!]!.role === 'bufferIn'))) {
     return runDeferred(ctx, fnSpec, deferred, frame, prepared, nativeFn as NativeFunction, onDeferred);
   }
   if (received === undefined && !fnSpec.blocking) return finish(ctx, fnSpec, frame, prepared, (nativeFn as NativeFunction)(...prepared.native));
@@ -202,17 +205,31 @@ export function executeCall(ctx: ExecutionContext, frame: CallFrame, received?: 
   return done((nativeFn as NativeFunction)(...prepared.native));
 }
 
+/** A map enqueued without blocking: the reply names the mapping, its bytes are copied out once the event completes. */
+function runDeferredMap(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Prepared, nativeFn: NativeFunction, own: Buffer | null, event: number, d: DeferredTransfer, onDeferred: (d: DeferredDelivery) => void): ReplyFrame {
+  const result = nativeFn(...p.native) as bigint | null;
+  const reply = finish(ctx, f, frame, p, result, true);
+  const region = result ? mappedRegions.get(Number(result)) : undefined;
+  const eventBuf = own ?? p.outs[event];
+  if (region && eventBuf && !Array.isArray(eventBuf)) {
+    const bytes = (): Buffer => Buffer.from(new Uint8Array(koffi.view(region.address, region.length)));
+    onDeferred({ deliver: frame.deliver, event: readPointer(eventBuf, 0), ownEvent: own !== null, bytes, completion: d.completion });
+  }
+  return reply;
+}
+
 const isTrue = (v: WireValue): boolean => v === true || (typeof v === 'number' && v !== 0) || (typeof v === 'bigint' && v !== 0n);
 
-/** Enqueues a deferred read without blocking and answers at once; the bytes go to `onDeferred` (see {@link executeCall}). */
+/** Enqueues a deferred transfer without blocking and answers at once; its bytes go to `onDeferred` (see {@link executeCall}). */
 function runDeferred(ctx: ExecutionContext, f: FunctionSpec, d: DeferredTransfer, frame: CallFrame, p: Prepared, nativeFn: NativeFunction, onDeferred: (d: DeferredDelivery) => void): ReplyFrame {
   const { indexOf } = planOf(f);
   const blocking = indexOf.get(d.blocking)!;
   const event = indexOf.get(d.event)!;
-  const data = indexOf.get(d.data)!;
   p.native[blocking] = 0;
   const own = p.native[event] === null ? zeroed(8) : null;
   if (own) p.native[event] = own;
+  if (d.data === undefined) return runDeferredMap(ctx, f, frame, p, nativeFn, own, event, d, onDeferred);
+  const data = indexOf.get(d.data)!;
   let bytes: Buffer | Buffer[] | null;
   if (f.args[data]!.role === 'bufferIn') {
     // The frame's bytes may live in memory the transport reuses (a shared-memory ring): the library reads a copy.
@@ -524,7 +541,8 @@ function preparePointerArray(
   return table;
 }
 
-function finish(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Prepared, result: unknown): ReplyFrame {
+/** Builds the reply of a call that ran. `deferredMap`: a map not complete yet, answered with its id only. */
+function finish(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Prepared, result: unknown, deferredMap = false): ReplyFrame {
   const success = ctx.spec.status.success;
   const outs: Record<string, WireValue> = {};
   let ret: WireValue = null;
@@ -554,7 +572,7 @@ function finish(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Pre
       mappedRegions.set(ptr, { address, length });
       const id = ctx.handles.bind(frame.retId, MAPPED_KIND, ptr, false);
       // A copy: the application may keep the bytes past the unmap, when the mapped memory is gone.
-      ret = { id, bytes: Buffer.from(new Uint8Array(koffi.view(address, length))) };
+      ret = deferredMap ? { id } : { id, bytes: Buffer.from(new Uint8Array(koffi.view(address, length))) };
       break;
     }
   }

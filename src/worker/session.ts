@@ -131,7 +131,7 @@ export class WorkerSession implements AsyncDisposable {
       this.#deliveries.delete(d);
       try { d.completion.release(ctx, d.event); } catch { /* the event's last holder is gone either way */ }
       if (d.deliver === undefined) continue;
-      const event: EventFrame = { callback: d.deliver, args: done === true ? [d.bytes] : [null, done] };
+      const event: EventFrame = { callback: d.deliver, args: done === true ? [typeof d.bytes === 'function' ? d.bytes() : d.bytes] : [null, done] };
       for (const listener of this.#listeners) listener(event);
     }
   }

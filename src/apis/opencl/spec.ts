@@ -192,7 +192,7 @@ const EVENT_COMPLETION: EventCompletion = {
 };
 
 /** A transfer that may complete after it returns when the program does not block (see `FunctionSpec.deferred`). */
-const deferred = (blocking: string, data: string): DeferredTransfer => ({ blocking, event: 'event', data, completion: EVENT_COMPLETION });
+const deferred = (blocking: string, data?: string): DeferredTransfer => ({ blocking, event: 'event', ...(data === undefined ? {} : { data }), completion: EVENT_COMPLETION });
 
 /** A command queue of `context`: a live one of the session, or a temporary one on the context's first device. */
 function queueFor(ctx: StateContext, context: number): { queue: number; temporary: boolean } {
@@ -867,7 +867,7 @@ const functions: FunctionSpec[] = [
     arg.scalar('size', 'size'),
     ...waitList(),
     arg.errcode('errcode_ret'),
-  ], { blocking: true }),
+  ], { blocking: true, deferred: deferred('blocking_map') }),
   // The mapped bytes follow the pitches the call itself returns: the worker sizes the region after the call.
   fn('clEnqueueMapImage', ret.mapped(imageRegionBytes('image_row_pitch', 'image_slice_pitch')), 'transfer', [
     arg.handle('command_queue', 'command_queue'),

@@ -672,6 +672,9 @@ typedef struct {
   int64_t *issued;     /* per argument: first id issued for handle outs */
   int64_t ret_id;
   int status;          /* a refusal found before sending (bad handle, bad length), or 0 */
+  void *map_region;    /* a map made without blocking: the region its bytes will be delivered into */
+  size_t map_length;
+  int map_owned;       /* that region is the front's (not the program's USE_HOST_PTR memory) */
 } call_state;
 
 static int kind_invalid(int kind) { return kind >= 0 && kind < ava_api_desc.nkinds && ava_api_desc.kinds[kind].invalid_status ? ava_api_desc.kinds[kind].invalid_status : ST_INVALID_VALUE; }
@@ -960,16 +963,24 @@ static uint64_t apply_reply(const ava_fn *fn, uint64_t *slots, const ava_cv *rep
   }
   case AVA_RET_MAPPED: {
     const ava_cv *bytes = ava_cv_get(ret, "bytes");
-    if (!bytes || bytes->type != CV_BYTES) return 0;
-    /* A buffer made on the program's memory maps onto that memory (OpenCL: the pointer derives from host_ptr). */
-    void *region = mapped_host_region(fn, slots, bytes->n);
-    int owned = region == NULL;
-    if (owned && posix_memalign(&region, 4096, bytes->n ? bytes->n : 1) != 0) return fail(fn, slots, ST_OUT_OF_RESOURCES);
-    memcpy(region, bytes->p, bytes->n);
+    void *region = cs->map_region;
+    size_t length = cs->map_length;
+    int owned = cs->map_owned;
+    if (region) {
+      cs->map_region = NULL; /* taken: its bytes come with the delivery */
+    } else {
+      if (!bytes || bytes->type != CV_BYTES) return 0;
+      /* A buffer made on the program's memory maps onto that memory (OpenCL: the pointer derives from host_ptr). */
+      length = bytes->n;
+      region = mapped_host_region(fn, slots, length);
+      owned = region == NULL;
+      if (owned && posix_memalign(&region, 4096, length ? length : 1) != 0) return fail(fn, slots, ST_OUT_OF_RESOURCES);
+      memcpy(region, bytes->p, length);
+    }
     mapping *m = malloc(sizeof *m);
     if (!m) { if (owned) free(region); return fail(fn, slots, ST_OUT_OF_RESOURCES); }
     m->id = ava_cv_int(ava_cv_get(ret, "id"), &ok);
-    m->length = bytes->n;
+    m->length = length;
     m->owned = owned;
     pthread_mutex_lock(&obj_mu);
     map_put(&mappings, (uint64_t)(uintptr_t)region, m);
@@ -1257,19 +1268,35 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
     return 0;
   }
 
-  /* A read without blocking: its bytes come later (take_delivery), so a wait in the program can release it. */
+  /* A read or map without blocking: its bytes come later (take_delivery), so a wait in the program can release it. */
   int64_t deliver = 0;
-  if (fn->deferred[0] >= 0 && arg_number(fn, slots, fn->deferred[0]) == 0 && slots[fn->deferred[2]]) {
-    delivery *d = malloc(sizeof *d);
-    int64_t length = eval_length(fn, fn->args[fn->deferred[2]].length, slots);
-    if (d && length >= 0) {
-      d->dst = (void *)(uintptr_t)slots[fn->deferred[2]];
+  if (fn->deferred[0] >= 0 && arg_number(fn, slots, fn->deferred[0]) == 0) {
+    void *dst = NULL;
+    int64_t length = -1;
+    if (fn->deferred[2] >= 0) {
+      dst = (void *)(uintptr_t)slots[fn->deferred[2]];
+      length = eval_length(fn, fn->args[fn->deferred[2]].length, slots);
+    } else if (fn->ret == AVA_RET_MAPPED && (length = eval_length(fn, fn->ret_length, slots)) >= 0) {
+      /* The region the map returns is made now; like a blocking map's, on the program's memory when it lent some. */
+      dst = mapped_host_region(fn, slots, (size_t)length);
+      cs.map_owned = dst == NULL;
+      if (!dst && posix_memalign(&dst, 4096, length ? (size_t)length : 1) != 0) dst = NULL;
+      cs.map_region = dst;
+      cs.map_length = (size_t)length;
+    }
+    delivery *d = dst && length >= 0 ? malloc(sizeof *d) : NULL;
+    if (d) {
+      d->dst = dst;
       d->length = (size_t)length;
       deliver = __atomic_fetch_add(&next_callback, 1, __ATOMIC_RELAXED);
       pthread_mutex_lock(&obj_mu);
       map_put(&deliveries, (uint64_t)deliver, d);
       pthread_mutex_unlock(&obj_mu);
-    } else free(d);
+    } else if (cs.map_region) {
+      /* No room to track it: the map goes as a blocking one, its bytes in the reply. */
+      if (cs.map_owned) free(cs.map_region);
+      cs.map_region = NULL;
+    }
   }
   ava_cbuf b = { 0 };
   encode_call(fn, slots, &b, &cs, seq, 0, deliver);
@@ -1277,12 +1304,18 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
     warn("%s: a call of %zu bytes is over the %zu a frame may carry: refused, the session goes on", fn->name, b.len, call_limit());
     cs.status = ST_OUT_OF_RESOURCES;
   }
-  if (cs.status) { ava_cb_free(&b); if (deliver) take_delivery(deliver, NULL); return fail(fn, slots, cs.status); }
+  if (cs.status) {
+    ava_cb_free(&b);
+    if (deliver) take_delivery(deliver, NULL);
+    if (cs.map_region && cs.map_owned) free(cs.map_region);
+    return fail(fn, slots, cs.status);
+  }
   uint8_t *raw = NULL;
   ava_cv *reply = exchange(seq, &b, &raw);
   ava_cb_free(&b);
   if (!reply) {
     if (deliver) take_delivery(deliver, NULL);
+    if (cs.map_region && cs.map_owned) free(cs.map_region);
     warn("%s: the ava-guestd sidecar is gone", fn->name);
     return fail(fn, slots, ST_OUT_OF_RESOURCES);
   }
@@ -1290,6 +1323,7 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
   int succeeded = !ava_cv_get(reply, "error") && (fn->ret != AVA_RET_STATUS || (int32_t)result == ava_api_desc.success) &&
                   !((fn->ret == AVA_RET_HANDLE || fn->ret == AVA_RET_MAPPED) && result == 0);
   if (deliver && !succeeded) take_delivery(deliver, NULL); /* nothing will come */
+  if (cs.map_region && cs.map_owned) free(cs.map_region); /* a map that failed */
   ava_cv_free(reply);
   free(raw);
   if (succeeded) {

@@ -70,7 +70,7 @@ typedef struct ava_fn {
   const int64_t *sets; /* attributes of the returned handle: attribute index, offset of its length program, ... */
   uint8_t nsets;
   int8_t split[3];     /* a splittable flat transfer: offset, size and data argument indexes, or -1 */
-  int8_t deferred[3];  /* a read whose bytes may come later: blocking, event and data argument indexes, or -1 */
+  int8_t deferred[3];  /* a read or map whose bytes may come later: blocking, event and data (-1 for a map) indexes, or -1 */
 } ava_fn;
 
 /** A handle kind. */
