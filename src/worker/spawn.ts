@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Address } from '../config.js';
 import { formatAddress, parseAddress } from '../config.js';
@@ -79,5 +80,8 @@ export async function spawnWorkerProcess(options: SpawnWorkerOptions): Promise<W
     await exited;
     clearTimeout(timer);
   };
-  return { child, pid: info.pid, id: info.worker, address: parseAddress(info.address), token: info.token ?? undefined, exited, stop };
+  const address = parseAddress(info.address);
+  // A worker that could not clean up (killed, or ended by its exit alarm) leaves its socket file: removed here.
+  if (address.kind === 'unix') void exited.then(() => { rmSync(address.path, { force: true }); });
+  return { child, pid: info.pid, id: info.worker, address, token: info.token ?? undefined, exited, stop };
 }
