@@ -9,6 +9,7 @@ import * as assert from 'uvu/assert';
 import { CL } from '../../src/apis/opencl/constants.js';
 import { openclSpec } from '../../src/apis/opencl/spec.js';
 import { openGuestlib } from '../../src/guest/open.js';
+import type { ApiObject } from '../../src/guest/call-shape.js';
 import type { Handle } from '../../src/guest/handle.js';
 import { changedRuns } from '../../src/guest/host-mirror.js';
 import { requireOpenCL } from '../helpers/opencl.js';
@@ -27,17 +28,30 @@ test('changedRuns: exact runs of changed bytes, block by block; past the limit o
   assert.equal(changedRuns(now, before, 2), [[0, 10_000]]);
 });
 
+/** A context and an in-order queue on the first device of the first platform. */
+async function openQueue(cl: ApiObject): Promise<{ devices: Handle[]; ctx: unknown; queue: unknown }> {
+  const platforms = (await cl.clGetPlatformIDs!(1, true)).outs.platforms as Handle[];
+  const devices = (await cl.clGetDeviceIDs!(platforms[0], CL.DEVICE_TYPE_ALL, 1, true)).outs.devices as Handle[];
+  const { ret: ctx } = await cl.clCreateContext!(null, 1, devices, null, null);
+  const { ret: queue } = await cl.clCreateCommandQueue!(ctx, devices[0], 0);
+  return { devices, ctx, queue };
+}
+
+/** Builds `source` and makes the kernels named. */
+async function build(cl: ApiObject, ctx: unknown, devices: Handle[], source: string, names: readonly string[]): Promise<{ program: unknown; kernels: unknown[] }> {
+  const { ret: program } = await cl.clCreateProgramWithSource!(ctx, 1, [source], null);
+  await cl.clBuildProgram!(program, 1, devices, '', null, null);
+  const kernels: unknown[] = [];
+  for (const name of names) kernels.push((await cl.clCreateKernel!(program, name)).ret);
+  return { program, kernels };
+}
+
 if (await requireOpenCL()) {
   test('USE_HOST_PTR: a kernel result reaches the application array at clFinish, not before a sync point', async () => {
     await using lib = await openGuestlib(openclSpec);
     const cl = lib.api;
-    const platforms = (await cl.clGetPlatformIDs!(1, true)).outs.platforms as Handle[];
-    const devices = (await cl.clGetDeviceIDs!(platforms[0], CL.DEVICE_TYPE_ALL, 1, true)).outs.devices as Handle[];
-    const { ret: ctx } = await cl.clCreateContext!(null, 1, devices, null, null);
-    const { ret: queue } = await cl.clCreateCommandQueue!(ctx, devices[0], 0);
-    const { ret: program } = await cl.clCreateProgramWithSource!(ctx, 1, [SOURCE], null);
-    await cl.clBuildProgram!(program, 1, devices, '', null, null);
-    const { ret: kernel } = await cl.clCreateKernel!(program, 'twice');
+    const { devices, ctx, queue } = await openQueue(cl);
+    const { program, kernels: [kernel] } = await build(cl, ctx, devices, SOURCE, ['twice']);
     const host = new Float32Array(1024).map((_, i) => i);
     const { ret: mem } = await cl.clCreateBuffer!(ctx, CL.MEM_READ_WRITE | CL.MEM_USE_HOST_PTR, host.byteLength, host);
     await cl.clSetKernelArg!(kernel, 0, 8, mem);
@@ -60,14 +74,8 @@ if (await requireOpenCL()) {
   test('USE_HOST_PTR written by the application after create (no map, no write): launches see it, and a kernel\'s writes to another part survive', async () => {
     await using lib = await openGuestlib(openclSpec);
     const cl = lib.api;
-    const platforms = (await cl.clGetPlatformIDs!(1, true)).outs.platforms as Handle[];
-    const devices = (await cl.clGetDeviceIDs!(platforms[0], CL.DEVICE_TYPE_ALL, 1, true)).outs.devices as Handle[];
-    const { ret: ctx } = await cl.clCreateContext!(null, 1, devices, null, null);
-    const { ret: queue } = await cl.clCreateCommandQueue!(ctx, devices[0], 0);
-    const { ret: program } = await cl.clCreateProgramWithSource!(ctx, 1, [HALVES], null);
-    await cl.clBuildProgram!(program, 1, devices, '', null, null);
-    const { ret: firstHalf } = await cl.clCreateKernel!(program, 'first_half');
-    const { ret: copy } = await cl.clCreateKernel!(program, 'copy');
+    const { devices, ctx, queue } = await openQueue(cl);
+    const { program, kernels: [firstHalf, copy] } = await build(cl, ctx, devices, HALVES, ['first_half', 'copy']);
     const n = 2048;
     const x = new Int32Array(n).fill(-1);
     const y = new Int32Array(n);
@@ -99,10 +107,7 @@ if (await requireOpenCL()) {
     await using lib = await openGuestlib(openclSpec);
     const cl = lib.api;
     const channel = lib.session.channel;
-    const platforms = (await cl.clGetPlatformIDs!(1, true)).outs.platforms as Handle[];
-    const devices = (await cl.clGetDeviceIDs!(platforms[0], CL.DEVICE_TYPE_ALL, 1, true)).outs.devices as Handle[];
-    const { ret: ctx } = await cl.clCreateContext!(null, 1, devices, null, null);
-    const { ret: queue } = await cl.clCreateCommandQueue!(ctx, devices[0], 0);
+    const { devices, ctx, queue } = await openQueue(cl);
     const format = { image_channel_order: CL.RGBA, image_channel_data_type: CL.UNSIGNED_INT8 };
     // 5 x 3 x 4 pixels of 4 bytes: rows of 20 bytes, slices of 60, 240 in all.
     const pixels = Uint8Array.from({ length: 240 }, (_, i) => i);
@@ -135,10 +140,7 @@ if (await requireOpenCL()) {
   test('COPY_HOST_PTR: the application array is copied at create and never written back', async () => {
     await using lib = await openGuestlib(openclSpec);
     const cl = lib.api;
-    const platforms = (await cl.clGetPlatformIDs!(1, true)).outs.platforms as Handle[];
-    const devices = (await cl.clGetDeviceIDs!(platforms[0], CL.DEVICE_TYPE_ALL, 1, true)).outs.devices as Handle[];
-    const { ret: ctx } = await cl.clCreateContext!(null, 1, devices, null, null);
-    const { ret: queue } = await cl.clCreateCommandQueue!(ctx, devices[0], 0);
+    const { devices, ctx, queue } = await openQueue(cl);
     const host = new Uint32Array([1, 2, 3, 4]);
     const { ret: mem } = await cl.clCreateBuffer!(ctx, CL.MEM_COPY_HOST_PTR, 16, host);
     host[0] = 99;

@@ -1107,8 +1107,15 @@ static void push_mirror(ava_obj *o) {
 
 static int mirrored(const ava_obj *o) { return o && o->magic == AVA_MAGIC && o->mirror; }
 
-/* The objects with host memory, at this moment (taken under the lock, used outside it); free the list. */
-static ava_obj **all_mirrors(size_t *count) {
+/* Runs `action` on every object with host memory (`all`: a snapshot taken under the lock), or on those the call names. */
+static void for_mirrors(const ava_fn *fn, const uint64_t *slots, int all, void (*action)(ava_obj *)) {
+  if (!all) {
+    for (int i = 0; i < fn->nargs; i++) {
+      ava_obj *o = fn->args[i].role == AVA_HANDLE ? obj_of((void *)(uintptr_t)slots[i]) : NULL;
+      if (mirrored(o)) action(o);
+    }
+    return;
+  }
   pthread_mutex_lock(&obj_mu);
   size_t n = 0, cap = mirror_count;
   ava_obj **list = calloc(cap ? cap : 1, sizeof *list);
@@ -1117,22 +1124,14 @@ static ava_obj **all_mirrors(size_t *count) {
     if (o && o->mirror) list[n++] = o;
   }
   pthread_mutex_unlock(&obj_mu);
-  *count = n;
-  return list;
+  for (size_t i = 0; i < n; i++) action(list[i]);
+  free(list);
 }
 
 /* Before a call is sent: the program's changes of the host memory it may touch reach the device first. */
 static void before_call(const ava_fn *fn, const uint64_t *slots) {
-  if (fn->record == AVA_REC_SYNC || fn->record == AVA_REC_EXECUTE) {
-    size_t n = 0;
-    ava_obj **list = all_mirrors(&n);
-    for (size_t i = 0; i < n; i++) push_mirror(list[i]);
-    free(list);
-  } else if (fn->record == AVA_REC_TRANSFER) {
-    for (int i = 0; i < fn->nargs; i++) {
-      ava_obj *o = fn->args[i].role == AVA_HANDLE ? obj_of((void *)(uintptr_t)slots[i]) : NULL;
-      if (mirrored(o)) push_mirror(o);
-    }
+  if (fn->record == AVA_REC_SYNC || fn->record == AVA_REC_EXECUTE || fn->record == AVA_REC_TRANSFER) {
+    for_mirrors(fn, slots, fn->record != AVA_REC_TRANSFER, push_mirror);
   }
 }
 
@@ -1163,16 +1162,8 @@ static void after_call(const ava_fn *fn, uint64_t *slots, uint64_t result) {
     if (!mirrored(o)) return;
     int32_t refs = __atomic_add_fetch(&o->mirror_refs, fn->record == AVA_REC_RETAIN ? 1 : -1, __ATOMIC_RELAXED);
     if (refs <= 0) unbind_mirror(o); /* the program may free that memory now */
-  } else if (fn->record == AVA_REC_SYNC) {
-    size_t n = 0;
-    ava_obj **list = all_mirrors(&n);
-    for (size_t i = 0; i < n; i++) refresh_mirror(list[i]);
-    free(list);
-  } else if (fn->record == AVA_REC_TRANSFER) {
-    for (int i = 0; i < fn->nargs; i++) {
-      ava_obj *o = fn->args[i].role == AVA_HANDLE ? obj_of((void *)(uintptr_t)slots[i]) : NULL;
-      if (mirrored(o)) refresh_mirror(o);
-    }
+  } else if (fn->record == AVA_REC_SYNC || fn->record == AVA_REC_TRANSFER) {
+    for_mirrors(fn, slots, fn->record == AVA_REC_SYNC, refresh_mirror);
   }
 }
 
