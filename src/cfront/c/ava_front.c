@@ -1015,15 +1015,21 @@ static void unbind_mirror(ava_obj *o) {
   pthread_mutex_unlock(&obj_mu);
 }
 
+/* Starts a control frame about `o` of `entries` map entries (four written here); returns its id. */
+static uint64_t control_frame(ava_cbuf *b, size_t entries, const char *op, const ava_obj *o) {
+  uint64_t id = __atomic_fetch_add(&next_seq, 1, __ATOMIC_RELAXED);
+  ava_cb_map(b, entries);
+  ava_cb_cstr(b, "t"); ava_cb_cstr(b, "control");
+  ava_cb_cstr(b, "id"); ava_cb_uint(b, id);
+  ava_cb_cstr(b, "op"); ava_cb_cstr(b, op);
+  ava_cb_cstr(b, "handle"); ava_cb_int(b, o->id);
+  return id;
+}
+
 /* Brings `o`'s host memory (and its shadow) up to date from the device (its explicit state, read through the sidecar). */
 static void refresh_mirror(ava_obj *o) {
-  uint64_t id = __atomic_fetch_add(&next_seq, 1, __ATOMIC_RELAXED);
   ava_cbuf b = { 0 };
-  ava_cb_map(&b, 4);
-  ava_cb_cstr(&b, "t"); ava_cb_cstr(&b, "control");
-  ava_cb_cstr(&b, "id"); ava_cb_uint(&b, id);
-  ava_cb_cstr(&b, "op"); ava_cb_cstr(&b, "extract");
-  ava_cb_cstr(&b, "handle"); ava_cb_int(&b, o->id);
+  uint64_t id = control_frame(&b, 4, "extract", o);
   uint8_t *raw = NULL;
   ava_cv *reply = exchange(id, &b, &raw);
   ava_cb_free(&b);
@@ -1041,13 +1047,8 @@ static void refresh_mirror(ava_obj *o) {
 static int restore_range(ava_obj *o, size_t offset, const uint8_t *p, size_t n) {
   for (size_t done = 0; done < n;) {
     size_t part = n - done < SPLIT_BYTES ? n - done : (size_t)SPLIT_BYTES;
-    uint64_t id = __atomic_fetch_add(&next_seq, 1, __ATOMIC_RELAXED);
     ava_cbuf b = { 0 };
-    ava_cb_map(&b, 6);
-    ava_cb_cstr(&b, "t"); ava_cb_cstr(&b, "control");
-    ava_cb_cstr(&b, "id"); ava_cb_uint(&b, id);
-    ava_cb_cstr(&b, "op"); ava_cb_cstr(&b, "restore");
-    ava_cb_cstr(&b, "handle"); ava_cb_int(&b, o->id);
+    uint64_t id = control_frame(&b, 6, "restore", o);
     ava_cb_cstr(&b, "offset"); ava_cb_uint(&b, offset + done);
     ava_cb_cstr(&b, "bytes"); ava_cb_bytes(&b, p + done, part);
     uint8_t *raw = NULL;
