@@ -40,7 +40,13 @@ export class WorkerSession implements AsyncDisposable {
   #deliveryPoll: NodeJS.Timeout | undefined;
   readonly #onDeferred = (d: DeferredDelivery): void => {
     // The application may release its event at once: the worker holds it until the bytes are sent.
-    if (!d.ownEvent) d.completion.retain(this.#stateContext(), d.event);
+    if (!d.ownEvent) {
+      try {
+        d.completion.retain(this.#stateContext(), d.event);
+      } catch {
+        return; // an event the library will not keep: nothing to follow (the call itself succeeded and is answered)
+      }
+    }
     this.#deliveries.add(d);
     this.#pollDeliveries();
   };

@@ -1003,7 +1003,13 @@ static uint64_t apply_reply(const ava_fn *fn, uint64_t *slots, const ava_cv *rep
 #define MAX_PUSHED_RUNS 1024
 #define MIRROR_BLOCK 4096
 
-/* The program no longer holds the object (or it is gone on the worker): its memory is its own again. */
+/*
+ * Held while a mirror's memory or shadow is read or written (a push, a refresh, an unbind), so that one thread's last
+ * release cannot free a shadow another thread is pushing from.
+ */
+static pthread_mutex_t mirror_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The program no longer holds the object (or it is gone on the worker): its memory is its own again. Under mirror_mu. */
 static void unbind_mirror(ava_obj *o) {
   pthread_mutex_lock(&obj_mu);
   if (o->mirror) {
@@ -1113,7 +1119,9 @@ static void for_mirrors(const ava_fn *fn, const uint64_t *slots, int all, void (
   if (!all) {
     for (int i = 0; i < fn->nargs; i++) {
       ava_obj *o = fn->args[i].role == AVA_HANDLE ? obj_of((void *)(uintptr_t)slots[i]) : NULL;
+      pthread_mutex_lock(&mirror_mu);
       if (mirrored(o)) action(o);
+      pthread_mutex_unlock(&mirror_mu);
     }
     return;
   }
@@ -1125,7 +1133,11 @@ static void for_mirrors(const ava_fn *fn, const uint64_t *slots, int all, void (
     if (o && o->mirror) list[n++] = o;
   }
   pthread_mutex_unlock(&obj_mu);
-  for (size_t i = 0; i < n; i++) action(list[i]);
+  for (size_t i = 0; i < n; i++) {
+    pthread_mutex_lock(&mirror_mu);
+    if (list[i]->mirror) action(list[i]); /* not unbound meanwhile */
+    pthread_mutex_unlock(&mirror_mu);
+  }
   free(list);
 }
 
@@ -1162,7 +1174,11 @@ static void after_call(const ava_fn *fn, uint64_t *slots, uint64_t result) {
     ava_obj *o = fn->nargs > 0 && fn->args[0].role == AVA_HANDLE ? obj_of((void *)(uintptr_t)slots[0]) : NULL;
     if (!mirrored(o)) return;
     int32_t refs = __atomic_add_fetch(&o->mirror_refs, fn->record == AVA_REC_RETAIN ? 1 : -1, __ATOMIC_RELAXED);
-    if (refs <= 0) unbind_mirror(o); /* the program may free that memory now */
+    if (refs <= 0) { /* the program may free that memory now */
+      pthread_mutex_lock(&mirror_mu);
+      unbind_mirror(o);
+      pthread_mutex_unlock(&mirror_mu);
+    }
   } else if (fn->record == AVA_REC_SYNC || fn->record == AVA_REC_TRANSFER) {
     for_mirrors(fn, slots, fn->record == AVA_REC_SYNC, refresh_mirror);
   }
@@ -1191,8 +1207,9 @@ static void release_mappings(const ava_fn *fn, const uint64_t *slots) {
 
 /*
  * A flat transfer larger than SPLIT_BYTES (a multi-GiB clEnqueueWriteBuffer) as consecutive parts, each its own call in
- * order; only the last stores the program's event (the worker runs reads and writes blocking, so when the last part
- * completes, all have). The first failing part's status is the call's.
+ * order; only the last stores the program's event. On an in-order queue (the default) the last part completes after
+ * the others; on an out-of-order queue a non-blocking one's event covers its last part only. The first failing
+ * part's status is the call's.
  */
 static uint64_t invoke_split(const ava_fn *fn, const uint64_t *slots) {
   const int off = fn->split[0], len = fn->split[1], data = fn->split[2];
