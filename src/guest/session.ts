@@ -371,8 +371,7 @@ export class GuestSession implements AsyncDisposable {
     const frame: CallFrame = { seq: this.#seq++, fn, args, retId, async: true };
     this.#trackPending(fn, args, undefined, retId);
     if (this.#tasks.size > 0) this.#startTask(frame.seq);
-    let bytes = 0;
-    for (const a of args) if (a instanceof Uint8Array) bytes += a.byteLength;
+    const bytes = payloadBytes(frame);
     // A frame must stay well under the wire's size limit: big writes go out in batches of their own.
     if (this.#batchBytes + bytes > GuestSession.MAX_BATCH_BYTES && this.#batch.length > 0) this.flush();
     this.#batchBytes += bytes;
@@ -396,23 +395,28 @@ export class GuestSession implements AsyncDisposable {
   flush(): void {
     this.#flushScheduled = false;
     if (this.#batch.length === 0 || this.#closed || this.#gate) return;
-    const batch = this.#batch;
+    const queued = this.#batch;
     this.#batch = [];
     this.#batchBytes = 0;
-    try {
-      this.channel.post(batch);
-    } catch (error) {
-      const failure = { seq: batch[0]!.seq, fn: batch[0]!.fn, error: toWireError(error) };
-      if ((error as { code?: string }).code === 'ERR_AVA_FRAME_TOO_LARGE') {
-        // Nothing was sent and the worker is fine: the batch's calls fail, reported at the next waiting call.
-        this.#asyncFailure ??= failure;
-        this.interceptor.emitFailure(failure);
+    // Calls queued while a migration held them back can add up past one frame: they go out in batches of at most
+    // MAX_BATCH_BYTES of payload (a larger call alone), in order.
+    for (const batch of batchesOf(queued, GuestSession.MAX_BATCH_BYTES)) {
+      try {
+        this.channel.post(batch);
+      } catch (error) {
+        const failure = { seq: batch[0]!.seq, fn: batch[0]!.fn, error: toWireError(error) };
+        if ((error as { code?: string }).code === 'ERR_AVA_FRAME_TOO_LARGE') {
+          // Nothing was sent and the worker is fine: the batch's calls fail, reported at the next waiting call.
+          this.#asyncFailure ??= failure;
+          this.interceptor.emitFailure(failure);
+          continue;
+        }
+        // The worker is gone. With failover the next call rebuilds the session (journaled calls of this batch
+        // included); without it, that call reports the loss.
+        if (!this.onChannelLost) this.#asyncFailure ??= failure;
+        this.#lost = true;
         return;
       }
-      // The worker is gone. With failover the next call rebuilds the session (journaled calls of this batch
-      // included); without it, that call reports the loss.
-      if (!this.onChannelLost) this.#asyncFailure ??= failure;
-      this.#lost = true;
     }
   }
 
@@ -470,4 +474,30 @@ export class GuestSession implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** Bytes of the byte-string arguments of a call: what makes its frame large. */
+function payloadBytes(frame: CallFrame): number {
+  let bytes = 0;
+  for (const a of frame.args) if (a instanceof Uint8Array) bytes += a.byteLength;
+  return bytes;
+}
+
+/** `calls` in order, cut into runs of at most `maxBytes` of payload (a larger call in a run of its own). */
+export function batchesOf(calls: readonly CallFrame[], maxBytes: number): CallFrame[][] {
+  const batches: CallFrame[][] = [];
+  let current: CallFrame[] = [];
+  let bytes = 0;
+  for (const call of calls) {
+    const n = payloadBytes(call);
+    if (current.length > 0 && bytes + n > maxBytes) {
+      batches.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(call);
+    bytes += n;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
 }

@@ -59,4 +59,42 @@ test('posted calls carrying many bytes go out in several frames, none over the w
   }
 });
 
+test('calls posted while the session is held (a migration) go out in batches under the frame limit, in order', async () => {
+  const lib = await openGuestlib(toyaccSpec, { transport: 'unix' });
+  try {
+    const api = lib.api;
+    const devices = (await api.tq_get_devices!(1, true)).outs.devices as Handle[];
+    const ctx = (await api.tq_create_context!(1, devices)).ret as Handle;
+    const queue = (await api.tq_create_queue!(ctx, devices[0])).ret as Handle;
+    const part = 24 * 1024 * 1024;
+    const buf = (await api.tq_create_buffer!(ctx, 0, 5 * part, null)).ret as Handle;
+    const channel = lib.session.channel;
+    const sent: number[] = [];
+    const post = channel.post.bind(channel);
+    channel.post = (calls) => {
+      sent.push(calls.reduce((n, c) => n + c.args.reduce<number>((m, a) => m + (a instanceof Uint8Array ? a.byteLength : 0), 0), 0));
+      post(calls);
+    };
+    // Held as a migration holds it: five writes of 24 MiB (120 MiB, past the 64 MiB a batch may carry) queue up.
+    let release = (): void => {};
+    const held = lib.session.runExclusive(() => new Promise<void>((resolve) => { release = resolve; }));
+    sent.length = 0; // what was queued before (the buffer's creation) went out when the hold began
+    let whileHeld: number[];
+    try {
+      for (let k = 0; k < 5; k++) await api.tq_enqueue_write!(queue, buf, k * part, part, new Uint8Array(part).fill(k + 1));
+      whileHeld = [...sent];
+    } finally {
+      release(); // a failure above must not leave the session held (close would wait for it)
+    }
+    await held;
+    assert.equal(whileHeld, [], 'nothing goes out while the session is held');
+    const out = new Uint8Array(5 * part);
+    await api.tq_enqueue_read!(queue, buf, 0, out.byteLength, out);
+    for (let k = 0; k < 5; k++) assert.is(out[k * part + 17], k + 1, `write ${k} landed`);
+    assert.ok(sent.length >= 2 && sent.every((n) => n <= GuestSession.MAX_BATCH_BYTES), `batches of ${sent.join(', ')} bytes`);
+  } finally {
+    await lib.close();
+  }
+});
+
 test.run();
