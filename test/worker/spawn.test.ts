@@ -18,7 +18,10 @@ test('a worker killed with SIGKILL leaves no socket file; a stopped one neither'
     assert.ok(existsSync(path), 'the worker listens on its socket file');
     if (how === 'kill') worker.child.kill('SIGKILL');
     else await worker.stop();
-    assert.is(await worker.exited, how === 'kill' ? 'SIGKILL' : 0);
+    const exit = await worker.exited;
+    // A stop right after listening may reach the worker before its SIGTERM handler: it then ends by the signal.
+    if (how === 'kill') assert.is(exit, 'SIGKILL');
+    else assert.ok(exit === 0 || exit === 'SIGTERM', `stopped: ${String(exit)}`);
     assert.not.ok(existsSync(path), `no socket file left after ${how}`);
   }
 });
