@@ -45,8 +45,8 @@ export async function main(argv: string[]): Promise<void> {
   const worker = await Worker.open({ spec });
   const token = (values.token as string | undefined) ?? authToken();
   const listener = await WorkerListener.listen({ worker, address, ...(token ? { token } : {}) });
-  process.stdout.write(`${JSON.stringify({ event: 'listening', address: formatAddress(listener.address), pid: process.pid, worker: worker.id, spec: spec.name, token: listener.token ?? null })}\n`);
-  await new Promise<void>((resolve) => {
+  // The stop signals are handled before the listening line tells anyone they may be sent.
+  const stopped = new Promise<void>((resolve) => {
     const stop = (): void => { resolve(); };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
@@ -56,6 +56,8 @@ export async function main(argv: string[]): Promise<void> {
       process.stdin.on('end', stop).on('close', stop).resume();
     }
   });
+  process.stdout.write(`${JSON.stringify({ event: 'listening', address: formatAddress(listener.address), pid: process.pid, worker: worker.id, spec: spec.name, token: listener.token ?? null })}\n`);
+  await stopped;
   // A native call that never returns (a read waiting on a user event nobody will set) would hold the sessions' close
   // forever, and releasing its queue can block the main thread itself (a JavaScript timer would never fire): past
   // a grace period the kernel ends the process (SIGALRM), as its parent already has.
