@@ -541,7 +541,7 @@ function preparePointerArray(
   return table;
 }
 
-/** Builds the reply of a call that ran. `deferredMap`: a map not complete yet, answered with its id only. */
+/** Builds the reply of a call that ran. `deferredMap`: a map not complete yet, answered with its id and length only. */
 function finish(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Prepared, result: unknown, deferredMap = false): ReplyFrame {
   const success = ctx.spec.status.success;
   const outs: Record<string, WireValue> = {};
@@ -572,7 +572,7 @@ function finish(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Pre
       mappedRegions.set(ptr, { address, length });
       const id = ctx.handles.bind(frame.retId, MAPPED_KIND, ptr, false);
       // A copy: the application may keep the bytes past the unmap, when the mapped memory is gone.
-      ret = deferredMap ? { id } : { id, bytes: Buffer.from(new Uint8Array(koffi.view(address, length))) };
+      ret = deferredMap ? { id, length } : { id, bytes: Buffer.from(new Uint8Array(koffi.view(address, length))) };
       break;
     }
   }

@@ -880,7 +880,7 @@ const functions: FunctionSpec[] = [
     arg.scalarOut('image_slice_pitch', 'size'),
     ...waitList(),
     arg.errcode('errcode_ret'),
-  ], { blocking: true }),
+  ], { blocking: true, deferred: deferred('blocking_map') }),
   fn('clEnqueueUnmapMemObject', ret.status(), 'transfer', [
     arg.handle('command_queue', 'command_queue'),
     arg.handle('memobj', 'mem'),

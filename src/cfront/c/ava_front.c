@@ -299,21 +299,51 @@ static int flush_batch(void) {
  * writes them into the program's memory itself, before it reads the next frame: the worker sends them before the
  * reply of any later call that saw the read complete (a wait, a status query), so they are in place by then.
  */
-typedef struct delivery { void *dst; size_t length; } delivery;
+typedef struct delivery {
+  void *dst;      /* where the bytes go; NULL for a map until its reply gave the region (place_delivery) */
+  size_t length;
+  uint8_t *held;  /* bytes that came before the region was placed */
+  size_t held_n;
+  int arrived;
+} delivery;
 static map64 deliveries; /* callback id -> delivery, under obj_mu */
 
-/* The bytes of a deferred read: written where the program wanted them; true when `cb` was one. */
+/*
+ * The bytes of a deferred read or map (args NULL: the call failed, nothing will come): written where the program
+ * wants them, or kept until a map's region is placed; true when `cb` was a delivery.
+ */
 static int take_delivery(int64_t cb, const ava_cv *args) {
+  const ava_cv *bytes = args && args->type == CV_ARRAY && args->n > 0 ? &args->items[0] : NULL;
+  if (bytes && bytes->type != CV_BYTES) bytes = NULL; /* a failed transfer (null and its status) writes nothing */
   pthread_mutex_lock(&obj_mu);
   delivery *d = map_get(&deliveries, (uint64_t)cb);
+  if (d && !d->dst && args) {
+    /* A map whose reply the calling thread has not applied yet: keep the bytes for place_delivery. */
+    if (bytes && (d->held = malloc(bytes->n ? bytes->n : 1)) != NULL) { memcpy(d->held, bytes->p, bytes->n); d->held_n = bytes->n; }
+    d->arrived = 1;
+    pthread_mutex_unlock(&obj_mu);
+    return 1;
+  }
   if (d) map_del(&deliveries, (uint64_t)cb);
   pthread_mutex_unlock(&obj_mu);
   if (!d) return 0;
-  const ava_cv *bytes = args && args->type == CV_ARRAY && args->n > 0 ? &args->items[0] : NULL;
-  /* A failed read (null bytes and its status) writes nothing: the program sees the failure in its event. */
-  if (bytes && bytes->type == CV_BYTES) memcpy(d->dst, bytes->p, bytes->n < d->length ? bytes->n : d->length);
+  if (bytes && d->dst) memcpy(d->dst, bytes->p, bytes->n < d->length ? bytes->n : d->length);
+  free(d->held);
   free(d);
   return 1;
+}
+
+/* Gives a deferred map's delivery its region (made once the reply said how long it is); bytes already in go there now. */
+static void place_delivery(int64_t cb, void *region, size_t length) {
+  pthread_mutex_lock(&obj_mu);
+  delivery *d = map_get(&deliveries, (uint64_t)cb);
+  if (d && !d->arrived) { d->dst = region; d->length = length; d = NULL; }
+  else if (d) map_del(&deliveries, (uint64_t)cb);
+  pthread_mutex_unlock(&obj_mu);
+  if (!d) return;
+  if (d->held) memcpy(region, d->held, d->held_n < length ? d->held_n : length);
+  free(d->held);
+  free(d);
 }
 
 static void deliver_event(const ava_cv *f) {
@@ -672,9 +702,7 @@ typedef struct {
   int64_t *issued;     /* per argument: first id issued for handle outs */
   int64_t ret_id;
   int status;          /* a refusal found before sending (bad handle, bad length), or 0 */
-  void *map_region;    /* a map made without blocking: the region its bytes will be delivered into */
-  size_t map_length;
-  int map_owned;       /* that region is the front's (not the program's USE_HOST_PTR memory) */
+  int64_t deliver;     /* a map made without blocking: the delivery its region is given to once the reply is in */
 } call_state;
 
 static int kind_invalid(int kind) { return kind >= 0 && kind < ava_api_desc.nkinds && ava_api_desc.kinds[kind].invalid_status ? ava_api_desc.kinds[kind].invalid_status : ST_INVALID_VALUE; }
@@ -963,22 +991,22 @@ static uint64_t apply_reply(const ava_fn *fn, uint64_t *slots, const ava_cv *rep
   }
   case AVA_RET_MAPPED: {
     const ava_cv *bytes = ava_cv_get(ret, "bytes");
-    void *region = cs->map_region;
-    size_t length = cs->map_length;
-    int owned = cs->map_owned;
-    if (region) {
-      cs->map_region = NULL; /* taken: its bytes come with the delivery */
-    } else {
-      if (!bytes || bytes->type != CV_BYTES) return 0;
-      /* A buffer made on the program's memory maps onto that memory (OpenCL: the pointer derives from host_ptr). */
-      length = bytes->n;
-      region = mapped_host_region(fn, slots, length);
-      owned = region == NULL;
-      if (owned && posix_memalign(&region, 4096, length ? length : 1) != 0) return fail(fn, slots, ST_OUT_OF_RESOURCES);
-      memcpy(region, bytes->p, length);
-    }
+    /* A map made without blocking is answered with its length only: its bytes come with the delivery. */
+    const ava_cv *later = cs->deliver && (!bytes || bytes->type != CV_BYTES) ? ava_cv_get(ret, "length") : NULL;
+    if (!later && (!bytes || bytes->type != CV_BYTES)) return 0;
+    size_t length = later ? (size_t)ava_cv_int(later, &ok) : bytes->n;
+    /* A buffer made on the program's memory maps onto that memory (OpenCL: the pointer derives from host_ptr). */
+    void *region = mapped_host_region(fn, slots, length);
+    int owned = region == NULL;
+    if (owned && posix_memalign(&region, 4096, length ? length : 1) != 0) return fail(fn, slots, ST_OUT_OF_RESOURCES);
     mapping *m = malloc(sizeof *m);
     if (!m) { if (owned) free(region); return fail(fn, slots, ST_OUT_OF_RESOURCES); }
+    if (later) {
+      place_delivery(cs->deliver, region, length);
+      cs->deliver = 0; /* placed: no longer the caller's to cancel */
+    } else {
+      memcpy(region, bytes->p, length);
+    }
     m->id = ava_cv_int(ava_cv_get(ret, "id"), &ok);
     m->length = length;
     m->owned = owned;
@@ -1280,32 +1308,19 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
   /* A read or map without blocking: its bytes come later (take_delivery), so a wait in the program can release it. */
   int64_t deliver = 0;
   if (fn->deferred[0] >= 0 && arg_number(fn, slots, fn->deferred[0]) == 0) {
-    void *dst = NULL;
-    int64_t length = -1;
-    if (fn->deferred[2] >= 0) {
-      dst = (void *)(uintptr_t)slots[fn->deferred[2]];
-      length = eval_length(fn, fn->args[fn->deferred[2]].length, slots);
-    } else if (fn->ret == AVA_RET_MAPPED && (length = eval_length(fn, fn->ret_length, slots)) >= 0) {
-      /* The region the map returns is made now; like a blocking map's, on the program's memory when it lent some. */
-      dst = mapped_host_region(fn, slots, (size_t)length);
-      cs.map_owned = dst == NULL;
-      if (!dst && posix_memalign(&dst, 4096, length ? (size_t)length : 1) != 0) dst = NULL;
-      cs.map_region = dst;
-      cs.map_length = (size_t)length;
-    }
-    delivery *d = dst && length >= 0 ? malloc(sizeof *d) : NULL;
-    if (d) {
-      d->dst = dst;
+    /* A read's bytes go where the program asked; a map's region is made once the reply says how long it is. */
+    int map = fn->deferred[2] < 0;
+    delivery *d = map || slots[fn->deferred[2]] ? calloc(1, sizeof *d) : NULL;
+    int64_t length = map ? 0 : eval_length(fn, fn->args[fn->deferred[2]].length, slots);
+    if (d && length >= 0) {
+      d->dst = map ? NULL : (void *)(uintptr_t)slots[fn->deferred[2]];
       d->length = (size_t)length;
       deliver = __atomic_fetch_add(&next_callback, 1, __ATOMIC_RELAXED);
+      if (map) cs.deliver = deliver;
       pthread_mutex_lock(&obj_mu);
       map_put(&deliveries, (uint64_t)deliver, d);
       pthread_mutex_unlock(&obj_mu);
-    } else if (cs.map_region) {
-      /* No room to track it: the map goes as a blocking one, its bytes in the reply. */
-      if (cs.map_owned) free(cs.map_region);
-      cs.map_region = NULL;
-    }
+    } else free(d);
   }
   ava_cbuf b = { 0 };
   encode_call(fn, slots, &b, &cs, seq, 0, deliver);
@@ -1316,7 +1331,6 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
   if (cs.status) {
     ava_cb_free(&b);
     if (deliver) take_delivery(deliver, NULL);
-    if (cs.map_region && cs.map_owned) free(cs.map_region);
     return fail(fn, slots, cs.status);
   }
   uint8_t *raw = NULL;
@@ -1324,15 +1338,14 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
   ava_cb_free(&b);
   if (!reply) {
     if (deliver) take_delivery(deliver, NULL);
-    if (cs.map_region && cs.map_owned) free(cs.map_region);
     warn("%s: the ava-guestd sidecar is gone", fn->name);
     return fail(fn, slots, ST_OUT_OF_RESOURCES);
   }
   uint64_t result = apply_reply(fn, slots, reply, &cs);
   int succeeded = !ava_cv_get(reply, "error") && (fn->ret != AVA_RET_STATUS || (int32_t)result == ava_api_desc.success) &&
                   !((fn->ret == AVA_RET_HANDLE || fn->ret == AVA_RET_MAPPED) && result == 0);
-  if (deliver && !succeeded) take_delivery(deliver, NULL); /* nothing will come */
-  if (cs.map_region && cs.map_owned) free(cs.map_region); /* a map that failed */
+  /* Nothing will come (a read that failed, a map that failed before its region was placed). */
+  if (deliver && !succeeded && (fn->deferred[2] >= 0 || cs.deliver == deliver)) take_delivery(deliver, NULL);
   ava_cv_free(reply);
   free(raw);
   if (succeeded) {
