@@ -80,13 +80,14 @@ export interface OpenedSession {
 /** Opens a session over a channel, with its journal, migration trigger and failover as `options` and the AVA_* variables say. */
 export async function openSession(spec: ApiSpec, options: GuestlibOptions = {}): Promise<OpenedSession> {
   const id = options.sessionId ?? randomUUID();
-  const channel = options.channel ?? (await openChannel({
+  const failover = options.failover ?? failoverEnabled();
+  const open = (): Promise<Channel> => openChannel({
     spec, sessionId: id, ...(options.transport ? { kind: options.transport } : {}), ...(options.worker ? { worker: options.worker } : {}),
-  }));
+  });
+  const channel = options.channel ?? (failover ? await openReplacingDeadWorkers(open) : await open());
   const session = new GuestSession({ spec, channel, id });
   if (printTimestamps()) session.interceptor.calls$.subscribe((event) => process.stderr.write(`${formatStages(event)}\n`));
   const trigger = options.migrateAt ?? migrationTrigger();
-  const failover = options.failover ?? failoverEnabled();
   // A migration or a failover replays the journal, so either turns journaling on.
   const wanted = options.journal ?? (recordReplay() || trigger !== undefined || Boolean(failover));
   if (!wanted) return { session, journal: undefined, close: () => session.close() };
@@ -121,6 +122,26 @@ export async function openSession(spec: ApiSpec, options: GuestlibOptions = {}):
       });
     },
   };
+}
+
+/** Codes of a worker that died while its session was being opened (started, connected, greeted). */
+const WORKER_LOST = new Set(['ERR_AVA_WORKER_START', 'ERR_AVA_CONNECT', 'ERR_AVA_CHANNEL_CLOSED']);
+/** Attempts at opening a session's first channel when failover is on. */
+const OPEN_ATTEMPTS = 3;
+
+/**
+ * With failover on, a worker that dies before the session is open is replaced as one that dies later would be:
+ * the channel is opened again on a new worker (at most {@link OPEN_ATTEMPTS} times in all).
+ */
+async function openReplacingDeadWorkers(open: () => Promise<Channel>): Promise<Channel> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await open();
+    } catch (error) {
+      if (attempt >= OPEN_ATTEMPTS || !WORKER_LOST.has((error as { code?: string }).code ?? '')) throw error;
+      process.stderr.write(`ava-migrate: worker lost while the session opened (${(error as Error).message}); opening it on a new worker\n`);
+    }
+  }
 }
 
 function guestlib<T>(api: T, opened: OpenedSession, handleAt: Guestlib['handleAt']): Guestlib<T> {

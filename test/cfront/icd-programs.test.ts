@@ -9,7 +9,7 @@
  * node --import tsx test/cfront/icd-programs.test.ts
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { test as uvuTest } from 'uvu';
@@ -233,30 +233,45 @@ if (await requireOpenCL()) {
     });
   }
 
-  test('failover: the worker killed (SIGKILL) while a native program runs; the session is rebuilt and the result is right', async () => {
-    const launches = 300_000;
-    const child = spawn(programs.launches!, [String(launches)], {
-      env: cleanEnv({ ...icd, AVA_CHANNEL: 'UNIX', AVA_FAILOVER: '1', AVA_JOURNAL_DATA: '1', AVA_JOURNAL: join(dir, 'failover') }), stdio: ['ignore', 'pipe', 'pipe'],
+  /** Bytes of the files in folder `path` (0 while it does not exist). */
+  const folderBytes = (path: string): number => {
+    try {
+      return readdirSync(path).reduce((n, f) => n + statSync(join(path, f)).size, 0);
+    } catch {
+      return 0;
+    }
+  };
+
+  for (const when of ['while it runs', 'as it starts'] as const) {
+    test(`failover: the worker killed (SIGKILL) ${when}; the session is ${when === 'as it starts' ? 'opened on a new worker' : 'rebuilt'} and the result is right`, async () => {
+      const launches = 300_000;
+      const journal = join(dir, `failover-${when.replace(/ /g, '-')}`);
+      const child = spawn(programs.launches!, [String(launches)], {
+        env: cleanEnv({ ...icd, AVA_CHANNEL: 'UNIX', AVA_FAILOVER: '1', AVA_JOURNAL_DATA: '1', AVA_JOURNAL: journal }), stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+      child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+      const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+      // program -> ava-guestd -> its unix worker
+      let worker: number | undefined;
+      const found = await eventually(() => {
+        worker = childrenOf(child.pid!).flatMap(childrenOf)[0];
+        return worker !== undefined;
+      }, 20_000);
+      assert.ok(found, 'the sidecar started a worker process');
+      // While it runs: once launches are being journaled (their data makes the journal grow).
+      if (when === 'while it runs') assert.ok(await eventually(() => folderBytes(journal) > 256 * 1024, 60_000), 'the program is launching');
+      process.kill(worker!, 'SIGKILL');
+      const code = await exited;
+      assert.is(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
+      assert.match(stdout, new RegExp(`all 64 values equal ${launches}: yes`));
+      // As it starts the worker may die before its session is open (a new worker opens it) or just after (a rebuild).
+      if (when === 'while it runs') assert.match(stderr, /worker lost before call \d+; session \S+ rebuilt on /);
+      else assert.match(stderr, /worker lost (while the session opened|before call \d+; session \S+ rebuilt on )/);
     });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
-    // program -> ava-guestd -> its unix worker
-    let worker: number | undefined;
-    const found = await eventually(() => {
-      worker = childrenOf(child.pid!).flatMap(childrenOf)[0];
-      return worker !== undefined;
-    }, 20_000);
-    assert.ok(found, 'the sidecar started a worker process');
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    process.kill(worker!, 'SIGKILL');
-    const code = await exited;
-    assert.is(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
-    assert.match(stdout, new RegExp(`all 64 values equal ${launches}: yes`));
-    assert.match(stderr, /worker lost before call \d+; session \S+ rebuilt on /);
-  });
+  }
 
   test('a program killed mid-run (SIGKILL) leaves a journal that verifies', async () => {
     const journal = join(dir, 'killed');
