@@ -24,7 +24,7 @@ import type { RunResult } from '../migrate/helpers.js';
 import { eventually, removeTemp, runCommand, tempDir, test } from '../migrate/helpers.js';
 
 /** Every program but the launch-heavy benchmark (bench/icd.ts runs that one). */
-const PROGRAMS: readonly OpenclCProgramName[] = ['info', 'vector_add', 'host_memory', 'errors', 'callbacks', 'binaries', 'threads', 'no_release', 'rect', 'cpp_wrapper', 'images', 'cpp_default', 'context_devices', 'zero_copy', 'deferred_reads'];
+const PROGRAMS: readonly OpenclCProgramName[] = ['info', 'vector_add', 'host_memory', 'errors', 'callbacks', 'binaries', 'threads', 'no_release', 'rect', 'cpp_wrapper', 'images', 'cpp_default', 'context_devices', 'zero_copy', 'deferred_reads', 'finish_callbacks'];
 
 if (await requireOpenCL()) {
   let dir: string;

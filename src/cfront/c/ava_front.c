@@ -175,6 +175,23 @@ static int64_t next_callback = 1;
 typedef struct event { struct event *next; int64_t callback; int nargs; uintptr_t args[6]; } event;
 static event *ev_head, *ev_tail;
 static pthread_cond_t ev_cond = PTHREAD_COND_INITIALIZER;
+/*
+ * Callback events queued and run so far (under cb_mu). A call answered after the worker saw callbacks fire returns
+ * only once the callback thread has run them, as a native runtime calls an event's callbacks before a wait on it (or
+ * a finish) returns: programs count on it (the Khronos SDK's callback sample waits on futures its callbacks make).
+ */
+static uint64_t events_queued, events_run;
+static pthread_cond_t events_run_cond = PTHREAD_COND_INITIALIZER;
+static pthread_t callback_tid;
+static int callback_started;
+
+/* Waits until the callback thread has run the first `count` callback events (not on that thread: a callback may call the API). */
+static void await_callbacks(uint64_t count) {
+  if (callback_started && pthread_equal(pthread_self(), callback_tid)) return;
+  pthread_mutex_lock(&cb_mu);
+  while (events_run < count) pthread_cond_wait(&events_run_cond, &cb_mu);
+  pthread_mutex_unlock(&cb_mu);
+}
 
 static void *callback_thread(void *unused) {
   (void)unused;
@@ -202,6 +219,10 @@ static void *callback_thread(void *unused) {
       free(reg);
     }
     free(e);
+    pthread_mutex_lock(&cb_mu);
+    events_run++;
+    pthread_cond_broadcast(&events_run_cond);
+    pthread_mutex_unlock(&cb_mu);
   }
   return NULL;
 }
@@ -214,6 +235,7 @@ typedef struct waiter {
   ava_cv *frame;
   uint8_t *raw;
   int done;
+  uint64_t events_before; /* callback events queued when the reply came (see await_callbacks) */
   pthread_cond_t cond;
 } waiter;
 
@@ -370,6 +392,7 @@ static void deliver_event(const ava_cv *f) {
   pthread_mutex_lock(&cb_mu);
   if (ev_tail) ev_tail->next = e; else ev_head = e;
   ev_tail = e;
+  events_queued++;
   pthread_cond_signal(&ev_cond);
   pthread_mutex_unlock(&cb_mu);
 }
@@ -396,6 +419,9 @@ static void *reader_thread(void *unused) {
     if (w && ok) {
       w->frame = f;
       w->raw = raw;
+      pthread_mutex_lock(&cb_mu);
+      w->events_before = events_queued;
+      pthread_mutex_unlock(&cb_mu);
       w->done = 1;
       pthread_cond_signal(&w->cond);
     } else {
@@ -501,7 +527,8 @@ static void start(void) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  if (pthread_create(&t, &attr, reader_thread, NULL) != 0 || pthread_create(&t, &attr, callback_thread, NULL) != 0) broken = 1;
+  if (pthread_create(&t, &attr, reader_thread, NULL) != 0 || pthread_create(&callback_tid, &attr, callback_thread, NULL) != 0) broken = 1;
+  else callback_started = 1;
   pthread_attr_destroy(&attr);
 }
 
@@ -540,6 +567,7 @@ static ava_cv *exchange(uint64_t key, const ava_cbuf *frame, uint8_t **raw) {
   for (waiter **p = &waiters; *p; p = &(*p)->next) if (*p == &w) { *p = w.next; break; }
   pthread_mutex_unlock(&wait_mu);
   pthread_cond_destroy(&w.cond);
+  if (w.frame) await_callbacks(w.events_before);
   *raw = w.raw;
   return w.frame;
 }
