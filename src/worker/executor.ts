@@ -159,7 +159,7 @@ export interface DeferredDelivery {
    * Where the library writes the bytes (reads from them, for a write), kept alive until the event completes; for a
    * map, a copy of the mapped memory made then.
    */
-  readonly bytes: Buffer | (() => Buffer);
+  readonly bytes: Uint8Array | (() => Buffer);
   readonly completion: EventCompletion;
 }
 
@@ -230,12 +230,12 @@ function runDeferred(ctx: ExecutionContext, f: FunctionSpec, d: DeferredTransfer
   if (own) p.native[event] = own;
   if (d.data === undefined) return runDeferredMap(ctx, f, frame, p, nativeFn, own, event, d, onDeferred);
   const data = indexOf.get(d.data)!;
-  let bytes: Buffer | Buffer[] | null;
+  let bytes: Uint8Array | Buffer[] | null;
   if (f.args[data]!.role === 'bufferIn') {
-    // The frame's bytes may live in memory the transport reuses (a shared-memory ring): the library reads a copy.
-    const v = p.native[data] as Uint8Array | null;
-    bytes = v === null ? null : Buffer.from(v);
-    p.native[data] = bytes;
+    // The library reads these bytes after the call returns: they are the call's own (a transport hands every frame
+    // its own memory; the shared-memory ring copies each out), held here until the event completes. As natively, the
+    // caller may not change them before then.
+    bytes = p.native[data] as Uint8Array | null;
   } else {
     bytes = p.outs[data]!;
     p.outs[data] = null; // the reply carries no bytes: they are not there yet
