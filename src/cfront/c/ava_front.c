@@ -176,9 +176,10 @@ typedef struct event { struct event *next; int64_t callback; int nargs; uintptr_
 static event *ev_head, *ev_tail;
 static pthread_cond_t ev_cond = PTHREAD_COND_INITIALIZER;
 /*
- * Callback events queued and run so far (under cb_mu). A call answered after the worker saw callbacks fire returns
- * only once the callback thread has run them, as a native runtime calls an event's callbacks before a wait on it (or
- * a finish) returns: programs count on it (the Khronos SDK's callback sample waits on futures its callbacks make).
+ * Callback events queued and run so far (under cb_mu). A wait or finish answered after the worker saw callbacks fire
+ * returns only once the callback thread has run them, as PoCL calls an event's callbacks before a wait on it (or a
+ * finish) returns: programs count on it (the Khronos SDK's callback sample waits on futures its callbacks make).
+ * Other calls do not wait for callbacks (a callback may wait for the program's next call).
  */
 static uint64_t events_queued, events_run;
 static pthread_cond_t events_run_cond = PTHREAD_COND_INITIALIZER;
@@ -552,7 +553,7 @@ __attribute__((destructor)) static void finish(void) {
 }
 
 /* Sends a frame and waits for the answer keyed `key`; returns the frame (or NULL when the sidecar is gone). */
-static ava_cv *exchange(uint64_t key, const ava_cbuf *frame, uint8_t **raw) {
+static ava_cv *exchange_counting(uint64_t key, const ava_cbuf *frame, uint8_t **raw, uint64_t *events_before) {
   waiter w = { .key = key };
   pthread_cond_init(&w.cond, NULL);
   pthread_mutex_lock(&wait_mu);
@@ -567,10 +568,13 @@ static ava_cv *exchange(uint64_t key, const ava_cbuf *frame, uint8_t **raw) {
   for (waiter **p = &waiters; *p; p = &(*p)->next) if (*p == &w) { *p = w.next; break; }
   pthread_mutex_unlock(&wait_mu);
   pthread_cond_destroy(&w.cond);
-  if (w.frame) await_callbacks(w.events_before);
+  if (events_before) *events_before = w.events_before;
   *raw = w.raw;
   return w.frame;
 }
+
+/* Sends `frame` and waits for the reply (or control reply) with `key`; NULL when the sidecar is gone. */
+static ava_cv *exchange(uint64_t key, const ava_cbuf *frame, uint8_t **raw) { return exchange_counting(key, frame, raw, NULL); }
 
 /* ------------------------------------------------------------------------------------------------ values */
 
@@ -1362,7 +1366,10 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
     return fail(fn, slots, cs.status);
   }
   uint8_t *raw = NULL;
-  ava_cv *reply = exchange(seq, &b, &raw);
+  uint64_t events_before = 0;
+  ava_cv *reply = exchange_counting(seq, &b, &raw, &events_before);
+  /* A wait or a finish returns after the callbacks the worker saw fire before it answered (see await_callbacks). */
+  if (reply && fn->record == AVA_REC_SYNC) await_callbacks(events_before);
   ava_cb_free(&b);
   if (!reply) {
     if (deliver) take_delivery(deliver, NULL);
