@@ -238,7 +238,8 @@ export function encodeCall(f: FunctionSpec, jsArgs: readonly unknown[], codec: H
   return { args, retId, dests, retAttributes };
 }
 
-function copyInto(dest: ArrayBufferView, src: Uint8Array): void {
+/** Copies `src` into the application's array `dest` (cut to its size). */
+export function copyInto(dest: ArrayBufferView, src: Uint8Array): void {
   const target = bytesOf(dest);
   target.set(src.byteLength > target.byteLength ? src.subarray(0, target.byteLength) : src);
 }

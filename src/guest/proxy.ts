@@ -4,10 +4,12 @@
  * same proxy in front of an API object an application already has.
  */
 import type { ApiSpec, FunctionSpec } from '../spec/types.js';
-import type { WireValue } from '../wire/frames.js';
+import type { ReplyFrame, WireValue } from '../wire/frames.js';
+import { planOf } from '../spec/plan.js';
 import { buildApiObject, handleInInfo } from './api-object.js';
 import type { ApiObject } from './call-shape.js';
 import type { EncodedCall, HandleCodec } from './encode.js';
+import { copyInto } from './encode.js';
 import { HandleCache } from './handle.js';
 import { HostMirrors } from './host-mirror.js';
 import { wallClock } from '../wire/clock.js';
@@ -55,7 +57,28 @@ export function createProxy(spec: ApiSpec, session: GuestSession, options: Proxy
       return id;
     },
   };
+  // Reads made without blocking: their bytes come as an event (see `FunctionSpec.deferred`), before the reply of
+  // any later call that saw them done, and go into the application's array.
+  const deliveries = new Map<number, ArrayBufferView>();
+  const deliverInto = (f: FunctionSpec, encoded: EncodedCall): number | undefined => {
+    const d = f.deferred;
+    if (!d?.data) return undefined;
+    const { indexOf } = planOf(f);
+    const dest = encoded.dests[indexOf.get(d.data)!];
+    const blocking = encoded.args[indexOf.get(d.blocking)!];
+    if (!dest || blocking === true || (typeof blocking === 'number' && blocking !== 0) || (typeof blocking === 'bigint' && blocking !== 0n)) return undefined;
+    const id = session.newCallbackId();
+    deliveries.set(id, dest);
+    return id;
+  };
   session.onEvent((event) => {
+    const dest = deliveries.get(event.callback);
+    if (dest) {
+      deliveries.delete(event.callback);
+      // A failed read (null and its status) writes nothing: the application sees the failure in its event.
+      if (event.args[0] instanceof Uint8Array) copyInto(dest, event.args[0]);
+      return;
+    }
     const entry = callbacks.get(event.callback);
     if (!entry) return;
     callbacks.delete(event.callback);
@@ -71,7 +94,14 @@ export function createProxy(spec: ApiSpec, session: GuestSession, options: Proxy
     restore: (id, bytes, offset) => session.restoreState(id, bytes, offset),
   });
   const asyncCalls = options.asyncCalls ?? session.channel.kind !== 'local';
-  const api = buildApiObject(spec, codec, mode, (f, encoded, t0) => session.call(f.name, encoded.args, encoded.retId, t0), {
+  const send = async (f: FunctionSpec, encoded: EncodedCall, t0: number | undefined): Promise<ReplyFrame> => {
+    const deliver = deliverInto(f, encoded);
+    const reply = await session.call(f.name, encoded.args, encoded.retId, t0, deliver);
+    // Nothing will come for a read that failed.
+    if (deliver !== undefined && (reply.error || reply.ret !== spec.status.success)) deliveries.delete(deliver);
+    return reply;
+  };
+  const api = buildApiObject(spec, codec, mode, send, {
     before: (f, encoded) => mirrors.beforeCall(f, encoded),
     after: (f, encoded, result) => mirrors.afterCall(f, encoded, result),
     ...(asyncCalls ? { post: (f: FunctionSpec, encoded: EncodedCall, t0: number | undefined) => session.post(f.name, encoded.args, encoded.retId, t0) } : {}),

@@ -3,7 +3,8 @@
  * the in-process and the unix channel: a non-blocking read queued behind a user event is answered at once without
  * its bytes; the bytes arrive as an event with the caller's id once the user event is set, and before the reply to
  * the wait that saw the read complete. A non-blocking write behind a user event does not hold back the call that
- * sets it. (The C front's use of this, from native programs, is covered by fixtures/opencl-c/deferred_reads.c.)
+ * sets it. Through the guestlib, such a read resolves at once and the application's array is filled before the finish
+ * resolves. (The C front's use of this, from native programs, is covered by fixtures/opencl-c/deferred_reads.c.)
  *
  * node --import tsx test/opencl/deferred.test.ts
  */
@@ -63,6 +64,25 @@ if (await requireOpenCL()) {
       const back = new Uint8Array(8);
       await cl.clEnqueueReadBuffer!(queue, buffer, 1, 200, 8, back, 0, null, null);
       assert.equal(Array.from(back), Array.from(patch), 'the deferred write landed');
+    });
+
+    test(`${transport}: through the guestlib, a non-blocking read behind a user event resolves at once and fills the array before the finish resolves`, async () => {
+      await using lib = await openGuestlib(openclSpec, { transport });
+      const cl = lib.api;
+      const platforms = (await cl.clGetPlatformIDs!(1, true)).outs.platforms as Handle[];
+      const devices = (await cl.clGetDeviceIDs!(platforms[0], CL.DEVICE_TYPE_ALL, 1, true)).outs.devices as Handle[];
+      const { ret: ctx } = await cl.clCreateContext!(null, 1, devices, null, null);
+      const { ret: queue } = await cl.clCreateCommandQueue!(ctx, devices[0], 0);
+      const data = Uint32Array.from({ length: 64 }, (_, i) => 1000 + i);
+      const { ret: buffer } = await cl.clCreateBuffer!(ctx, CL.MEM_READ_WRITE | CL.MEM_COPY_HOST_PTR, data.byteLength, data);
+      const { ret: gate } = await cl.clCreateUserEvent!(ctx);
+      const out = new Uint32Array(64);
+      const read = await within(cl.clEnqueueReadBuffer!(queue, buffer, CL.NON_BLOCKING, 0, data.byteLength, out, 1, [gate], null), 'the read');
+      assert.is(read.ret, CL.SUCCESS);
+      assert.ok(out.every((v) => v === 0), 'nothing read while the user event is not set');
+      await cl.clSetUserEventStatus!(gate, CL.COMPLETE);
+      await cl.clFinish!(queue);
+      assert.equal(Array.from(out), Array.from(data));
     });
   }
 
