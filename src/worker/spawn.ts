@@ -59,6 +59,10 @@ export async function spawnWorkerProcess(options: SpawnWorkerOptions): Promise<W
   // What the worker and its library print (a platform's compiler warnings) reaches the user as it would natively.
   child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); process.stderr.write(d); });
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  // A worker that could not clean up (killed, even before its listening line, or ended by its exit alarm) leaves its
+  // socket file: removed here once the process is gone.
+  const requested = options.listen;
+  if (requested?.kind === 'unix') void exited.then(() => { rmSync(requested.path, { force: true }); });
   const timeout = options.startTimeoutMs ?? 30_000;
   const info = await new Promise<{ address: string; token: string | null; pid: number; worker: string }>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
@@ -80,8 +84,5 @@ export async function spawnWorkerProcess(options: SpawnWorkerOptions): Promise<W
     await exited;
     clearTimeout(timer);
   };
-  const address = parseAddress(info.address);
-  // A worker that could not clean up (killed, or ended by its exit alarm) leaves its socket file: removed here.
-  if (address.kind === 'unix') void exited.then(() => { rmSync(address.path, { force: true }); });
-  return { child, pid: info.pid, id: info.worker, address, token: info.token ?? undefined, exited, stop };
+  return { child, pid: info.pid, id: info.worker, address: parseAddress(info.address), token: info.token ?? undefined, exited, stop };
 }
