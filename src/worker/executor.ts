@@ -184,7 +184,12 @@ export function executeCall(ctx: ExecutionContext, frame: CallFrame, received?: 
       (frame.deliver !== undefined || (deferred.data !== undefined && fnSpec.args[planOf(fnSpec).indexOf.get(deferred.data)!]!.role === 'bufferIn'))) {
     return runDeferred(ctx, fnSpec, deferred, frame, prepared, nativeFn as NativeFunction, onDeferred);
   }
-  if (received === undefined && !fnSpec.blocking) return finish(ctx, fnSpec, frame, prepared, (nativeFn as NativeFunction)(...prepared.native));
+  if (received === undefined && !fnSpec.blocking) {
+    const result = (nativeFn as NativeFunction)(...prepared.native);
+    // A posted call that gives back nothing but its status (a launch without an event): success needs no reply.
+    if (frame.async && result === ctx.spec.status.success && givesBackOnlyStatus(fnSpec, frame)) return { seq: frame.seq, ret: result };
+    return finish(ctx, fnSpec, frame, prepared, result);
+  }
   const afterUnmarshal = received === undefined ? 0 : wallClock();
   const done = (result: unknown): ReplyFrame => {
     const afterExecution = received === undefined ? 0 : wallClock();
@@ -216,6 +221,26 @@ function runDeferredMap(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame
     onDeferred({ deliver: frame.deliver, event: readPointer(eventBuf, 0), ownEvent: own !== null, bytes, completion: d.completion });
   }
   return reply;
+}
+
+/** Roles of arguments a call only reads: nothing of them goes into a reply or the handle table after the call. */
+const READ_ONLY_ROLES = new Set<ArgSpec['role']>(['scalar', 'count', 'handle', 'handles', 'bufferIn', 'string', 'strings', 'scalars', 'properties', 'argValue', 'struct', 'userData']);
+const onlyStatus = new WeakMap<FunctionSpec, boolean>();
+
+/**
+ * True when a successful call of `f` changes nothing {@link finish} tracks: a status return, no target (retain,
+ * release), no attributes, and arguments that are read only or handle outs this call did not ask for.
+ */
+function givesBackOnlyStatus(f: FunctionSpec, frame: CallFrame): boolean {
+  let plain = onlyStatus.get(f);
+  if (plain === undefined) {
+    plain = f.returns.role === 'status' && f.target === undefined && f.sets === undefined &&
+      f.args.every((a) => READ_ONLY_ROLES.has(a.role) || a.role === 'handleOut');
+    onlyStatus.set(f, plain);
+  }
+  if (!plain) return false;
+  for (let i = 0; i < f.args.length; i++) if (f.args[i]!.role === 'handleOut' && frame.args[i] !== null && frame.args[i] !== undefined) return false;
+  return true;
 }
 
 const isTrue = (v: WireValue): boolean => v === true || (typeof v === 'number' && v !== 0) || (typeof v === 'bigint' && v !== 0n);
