@@ -10,7 +10,10 @@
  * one: under CI (`process.env.CI` set) it throws, so the run fails clearly; elsewhere it prints a line starting with
  * `SKIPPED: ` and returns false, and the file registers no tests (the runner reports it as skipped, never passed).
  */
+import { CL } from '../../src/apis/opencl/constants.js';
 import { missingReason } from '../../src/apis/opencl/probe.js';
+import type { ApiObject } from '../../src/guest/call-shape.js';
+import type { Handle } from '../../src/guest/handle.js';
 
 /** How to get an OpenCL platform, for the skip and failure messages. */
 export const OPENCL_INSTALL_HINT = 'run scripts/install-opencl.sh';
@@ -30,4 +33,13 @@ export async function requireOpenCL(): Promise<boolean> {
   if (process.env.CI) throw new Error(`OpenCL tests need an OpenCL platform: ${OPENCL_INSTALL_HINT} (${reason})`);
   console.log(`SKIPPED: OpenCL tests skipped: no OpenCL platform with a device is present (${reason}); ${OPENCL_INSTALL_HINT} to run them`);
   return false;
+}
+
+/** A context and an in-order queue on the first device of the first platform, through `cl` (a guestlib's API). */
+export async function openQueue(cl: ApiObject): Promise<{ devices: Handle[]; ctx: unknown; queue: unknown }> {
+  const platforms = (await cl.clGetPlatformIDs!(1, true)).outs.platforms as Handle[];
+  const devices = (await cl.clGetDeviceIDs!(platforms[0], CL.DEVICE_TYPE_ALL, 1, true)).outs.devices as Handle[];
+  const { ret: ctx } = await cl.clCreateContext!(null, 1, devices, null, null);
+  const { ret: queue } = await cl.clCreateCommandQueue!(ctx, devices[0], 0);
+  return { devices, ctx, queue };
 }

@@ -15,7 +15,7 @@ import { openclSpec } from '../../src/apis/opencl/spec.js';
 import type { Handle } from '../../src/guest/handle.js';
 import { openGuestlib } from '../../src/guest/open.js';
 import type { EventFrame } from '../../src/wire/frames.js';
-import { requireOpenCL } from '../helpers/opencl.js';
+import { openQueue, requireOpenCL } from '../helpers/opencl.js';
 
 const DELIVER = 4242;
 
@@ -28,10 +28,7 @@ if (await requireOpenCL()) {
     test(`${transport}: a non-blocking read behind a user event is answered at once; its bytes come before the wait's reply`, async () => {
       await using lib = await openGuestlib(openclSpec, { transport });
       const cl = lib.api;
-      const platforms = (await cl.clGetPlatformIDs!(1, true)).outs.platforms as Handle[];
-      const devices = (await cl.clGetDeviceIDs!(platforms[0], CL.DEVICE_TYPE_ALL, 1, true)).outs.devices as Handle[];
-      const { ret: ctx } = await cl.clCreateContext!(null, 1, devices, null, null);
-      const { ret: queue } = await cl.clCreateCommandQueue!(ctx, devices[0], 0);
+      const { ctx, queue } = await openQueue(cl);
       const data = Uint8Array.from({ length: 256 }, (_, i) => i);
       const { ret: buffer } = await cl.clCreateBuffer!(ctx, CL.MEM_READ_WRITE | CL.MEM_COPY_HOST_PTR, data.byteLength, data);
       const { ret: gate } = await cl.clCreateUserEvent!(ctx);
@@ -69,10 +66,7 @@ if (await requireOpenCL()) {
     test(`${transport}: through the guestlib, a non-blocking read behind a user event resolves at once and fills the array before the finish resolves`, async () => {
       await using lib = await openGuestlib(openclSpec, { transport });
       const cl = lib.api;
-      const platforms = (await cl.clGetPlatformIDs!(1, true)).outs.platforms as Handle[];
-      const devices = (await cl.clGetDeviceIDs!(platforms[0], CL.DEVICE_TYPE_ALL, 1, true)).outs.devices as Handle[];
-      const { ret: ctx } = await cl.clCreateContext!(null, 1, devices, null, null);
-      const { ret: queue } = await cl.clCreateCommandQueue!(ctx, devices[0], 0);
+      const { ctx, queue } = await openQueue(cl);
       const data = Uint32Array.from({ length: 64 }, (_, i) => 1000 + i);
       const { ret: buffer } = await cl.clCreateBuffer!(ctx, CL.MEM_READ_WRITE | CL.MEM_COPY_HOST_PTR, data.byteLength, data);
       const { ret: gate } = await cl.clCreateUserEvent!(ctx);

@@ -12,7 +12,7 @@ import { openGuestlib } from '../../src/guest/open.js';
 import type { ApiObject } from '../../src/guest/call-shape.js';
 import type { Handle } from '../../src/guest/handle.js';
 import { changedRuns } from '../../src/guest/host-mirror.js';
-import { requireOpenCL } from '../helpers/opencl.js';
+import { openQueue, requireOpenCL } from '../helpers/opencl.js';
 
 const SOURCE = `__kernel void twice(__global float *x) { size_t i = get_global_id(0); x[i] = 2.0f * x[i] + 1.0f; }`;
 const HALVES = `
@@ -27,15 +27,6 @@ test('changedRuns: exact runs of changed bytes, block by block; past the limit o
   assert.equal(changedRuns(now, before), [[0, 2], [4095, 4097], [9999, 10_000]]);
   assert.equal(changedRuns(now, before, 2), [[0, 10_000]]);
 });
-
-/** A context and an in-order queue on the first device of the first platform. */
-async function openQueue(cl: ApiObject): Promise<{ devices: Handle[]; ctx: unknown; queue: unknown }> {
-  const platforms = (await cl.clGetPlatformIDs!(1, true)).outs.platforms as Handle[];
-  const devices = (await cl.clGetDeviceIDs!(platforms[0], CL.DEVICE_TYPE_ALL, 1, true)).outs.devices as Handle[];
-  const { ret: ctx } = await cl.clCreateContext!(null, 1, devices, null, null);
-  const { ret: queue } = await cl.clCreateCommandQueue!(ctx, devices[0], 0);
-  return { devices, ctx, queue };
-}
 
 /** Builds `source` and makes the kernels named. */
 async function build(cl: ApiObject, ctx: unknown, devices: Handle[], source: string, names: readonly string[]): Promise<{ program: unknown; kernels: unknown[] }> {
