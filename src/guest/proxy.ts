@@ -5,7 +5,7 @@
  */
 import type { ApiSpec, FunctionSpec } from '../spec/types.js';
 import type { ReplyFrame, WireValue } from '../wire/frames.js';
-import { planOf } from '../spec/plan.js';
+import { deferredWithoutBlocking, planOf } from '../spec/plan.js';
 import { buildApiObject, handleInInfo } from './api-object.js';
 import type { ApiObject } from './call-shape.js';
 import type { EncodedCall, HandleCodec } from './encode.js';
@@ -61,12 +61,10 @@ export function createProxy(spec: ApiSpec, session: GuestSession, options: Proxy
   // any later call that saw them done, and go into the application's array.
   const deliveries = new Map<number, ArrayBufferView>();
   const deliverInto = (f: FunctionSpec, encoded: EncodedCall): number | undefined => {
-    const d = f.deferred;
-    if (!d?.data) return undefined;
-    const { indexOf } = planOf(f);
-    const dest = encoded.dests[indexOf.get(d.data)!];
-    const blocking = encoded.args[indexOf.get(d.blocking)!];
-    if (!dest || blocking === true || (typeof blocking === 'number' && blocking !== 0) || (typeof blocking === 'bigint' && blocking !== 0n)) return undefined;
+    const data = f.deferred?.data;
+    if (data === undefined || !deferredWithoutBlocking(f, encoded.args)) return undefined;
+    const dest = encoded.dests[planOf(f).indexOf.get(data)!];
+    if (!dest) return undefined;
     const id = session.newCallbackId();
     deliveries.set(id, dest);
     return id;

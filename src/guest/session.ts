@@ -440,6 +440,8 @@ export class GuestSession implements AsyncDisposable {
    * application's writes into host memory it lent an object (a mirror) reach the device.
    */
   async restoreState(id: number, bytes: Uint8Array, offset: number): Promise<void> {
+    // Inline, as in extractState: with no migration in progress the request goes out in the caller's turn, so a
+    // call made right after it is sent after it.
     if (this.#closed) throw new ClosedError(`session ${this.id}`);
     while (this.#gate) await this.#gate;
     this.flush();

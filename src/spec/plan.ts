@@ -72,3 +72,13 @@ export function planOf(f: FunctionSpec): FunctionPlan {
   }
   return plan;
 }
+
+/**
+ * True when `f` is `deferred` (see `FunctionSpec.deferred`) and this call's blocking argument (in `args`, the call's
+ * wire values) is 0: the transfer may complete after the call returns.
+ */
+export function deferredWithoutBlocking(f: FunctionSpec, args: readonly unknown[]): boolean {
+  if (!f.deferred) return false;
+  const v = args[planOf(f).indexOf.get(f.deferred.blocking)!];
+  return !(v === true || (typeof v === 'number' && v !== 0) || (typeof v === 'bigint' && v !== 0n));
+}

@@ -6,7 +6,7 @@
 import koffi from 'koffi';
 import { BadCallError, HandleError, UnsupportedError } from '../errors.js';
 import { evalLength, splitLengthName } from '../spec/length.js';
-import { MAPPED_KIND, planOf } from '../spec/plan.js';
+import { deferredWithoutBlocking, MAPPED_KIND, planOf } from '../spec/plan.js';
 import { wallClock } from '../wire/clock.js';
 import type { ApiSpec, ArgSpec, DeferredTransfer, EventCompletion, FunctionSpec, ScalarType } from '../spec/types.js';
 import type { CallFrame, ReplyFrame, WireValue } from '../wire/frames.js';
@@ -180,7 +180,7 @@ export function executeCall(ctx: ExecutionContext, frame: CallFrame, received?: 
   const answered = ctx.remembered && ctx.remembered.size > 0 ? rememberedAnswer(ctx, fnSpec, frame, prepared) : undefined;
   if (answered !== undefined) return finish(ctx, fnSpec, frame, prepared, answered);
   const deferred = fnSpec.deferred;
-  if (deferred && onDeferred && !isTrue(frame.args[planOf(fnSpec).indexOf.get(deferred.blocking)!]) &&
+  if (deferred && onDeferred && deferredWithoutBlocking(fnSpec, frame.args) &&
       (frame.deliver !== undefined || (deferred.data !== undefined && fnSpec.args[planOf(fnSpec).indexOf.get(deferred.data)!]!.role === 'bufferIn'))) {
     return runDeferred(ctx, fnSpec, deferred, frame, prepared, nativeFn as NativeFunction, onDeferred);
   }
@@ -242,8 +242,6 @@ function givesBackOnlyStatus(f: FunctionSpec, frame: CallFrame): boolean {
   for (let i = 0; i < f.args.length; i++) if (f.args[i]!.role === 'handleOut' && frame.args[i] !== null && frame.args[i] !== undefined) return false;
   return true;
 }
-
-const isTrue = (v: WireValue): boolean => v === true || (typeof v === 'number' && v !== 0) || (typeof v === 'bigint' && v !== 0n);
 
 /** Enqueues a deferred transfer without blocking and answers at once; its bytes go to `onDeferred` (see {@link executeCall}). */
 function runDeferred(ctx: ExecutionContext, f: FunctionSpec, d: DeferredTransfer, frame: CallFrame, p: Prepared, nativeFn: NativeFunction, onDeferred: (d: DeferredDelivery) => void): ReplyFrame {

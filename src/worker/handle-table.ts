@@ -81,9 +81,18 @@ export class HandleTable {
     if (ptr === undefined) return undefined;
     const existing = this.#byPtr.get(`${kind}:${ptr}`);
     if (existing !== undefined && existing !== id && this.#entries.get(existing)?.live) return undefined;
+    this.#internAs(id, kind, ptr);
+    return ptr;
+  }
+
+  /**
+   * Binds `ptr` of `kind` to `id` without a reference count: an interned object (never released), or an object the
+   * worker met first in an info value.
+   */
+  #internAs(id: number, kind: string, ptr: number): number {
     this.#entries.set(id, { kind, ptr, refs: null, live: true });
     this.#byPtr.set(`${kind}:${ptr}`, id);
-    return ptr;
+    return id;
   }
 
   #details(kind: string, extra: Record<string, unknown>): Record<string, unknown> {
@@ -151,11 +160,7 @@ export class HandleTable {
       // A replayed query proposes the id the object had on the source, derived from its place in the kind's list.
       if (typeof id === 'number' && id < 0) {
         const enumerated = this.#enumeratedIdOf(kind, ptr);
-        if (enumerated !== undefined) {
-          this.#entries.set(enumerated, { kind, ptr, refs: null, live: true });
-          this.#byPtr.set(key, enumerated);
-          return enumerated;
-        }
+        if (enumerated !== undefined) return this.#internAs(enumerated, kind, ptr);
       }
     }
     if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) {
@@ -199,9 +204,7 @@ export class HandleTable {
     const existing = this.#byPtr.get(key);
     if (existing !== undefined && this.#entries.get(existing)?.live) return existing;
     const id = (this.#kinds.get(kind)?.interned === true ? this.#enumeratedIdOf(kind, ptr) : undefined) ?? this.#nextWorkerId--;
-    this.#entries.set(id, { kind, ptr, refs: null, live: true });
-    this.#byPtr.set(key, id);
-    return id;
+    return this.#internAs(id, kind, ptr);
   }
 
   /** The live handle of any kind that a native pointer names (callback arguments carry no kind). */
