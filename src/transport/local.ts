@@ -60,11 +60,9 @@ export class LocalChannel implements Channel {
 
   post(frames: readonly CallFrame[]): void {
     if (this.#closed) throw new ClosedError('local channel');
-    for (const frame of frames) {
-      void this.session.execute(frame).then((reply) => {
-        if (callFailed(this.session.spec, frame.fn, reply)) for (const l of this.#asyncListeners) l({ ...reply, fn: frame.fn });
-      });
-    }
+    this.session.post(frames, (frame, reply) => {
+      if (callFailed(this.session.spec, frame.fn, reply)) for (const l of this.#asyncListeners) l({ ...reply, fn: frame.fn });
+    });
   }
 
   readonly #asyncListeners = new Set<(reply: ReplyFrame) => void>();

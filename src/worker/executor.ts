@@ -4,7 +4,7 @@
  * type- and size-checked here, and a bad one is a coded error, never a crash.
  */
 import koffi from 'koffi';
-import { BadCallError, HandleError, UnsupportedError } from '../errors.js';
+import { BadCallError, HandleError, toWireError, UnsupportedError } from '../errors.js';
 import { evalLength, splitLengthName } from '../spec/length.js';
 import { deferredWithoutBlocking, MAPPED_KIND, planOf } from '../spec/plan.js';
 import { wallClock } from '../wire/clock.js';
@@ -221,6 +221,64 @@ function runDeferredMap(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame
     onDeferred({ deliver: frame.deliver, event: readPointer(eventBuf, 0), ownEvent: own !== null, bytes, completion: d.completion });
   }
   return reply;
+}
+
+/**
+ * True when `frame` may run in a burst ({@link executeBurst}): a posted call of a supported function that neither
+ * blocks nor defers, and that gives back only its status. Preparing such a call changes nothing, and running it
+ * changes nothing that preparing a later call reads (the handle table, handle attributes).
+ */
+export function burstable(ctx: ExecutionContext, frame: CallFrame): boolean {
+  if (frame.async !== true || typeof frame.fn !== 'string' || !Array.isArray(frame.args)) return false;
+  const f = ctx.spec.fn.get(frame.fn);
+  return f !== undefined && f.unsupported === undefined && !f.blocking && f.deferred === undefined &&
+    frame.args.length === f.args.length && givesBackOnlyStatus(f, frame);
+}
+
+/**
+ * Runs posted calls that are all {@link burstable}, in order: prepares every one, then calls the library for each
+ * back to back, then builds the replies (a reply per frame, as {@link executeCall} would give). Why back to back:
+ * a library that hands work to threads of its own (PoCL runs kernels on a pool) wakes a sleeping thread on an
+ * enqueue that comes after a pause, and finds it awake when enqueues come close together. Measured on PoCL, with
+ * ~2 us of other work per call: 4.1 us per clEnqueueNDRangeKernel between the other work, 0.9 us back to back.
+ */
+export function executeBurst(ctx: ExecutionContext, frames: readonly CallFrame[]): ReplyFrame[] {
+  const n = frames.length;
+  const replies: ReplyFrame[] = new Array(n);
+  const prepared: (Prepared | undefined)[] = new Array(n);
+  const fns: FunctionSpec[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const frame = frames[i]!;
+    try {
+      fns[i] = ctx.spec.fn.get(frame.fn)!;
+      prepared[i] = prepare(ctx, fns[i]!, frame);
+    } catch (error) {
+      replies[i] = { seq: frame.seq, error: toWireError(error) };
+    }
+  }
+  const results: unknown[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const p = prepared[i];
+    if (!p) continue;
+    try {
+      results[i] = (ctx.library.get(fns[i]!.name) as NativeFunction)(...p.native);
+    } catch (error) {
+      prepared[i] = undefined;
+      replies[i] = { seq: frames[i]!.seq, error: toWireError(error) };
+    }
+  }
+  const success = ctx.spec.status.success;
+  for (let i = 0; i < n; i++) {
+    const p = prepared[i];
+    if (!p) continue;
+    const frame = frames[i]!;
+    try {
+      replies[i] = results[i] === success ? { seq: frame.seq, ret: success } : finish(ctx, fns[i]!, frame, p, results[i]);
+    } catch (error) {
+      replies[i] = { seq: frame.seq, error: toWireError(error) };
+    }
+  }
+  return replies;
 }
 
 /** Roles of arguments a call only reads: nothing of them goes into a reply or the handle table after the call. */

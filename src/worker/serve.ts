@@ -74,10 +74,11 @@ export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions
       link.send({ t: 'reply', seq: reply.seq, ...(frame.async ? { fn: frame.fn } : {}), error: toWireError(error) });
     }
   };
+  const answerIfNeeded = (frame: CallFrame, reply: ReplyFrame): void => {
+    if (!frame.async || callFailed(session!.spec, frame.fn, reply)) sendReply(frame, reply);
+  };
   const runCall = (frame: CallFrame): void => {
-    void session!.execute(frame).then((reply) => {
-      if (!frame.async || callFailed(session!.spec, frame.fn, reply)) sendReply(frame, reply);
-    });
+    void session!.execute(frame).then((reply) => answerIfNeeded(frame, reply));
   };
   const runControl = (frame: ControlFrame): void => {
     const s = session!;
@@ -123,7 +124,7 @@ export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions
       }
       switch (frame.t) {
         case 'call': runCall(frame); break;
-        case 'batch': for (const call of frame.calls) runCall(call); break;
+        case 'batch': session.post(frame.calls, answerIfNeeded); break;
         case 'control': runControl(frame); break;
         default: throw new HandshakeError('ERR_AVA_BAD_FRAME', `a guest may not send ${frame.t} frames`);
       }

@@ -9,7 +9,7 @@ import type { ApiSpec, ExplicitState, FunctionSpec, StateContext } from '../spec
 import type { CallFrame, EventFrame, ReplyFrame, WireValue } from '../wire/frames.js';
 import type { CallbackSink, DeferredDelivery, ExecutionContext } from './executor.js';
 import { wallClock } from '../wire/clock.js';
-import { executeCall } from './executor.js';
+import { burstable, executeBurst, executeCall } from './executor.js';
 import { HandleTable } from './handle-table.js';
 import type { NativeLibrary } from './native-library.js';
 import { callbackType } from './native-library.js';
@@ -79,6 +79,34 @@ export class WorkerSession implements AsyncDisposable {
     // Bytes of a deferred read that has completed go out before any later reply: a wait, a status query or a blocking
     // call that saw the read complete is answered after its bytes, so the caller has them in place first.
     return this.#deliveries.size === 0 ? reply : reply.then((r) => { this.#deliver(); return r; });
+  }
+
+  /**
+   * Executes posted calls in order, as {@link execute} would one by one, and hands each reply to `onReply` (a caller
+   * sends only failures). Consecutive calls that may run in a burst (`burstable`) run as one: prepared together,
+   * then called back to back (see `executeBurst` for why). A call that waits on a promise (one run off the event loop)
+   * queues the rest behind it.
+   */
+  post(frames: readonly CallFrame[], onReply: (frame: CallFrame, reply: ReplyFrame) => void): void {
+    let i = 0;
+    while (i < frames.length && this.#pending === 0 && !this.#closed) {
+      let end = i;
+      while (end < frames.length && burstable(this.#ctx, frames[end]!)) end++;
+      if (end - i < 2) {
+        const frame = frames[i++]!;
+        void this.execute(frame).then((reply) => onReply(frame, reply));
+        continue;
+      }
+      const replies = executeBurst(this.#ctx, frames.slice(i, end));
+      // As after every reply: the bytes of deferred reads that completed go out first.
+      this.#deliver();
+      for (let k = 0; k < replies.length; k++) onReply(frames[i + k]!, replies[k]!);
+      i = end;
+    }
+    for (; i < frames.length; i++) {
+      const frame = frames[i]!;
+      void this.execute(frame).then((reply) => onReply(frame, reply));
+    }
   }
 
   #execute(frame: CallFrame): Promise<ReplyFrame> {

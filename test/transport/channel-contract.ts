@@ -24,6 +24,7 @@ import { openGuestlib } from '../../src/guest/open.js';
 import type { Guestlib } from '../../src/guest/open.js';
 import type { ApiSpec } from '../../src/spec/types.js';
 import type { Channel } from '../../src/transport/channel.js';
+import type { CallFrame, ReplyFrame, WireValue } from '../../src/wire/frames.js';
 import { openNativeApi } from '../../src/worker/native-api.js';
 
 /** Opens a channel to a new session `sessionId` of the suite's worker. */
@@ -360,6 +361,41 @@ export function channelContract(name: string, open: OpenChannel, options: Channe
       assert.is(info.ret, TQ.SUCCESS, 'the calls posted before the barrier ran');
       const finish = await within(5_000, channel.call({ seq: seq++, fn: 'tq_finish', args: [4], retId: null }), 'tq_finish');
       assert.is(finish.ret, TQ.SUCCESS, 'the queue posted after the failure exists');
+    } finally {
+      await within(10_000, channel.close(), 'close()');
+    }
+  });
+
+  it('runs a batch of posted calls in order: a forged one fails alone, a handle made in the batch is usable in it', async () => {
+    // Workers run consecutive posted calls that give back only their status in bursts (prepared together, then
+    // called back to back): neither a failure in a burst nor a handle made between bursts may change the outcome.
+    const channel = await within(OPEN_TIMEOUT_MS, open(toyaccSpec, `${name}-burst-${randomUUID().slice(0, 8)}`), `opening a ${name} channel`);
+    try {
+      const failures: number[] = [];
+      channel.onAsyncFailure((reply) => failures.push(reply.seq));
+      let seq = 0;
+      const call = async (fn: string, args: WireValue[], retId: number | null = null): Promise<ReplyFrame> => {
+        const reply = await within(5_000, channel.call({ seq: seq++, fn, args, retId }), fn);
+        assert.is(reply.error, undefined, `${fn}: ${reply.error?.message ?? ''}`);
+        return reply;
+      };
+      await call('tq_get_devices', [2, [1, 2], true]);
+      await call('tq_create_context', [1, [1], true], 3);
+      await call('tq_create_queue', [3, 1, true], 4);
+      await call('tq_create_buffer', [3, 0, 16, null, true], 5);
+      const word = (v: number): Uint8Array => Uint8Array.of(v, v, v, v);
+      const write = (buffer: number, offset: number, v: number): CallFrame => ({ seq: seq++, fn: 'tq_enqueue_write', args: [4, buffer, offset, 4, word(v)], retId: null, async: true });
+      const batch = [write(5, 0, 1), write(5, 4, 2), write(987_654, 0, 9), write(5, 8, 3)];
+      const forged = batch[2]!.seq;
+      batch.push({ seq: seq++, fn: 'tq_create_buffer', args: [3, 0, 4, null, true], retId: 6, async: true });
+      batch.push(write(6, 0, 7), write(5, 12, 4), write(5, 0, 5));
+      channel.post(batch);
+      await within(10_000, channel.barrier(), 'barrier()');
+      assert.equal(failures, [forged], 'only the write to a forged buffer failed');
+      const first = await call('tq_enqueue_read', [4, 5, 0, 16, true]);
+      assert.equal([...(first.outs?.dst as Uint8Array)], [5, 5, 5, 5, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4], 'the writes ran, in order');
+      const second = await call('tq_enqueue_read', [4, 6, 0, 4, true]);
+      assert.equal([...(second.outs?.dst as Uint8Array)], [7, 7, 7, 7], 'the buffer made in the batch took the write after it');
     } finally {
       await within(10_000, channel.close(), 'close()');
     }

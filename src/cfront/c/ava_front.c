@@ -246,6 +246,9 @@ static int broken;     /* the sidecar is gone or never came: every call fails */
 static int reader_done;
 static pid_t guestd_pid;
 static pid_t owner_pid; /* the process that started the sidecar (a forked child shares the socket but not the session) */
+/* Set in a forked child (pthread_atfork): cheaper than a getpid() system call on every call. */
+static volatile int in_forked_child;
+static void mark_forked_child(void) { in_forked_child = 1; }
 static pthread_mutex_t send_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t wait_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
@@ -498,6 +501,7 @@ static void start(void) {
   if (rc != 0) { warn("cannot start ava-guestd (%s %s): %s", node, script, strerror(rc)); close(sv[0]); broken = 1; return; }
   sock = sv[0];
   owner_pid = getpid();
+  pthread_atfork(NULL, NULL, mark_forked_child);
 
   /* The handshake, before any other thread reads the socket. */
   char session[64];
@@ -1299,9 +1303,10 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
   if (fn->split[2] >= 0 && fn->nargs <= 64 && arg_number(fn, slots, fn->split[1]) > SPLIT_BYTES) return invoke_split(fn, slots);
   pthread_once(&once, start);
   if (broken) return fail(fn, slots, ST_OUT_OF_RESOURCES);
-  if (getpid() != owner_pid) {
+  if (in_forked_child) {
     /* A forked child would write into its parent's session (and has none of its threads). */
-    warn("%s: OpenCL calls from a forked child of the process that made the first call are not supported", fn->name);
+    static int warned;
+    if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED)) warn("%s: OpenCL calls from a forked child of the process that made the first call are not supported (this and later calls of the child fail)", fn->name);
     return fail(fn, slots, ST_OUT_OF_RESOURCES);
   }
   int64_t issued[64];
