@@ -11,7 +11,7 @@
 import { Level } from 'level';
 import type { AbstractLevel } from 'abstract-level';
 import { AvaError } from '../src/errors.js';
-import type { ApiSpec } from '../src/spec/types.js';
+import type { ApiSpec, FunctionSpec } from '../src/spec/types.js';
 import type { CallTimings, JournalRecord, Stage, StoredObject } from './format.js';
 import { FORMAT_VERSION, JournalCorruptError, chunkOfKey, decodeRecord, decodeTimings, decodeValue, encodeRecord, encodeTimings, encodeValue, keys, text } from './format.js';
 import { ObjectGraph, createdHandles } from './graph.js';
@@ -194,7 +194,15 @@ export class SessionJournal {
   /** The session's short number in keys. */
   readonly n: number;
   readonly graph: ObjectGraph;
-  #ops: { type: 'put' | 'del'; key: Uint8Array; value?: Uint8Array }[] = [];
+  /** Operations not written yet; null where an elided record's put was (see #lastTransient). */
+  #ops: ({ type: 'put' | 'del'; key: Uint8Array; value?: Uint8Array } | null)[] = [];
+  /** Bumped by every flush: tells whether an index into #ops still names the same operation. */
+  #flushes = 0;
+  /**
+   * The last record appended, when all it did was make one transient object (an enqueue's event): if the next
+   * record releases that object, the two are elided (see {@link SessionJournal.append}).
+   */
+  #lastTransient: { record: JournalRecord; id: number; op: number; flushes: number } | undefined;
   #writing: Promise<void> = Promise.resolve();
   #scheduled = false;
   #dirty = new Set<number>();
@@ -253,20 +261,59 @@ export class SessionJournal {
   /** Transfers and launches are journaled too (set by the recorder): failover replays them after a checkpoint. */
   dataJournaling = false;
 
-  /** Appends a record (queued; see the module comment for when it reaches the store). */
-  append(record: JournalRecord): void {
+  /**
+   * Appends a record (queued; see the module comment for when it reaches the store). A release of a transient object
+   * (an event) that comes right after the record that made it, with nothing else in between to name it, removes both:
+   * neither is needed by anything, and a program that makes and releases an event per launch would otherwise write
+   * two records per launch (and keep them in memory until compaction). Returns the seqs of the records so elided
+   * (their calls are done with as far as the journal goes), or undefined.
+   *
+   * Only with `mayElide`, and only for consecutive calls: a replay reads the records before a cut (a migration's
+   * first held call, a failover's first unanswered one), and an elided pair must never straddle one, or the release,
+   * sent after the cut, would name an event the replay never made. The caller passes false while a task that may
+   * cut the session is running (`GuestSession.paused`); a failover cuts at a waiting call, never between two calls
+   * that follow each other.
+   */
+  append(record: JournalRecord, mayElide = false): readonly number[] | undefined {
     if (record.seq <= this.#lastSeq) throw new JournalError('ERR_AVA_JOURNAL_ORDER', `record ${record.seq} after ${this.#lastSeq}`);
     this.#lastSeq = record.seq;
+    const f = this.graph.functionOf(record);
+    const last = this.#lastTransient;
+    this.#lastTransient = undefined;
+    if (mayElide && last && last.record.seq + 1 === record.seq && f.record === 'release' && this.#releasesOnlyReference(f, record, last.id)) {
+      this.graph.retract(last.record); // forgets the object and the record that made it
+      this.#seqs.delete(last.record.seq);
+      this.#dirty.delete(last.id);
+      if (last.flushes === this.#flushes) this.#ops[last.op] = null;
+      else {
+        // Already written: delete it, as compaction would.
+        this.#ops.push({ type: 'del', key: keys.record(this.n, last.record.seq) }, { type: 'del', key: keys.object(this.n, last.id) });
+        this.#queued();
+      }
+      return [last.record.seq, record.seq];
+    }
     this.graph.apply(record);
     this.#seqs.add(record.seq);
     this.#ops.push({ type: 'put', key: keys.record(this.n, record.seq), value: encodeRecord(record) });
-    const f = this.graph.functionOf(record);
     if (f.target !== undefined) {
       const target = record.args[f.args.findIndex((a) => a.name === f.target)];
       if (typeof target === 'number') this.#dirty.add(target);
     }
-    for (const { id } of createdHandles(f, record)) this.#dirty.add(id);
+    const made = createdHandles(f, record);
+    for (const { id } of made) this.#dirty.add(id);
+    if ((f.record === 'transfer' || f.record === 'execute') && !this.dataJournaling && made.length === 1 &&
+        this.journal.spec.kind.get(made[0]!.kind)?.transient === true && this.graph.nodes.get(made[0]!.id)?.created === record.seq) {
+      this.#lastTransient = { record, id: made[0]!.id, op: this.#ops.length - 1, flushes: this.#flushes };
+    }
     this.#queued();
+    return undefined;
+  }
+
+  /** True when `record` (a release) drops the last reference to `id`, which nothing else names. */
+  #releasesOnlyReference(f: FunctionSpec, record: JournalRecord, id: number): boolean {
+    const target = record.args[f.args.findIndex((a) => a.name === f.target)];
+    const node = this.graph.nodes.get(id);
+    return target === id && node !== undefined && node.refs === 1 && node.refRecords.length === 0 && node.configs.size === 0;
   }
 
   /**
@@ -296,6 +343,7 @@ export class SessionJournal {
 
   /** Removes a record whose call turned out to have failed (an asynchronous call reported later). */
   retract(seq: number, record?: JournalRecord): void {
+    this.#lastTransient = undefined;
     if (record) {
       const f = this.graph.functionOf(record);
       // Objects it would have created never existed; the object it would have changed is back as it was.
@@ -315,6 +363,7 @@ export class SessionJournal {
 
   /** Replaces a record (an asynchronous call that failed but changed state, e.g. a failed build: its status). */
   rewrite(record: JournalRecord): void {
+    this.#lastTransient = undefined;
     this.#ops.push({ type: 'put', key: keys.record(this.n, record.seq), value: encodeRecord(record) });
   }
 
@@ -332,6 +381,7 @@ export class SessionJournal {
     if (this.#ops.length === 0) return this.#writing;
     const ops = this.#ops;
     this.#ops = [];
+    this.#flushes++;
     for (const id of this.#dirty) {
       const node = this.graph.nodes.get(id);
       if (!node) continue;
@@ -344,6 +394,7 @@ export class SessionJournal {
       // A chained batch: abstract-level's array form clones and re-validates every operation.
       const batch = this.journal.db.batch();
       for (const op of ops) {
+        if (op === null) continue;
         if (op.type === 'put') batch.put(op.key, op.value!);
         else batch.del(op.key);
       }

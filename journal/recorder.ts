@@ -123,8 +123,9 @@ export async function record(session: GuestSession, journal: Journal, options: R
     }
     const r = recordOf(f, index.get(event.fn)!, event, spec.status.success, data);
     if (!r) return;
-    sj.append(r);
-    if (event.async) pendingAsync.set(r.seq, r);
+    const elided = sj.append(r, !session.paused);
+    if (elided) for (const seq of elided) pendingAsync.delete(seq);
+    else if (event.async) pendingAsync.set(r.seq, r);
   })));
   subs.push(session.interceptor.asyncFailures$.subscribe(guarded((reply: ReplyFrame) => {
     const r = pendingAsync.get(reply.seq);

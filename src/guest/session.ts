@@ -196,6 +196,14 @@ export class GuestSession implements AsyncDisposable {
   }
 
   /**
+   * True while a task (a migration, a checkpoint) holds the session: calls made now go to the worker only after it,
+   * and the task may be reading the journal up to the first of them.
+   */
+  get paused(): boolean {
+    return this.#gate !== null;
+  }
+
+  /**
    * The sequence number of the first call not yet sent to the worker (queued asynchronous calls, or calls waiting
    * behind a task): inside a task, every call below it has been sent, none from it on.
    */

@@ -223,59 +223,160 @@ function runDeferredMap(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame
   return reply;
 }
 
+/** Roles of arguments a call in a burst may have: read only, or a handle it makes (an enqueue's event). */
+const BURST_ROLES = new Set<ArgSpec['role']>(['scalar', 'count', 'handle', 'handles', 'bufferIn', 'string', 'strings', 'scalars', 'properties', 'argValue', 'struct', 'userData', 'handleOut']);
+const burstShaped = new WeakMap<FunctionSpec, boolean>();
+
 /**
  * True when `frame` may run in a burst ({@link executeBurst}): a posted call of a supported function that neither
- * blocks nor defers, and that gives back only its status. Preparing such a call changes nothing, and running it
- * changes nothing that preparing a later call reads (the handle table, handle attributes).
+ * blocks nor defers, returns a status and sets no attributes, and whose arguments are read only or handles it makes.
+ * Preparing such a call changes nothing; what running it changes in the handle table (a handle made, retained or
+ * released) happens when its reply is built, in call order.
  */
 export function burstable(ctx: ExecutionContext, frame: CallFrame): boolean {
   if (frame.async !== true || typeof frame.fn !== 'string' || !Array.isArray(frame.args)) return false;
   const f = ctx.spec.fn.get(frame.fn);
-  return f !== undefined && f.unsupported === undefined && !f.blocking && f.deferred === undefined &&
-    frame.args.length === f.args.length && givesBackOnlyStatus(f, frame);
+  if (f === undefined || frame.args.length !== f.args.length) return false;
+  let shaped = burstShaped.get(f);
+  if (shaped === undefined) {
+    shaped = f.unsupported === undefined && !f.blocking && f.deferred === undefined && f.returns.role === 'status' &&
+      f.sets === undefined && f.args.every((a) => BURST_ROLES.has(a.role));
+    burstShaped.set(f, shaped);
+  }
+  return shaped;
+}
+
+/** Where a handle made earlier in a burst goes in a later call of it, once the call that makes it has run. */
+interface PendingUse {
+  /** The argument: its native value (offset -1) or an 8-byte slot of its native array. */
+  readonly arg: number;
+  readonly offset: number;
+  /** The call of the burst that makes the handle, and its argument that receives the pointer. */
+  readonly maker: number;
+  readonly makerArg: number;
+}
+
+/** Numbers anywhere in a wire value (bytes and strings skipped): what might be a handle id. */
+function someNumber(v: WireValue, test: (n: number) => boolean): boolean {
+  if (typeof v === 'number') return test(v);
+  if (Array.isArray(v)) return v.some((x) => someNumber(x, test));
+  if (v !== null && typeof v === 'object' && !(v instanceof Uint8Array)) return Object.values(v).some((x) => someNumber(x as WireValue, test));
+  return false;
 }
 
 /**
- * Runs posted calls that are all {@link burstable}, in order: prepares every one, then calls the library for each
- * back to back, then builds the replies (a reply per frame, as {@link executeCall} would give). Why back to back:
- * a library that hands work to threads of its own (PoCL runs kernels on a pool) wakes a sleeping thread on an
- * enqueue that comes after a pause, and finds it awake when enqueues come close together. Measured on PoCL, with
- * ~2 us of other work per call: 4.1 us per clEnqueueNDRangeKernel between the other work, 0.9 us back to back.
+ * Runs the calls of `frames` from `from` on that are {@link burstable} as one burst, in order: prepares every one,
+ * then calls the library for each back to back, then builds the replies (a reply per frame, as {@link executeCall}
+ * would give). Returns the replies of the frames it ran (at least `frames[from]`, which must be burstable).
+ *
+ * Why back to back: a library that hands work to threads of its own (PoCL runs kernels on a pool) wakes a sleeping
+ * thread on an enqueue that comes after a pause, and finds it awake when enqueues come close together. Measured on
+ * PoCL, with ~2 us of other work per call: 4.1 us per clEnqueueNDRangeKernel between the other work, 0.9 us back to
+ * back.
+ *
+ * A handle made by a call of the burst (an event) may be named by a later one as a handle argument or in a handle
+ * array of its kind (a release, a wait list): its pointer goes in once the maker has run. The burst ends before a
+ * call that names such a handle any other way, names a handle released earlier in the burst (natively a use after
+ * free; run alone it is refused as an unknown handle instead of reaching the library), or proposes an id the burst
+ * already made or released.
  */
-export function executeBurst(ctx: ExecutionContext, frames: readonly CallFrame[]): ReplyFrame[] {
-  const n = frames.length;
-  const replies: ReplyFrame[] = new Array(n);
-  const prepared: (Prepared | undefined)[] = new Array(n);
-  const fns: FunctionSpec[] = new Array(n);
-  for (let i = 0; i < n; i++) {
-    const frame = frames[i]!;
+export function executeBurst(ctx: ExecutionContext, frames: readonly CallFrame[], from: number): ReplyFrame[] {
+  const made = new Map<number, { maker: number; makerArg: number; kind: string }>();
+  const released = new Set<number>();
+  const touched = (n: number): boolean => made.has(n) || released.has(n);
+  // Preparing resolves a handle made earlier in the burst to NULL; the pointer goes in before the call runs.
+  const handles: HandleResolver = {
+    resolve: (id, kind, where) => (typeof id === 'number' && made.has(id) ? 0 : ctx.handles.resolve(id, kind, where)),
+    bind: (id, kind, ptr, refcounted) => ctx.handles.bind(id, kind, ptr, refcounted),
+    checkNewId: (id, kind) => ctx.handles.checkNewId(id, kind),
+    checkNewIds: (ids, kind) => ctx.handles.checkNewIds(ids, kind),
+    idOf: (kind, ptr) => ctx.handles.idOf(kind, ptr),
+    kindOf: (id) => ctx.handles.kindOf(id),
+    retain: (id) => ctx.handles.retain(id),
+    release: (id) => ctx.handles.release(id),
+    drop: (id) => ctx.handles.drop(id),
+    setAttributes: (id, values) => ctx.handles.setAttributes(id, values),
+    attribute: (id, name) => ctx.handles.attribute(id, name),
+  };
+  const burstCtx: ExecutionContext = { ...ctx, handles };
+  const fns: FunctionSpec[] = [];
+  const prepared: (Prepared | undefined)[] = [];
+  const uses: (PendingUse[] | undefined)[] = [];
+  const replies: ReplyFrame[] = [];
+
+  for (let j = from; j < frames.length; j++) {
+    const frame = frames[j]!;
+    if (j > from && !burstable(ctx, frame)) break;
+    const f = ctx.spec.fn.get(frame.fn)!;
+    const k = j - from;
+    let pending: PendingUse[] | undefined;
+    if (made.size > 0 || released.size > 0) {
+      let fits = true;
+      for (let i = 0; i < f.args.length && fits; i++) {
+        const a = f.args[i]!;
+        const v = frame.args[i]!;
+        if (a.role === 'handle' && typeof v === 'number' && made.get(v)?.kind === a.kind && !released.has(v)) {
+          const { maker, makerArg } = made.get(v)!;
+          (pending ??= []).push({ arg: i, offset: -1, maker, makerArg });
+        } else if (a.role === 'handles' && Array.isArray(v)) {
+          v.forEach((x, slot) => {
+            if (typeof x !== 'number' || !touched(x)) return;
+            const m = made.get(x);
+            // A handle of another kind (a forged id) is refused when the call runs alone, not handed to the library.
+            if (released.has(x) || m?.kind !== a.kind) fits = false;
+            else (pending ??= []).push({ arg: i, offset: 8 * slot, maker: m.maker, makerArg: m.makerArg });
+          });
+        } else if (someNumber(v, touched)) {
+          fits = false;
+        }
+      }
+      if (!fits) break;
+    }
+    fns[k] = f;
+    uses[k] = pending;
     try {
-      fns[i] = ctx.spec.fn.get(frame.fn)!;
-      prepared[i] = prepare(ctx, fns[i]!, frame);
+      const p = prepare(burstCtx, f, frame);
+      prepared[k] = p;
+      // Pointers only fit the slots this call's arrays have (a shorter count leaves later ids out).
+      if (pending) uses[k] = pending.filter((u) => u.offset < 0 || (Buffer.isBuffer(p.native[u.arg]) && u.offset + 8 <= (p.native[u.arg] as Buffer).byteLength));
+      f.args.forEach((a, i) => {
+        if (a.role === 'handleOut' && typeof frame.args[i] === 'number') made.set(frame.args[i] as number, { maker: k, makerArg: i, kind: a.kind });
+      });
+      if (f.record === 'release' && f.target !== undefined) {
+        const target = frame.args[planOf(f).indexOf.get(f.target)!];
+        if (typeof target === 'number') released.add(target);
+      }
     } catch (error) {
-      replies[i] = { seq: frame.seq, error: toWireError(error) };
+      replies[k] = { seq: frame.seq, error: toWireError(error) };
     }
   }
+  const n = fns.length;
   const results: unknown[] = new Array(n);
-  for (let i = 0; i < n; i++) {
-    const p = prepared[i];
+  for (let k = 0; k < n; k++) {
+    const p = prepared[k];
     if (!p) continue;
     try {
-      results[i] = (ctx.library.get(fns[i]!.name) as NativeFunction)(...p.native);
+      for (const u of uses[k] ?? []) {
+        const out = prepared[u.maker]?.outs[u.makerArg];
+        const ptr = out && !Array.isArray(out) ? readPointer(out, 0) : 0;
+        if (u.offset < 0) p.native[u.arg] = ptr;
+        else writeU64(p.native[u.arg] as Buffer, u.offset, ptr);
+      }
+      results[k] = (ctx.library.get(fns[k]!.name) as NativeFunction)(...p.native);
     } catch (error) {
-      prepared[i] = undefined;
-      replies[i] = { seq: frames[i]!.seq, error: toWireError(error) };
+      prepared[k] = undefined;
+      replies[k] = { seq: frames[from + k]!.seq, error: toWireError(error) };
     }
   }
   const success = ctx.spec.status.success;
-  for (let i = 0; i < n; i++) {
-    const p = prepared[i];
+  for (let k = 0; k < n; k++) {
+    const p = prepared[k];
     if (!p) continue;
-    const frame = frames[i]!;
+    const frame = frames[from + k]!;
     try {
-      replies[i] = results[i] === success ? { seq: frame.seq, ret: success } : finish(ctx, fns[i]!, frame, p, results[i]);
+      replies[k] = results[k] === success && givesBackOnlyStatus(fns[k]!, frame) ? { seq: frame.seq, ret: success } : finish(ctx, fns[k]!, frame, p, results[k]);
     } catch (error) {
-      replies[i] = { seq: frame.seq, error: toWireError(error) };
+      replies[k] = { seq: frame.seq, error: toWireError(error) };
     }
   }
   return replies;

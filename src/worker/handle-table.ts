@@ -30,6 +30,9 @@ export interface HandleRef {
 /** Largest id a guest may issue: ids travel as CBOR integers and JavaScript numbers. */
 export const MAX_HANDLE_ID = Number.MAX_SAFE_INTEGER;
 
+/** How many released transient ids (events) a table remembers after forgetting them (see HandleTable.#kill). */
+const RELEASED_TRANSIENTS_KEPT = 4096;
+
 /** Span of the ids of one enumerable kind (below the worker's own counter, which never gets near it). */
 const ENUMERATED_SPAN = 2 ** 32;
 
@@ -43,6 +46,8 @@ export type KindEnumerator = (kind: string) => readonly number[] | undefined;
 export class HandleTable {
   readonly #entries = new Map<number, Entry>();
   readonly #byPtr = new Map<string, number>();
+  /** Released transient ids, forgotten by #entries, with their kinds: the most recent RELEASED_TRANSIENTS_KEPT. */
+  readonly #releasedTransients = new Map<number, string>();
   readonly #kinds: ReadonlyMap<string, HandleKindSpec>;
   /** Ids the worker itself assigns (to pointers the guest never saw) count down from -1. */
   #nextWorkerId = -1;
@@ -109,6 +114,8 @@ export class HandleTable {
     if (!entry) {
       const found = typeof id === 'number' ? this.#bindEnumerated(id, kind) : undefined;
       if (found !== undefined) return found;
+      const released = typeof id === 'number' ? this.#releasedTransients.get(id) : undefined;
+      if (released === kind) throw new HandleError('ERR_AVA_STALE_HANDLE', `${where}: ${kind} ${String(id)} was released`, { details: this.#details(kind, { id, kind }) });
       throw new HandleError('ERR_AVA_UNKNOWN_HANDLE', `${where}: ${String(id)} is not a handle of this session`, { details: this.#details(kind, { id, kind }) });
     }
     if (entry.kind !== kind) {
@@ -141,9 +148,9 @@ export class HandleTable {
     return typeof id === 'number' ? this.#entries.get(id)?.attributes?.[name] : undefined;
   }
 
-  /** Kind of a live or released id, if it was ever bound. */
+  /** Kind of a live or released id, if it was ever bound (a released transient one while it is remembered). */
   kindOf(id: number): string | undefined {
-    return this.#entries.get(id)?.kind;
+    return this.#entries.get(id)?.kind ?? this.#releasedTransients.get(id);
   }
 
   /**
@@ -243,6 +250,14 @@ export class HandleTable {
     // The allocator may hand the same address to a new object: the pointer no longer names this id.
     const key = `${entry.kind}:${entry.ptr}`;
     if (this.#byPtr.get(key) === id) this.#byPtr.delete(key);
+    // A released transient object (an event) has no state and nothing holds it for a migration: forget it, or a
+    // program that makes an event per launch grows the table without end. The last few are remembered, so that a
+    // use soon after the release is still reported as stale rather than unknown.
+    if (this.#kinds.get(entry.kind)?.transient === true) {
+      this.#entries.delete(id);
+      this.#releasedTransients.set(id, entry.kind);
+      if (this.#releasedTransients.size > RELEASED_TRANSIENTS_KEPT) this.#releasedTransients.delete(this.#releasedTransients.keys().next().value!);
+    }
   }
 
   /** Native pointers of the live handles of `kind`, in binding order. */

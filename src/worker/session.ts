@@ -90,18 +90,16 @@ export class WorkerSession implements AsyncDisposable {
   post(frames: readonly CallFrame[], onReply: (frame: CallFrame, reply: ReplyFrame) => void): void {
     let i = 0;
     while (i < frames.length && this.#pending === 0 && !this.#closed) {
-      let end = i;
-      while (end < frames.length && burstable(this.#ctx, frames[end]!)) end++;
-      if (end - i < 2) {
+      if (!burstable(this.#ctx, frames[i]!)) {
         const frame = frames[i++]!;
         void this.execute(frame).then((reply) => onReply(frame, reply));
         continue;
       }
-      const replies = executeBurst(this.#ctx, frames.slice(i, end));
+      const replies = executeBurst(this.#ctx, frames, i);
       // As after every reply: the bytes of deferred reads that completed go out first.
       this.#deliver();
       for (let k = 0; k < replies.length; k++) onReply(frames[i + k]!, replies[k]!);
-      i = end;
+      i += replies.length;
     }
     for (; i < frames.length; i++) {
       const frame = frames[i]!;

@@ -12,6 +12,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { openclSpec } from '../../src/apis/opencl/spec.js';
 import { toyaccSpec } from '../../src/apis/toyacc/spec.js';
 import { AvaError } from '../../src/errors.js';
 import { defineSpec } from '../../src/spec/index.js';
@@ -397,6 +398,44 @@ export function journalContract(name: string, openDb: () => Promise<JournalDb>, 
     await b.flush();
     await a.compact();
     assert.equal((await all(b.records())).map((r) => r.seq), SAMPLE.map((r) => r.seq));
+  });
+
+  test('an event released by the call right after the launch that made it is elided with that launch; anything in between keeps both', async () => {
+    const j = await journalOn(await openDb(), openclSpec);
+    const s = await j.session('events');
+    const OCL = new Map(openclSpec.functions.map((f, i) => [f.name, i]));
+    const ocl = (seq: number, fn: string, args: readonly WireValue[]): JournalRecord => ({ seq, fn: OCL.get(fn)!, args, ret: 0, outs: null, t: 1_700_000_000_000 + seq });
+    // clEnqueueNDRangeKernel(queue 10, kernel 11, 1, NULL, [64], NULL, waits, wait list, event)
+    const launch = (seq: number, event: number, waits: number[] = []): JournalRecord =>
+      ocl(seq, 'clEnqueueNDRangeKernel', [10, 11, 1, null, [64], null, waits.length, waits.length ? waits : null, event]);
+    const releaseEvent = (seq: number, event: number): JournalRecord => ocl(seq, 'clReleaseEvent', [event]);
+
+    assert.is(s.append(launch(1, 20), true), undefined);
+    assert.equal(s.append(releaseEvent(2, 20), true), [1, 2], 'both queued: elided');
+    assert.is(s.append(launch(3, 21), true), undefined);
+    await s.flush();
+    assert.equal(s.append(releaseEvent(4, 21), true), [3, 4], 'the launch already written: elided, its record deleted');
+    // Kept: a second launch waits on the first event before it is released; a retain; another event's release.
+    s.append(launch(5, 22));
+    s.append(launch(6, 23, [22]));
+    assert.is(s.append(releaseEvent(7, 22), true), undefined);
+    assert.is(s.append(releaseEvent(8, 23), true), undefined, 'the release does not come right after the launch');
+    s.append(launch(9, 24));
+    s.append(ocl(10, 'clRetainEvent', [24]));
+    assert.is(s.append(releaseEvent(11, 24), true), undefined, 'retained in between');
+    s.append(launch(12, 25));
+    assert.is(s.append(releaseEvent(13, 26), true), undefined, 'the release names another event');
+    s.append(launch(14, 27));
+    assert.is(s.append(releaseEvent(16, 27), true), undefined, 'a call in between (not journaled: a wait) might be a cut');
+    s.append(launch(17, 28));
+    assert.is(s.append(releaseEvent(18, 28), false), undefined, 'not while a task may cut the session');
+    await s.flush();
+    const kept = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18];
+    assert.equal((await all(s.records())).map((r) => r.seq), kept);
+    assert.equal([...s.seqs].sort((a, b) => a - b), kept);
+    assert.not.ok(s.graph.nodes.has(20) || s.graph.nodes.has(21), 'the elided events are forgotten');
+    assert.equal((await all(s.objects())).map((o) => o.id).filter((id) => id === 20 || id === 21), [], 'and not stored');
+    assert.is(s.graph.nodes.get(25)?.refs, 1, 'event 25 is still held');
   });
 
   test('keys name their parts readably (errors and ava-journal print them)', () => {

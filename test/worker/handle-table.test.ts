@@ -252,4 +252,23 @@ test('enumerable interned kinds: an object met in an info value gets an id from 
   assert.is(source.idOf('device', 0x7777), -2);
 });
 
+test('released transient handles (events) are forgotten: the table does not grow with them; recent ones read as stale', () => {
+  const t = table();
+  const count = 20_000;
+  for (let id = 1; id <= count; id++) {
+    t.bind(id, 'event', 0x10_0000 + 64 * id, true);
+    assert.ok(t.release(id));
+  }
+  // A released buffer is kept (a kernel may still hold it for a migration); a released event is not.
+  t.bind(count + 1, 'buffer', 0x9000, true);
+  t.release(count + 1);
+  assert.is(codeOf(() => t.resolve(count + 1, 'buffer', 'test')).code, 'ERR_AVA_STALE_HANDLE');
+  assert.is(t.resolveHeld(count + 1, 'buffer', 'test'), 0x9000, 'a released buffer can still be read for a migration');
+  assert.is(codeOf(() => t.resolve(count, 'event', 'test')).code, 'ERR_AVA_STALE_HANDLE', 'the last event released is reported stale');
+  assert.is(t.kindOf(count), 'event');
+  assert.is(codeOf(() => t.resolve(1, 'event', 'test')).code, 'ERR_AVA_UNKNOWN_HANDLE', 'the first one is forgotten');
+  assert.is(t.kindOf(1), undefined);
+  assert.equal([...t.live()], [], 'nothing live');
+});
+
 test.run();
