@@ -45,8 +45,12 @@ Options:
 
 const PHASES = ['drain', 'extract', 'connect', 'replay', 'restore', 'switch'] as const;
 
-function table(reports: readonly MigrationReport[]): string {
-  if (reports.length === 0) return 'no migration happened (the workload made fewer calls than the chosen call)\n';
+function table(reports: readonly MigrationReport[], exitCode: number): string {
+  if (reports.length === 0) {
+    return exitCode === 0
+      ? 'no migration happened (the workload made fewer calls than the chosen call)\n'
+      : `no migration happened: the workload failed (exit status ${exitCode}) before the chosen call; see its output above\n`;
+  }
   const rows = reports.map((r) => [
     String(r.call), ...PHASES.map((p) => r.phases[p].toFixed(2)), r.total.toFixed(2), String(r.bytes), r.stateRoute ?? '', String(r.replayed), `${r.from} -> ${r.to}`,
   ]);
@@ -127,7 +131,7 @@ export async function main(argv: string[]): Promise<void> {
       })}\n`);
     } else {
       if (demoResult) process.stdout.write(`demo result: ${JSON.stringify(demoResult)}\n`);
-      process.stdout.write(table(reports));
+      process.stdout.write(table(reports, exitCode));
       process.stdout.write(`journal: ${journal}   (inspect with: ava-journal ls --journal ${journal})\n`);
     }
     if (exitCode !== 0) process.exitCode = exitCode;

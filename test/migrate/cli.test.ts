@@ -84,6 +84,15 @@ test('-- <workload>: the child\'s session migrates (the report appears) and its 
   }
 });
 
+test('a workload that fails before the chosen call: no migration, the table says it failed (not that it made too few calls)', async () => {
+  const r = await avaMigrate('--call', '20', '--no-icd', '--journal', join(dir, 'fails'), '--', process.execPath, '-e', 'process.exit(5)');
+  assert.is(r.code, 5, show(r));
+  assert.match(r.stdout, /no migration happened: the workload failed \(exit status 5\)/);
+  const none = await avaMigrate('--call', '20', '--no-icd', '--journal', join(dir, 'no-calls'), '--', process.execPath, '-e', '0');
+  assert.is(none.code, 0, show(none));
+  assert.match(none.stdout, /no migration happened \(the workload made fewer calls than the chosen call\)/);
+});
+
 test('bad arguments exit 2 with ERR_AVA_CONFIG: --call abc, --transport vsock, no command', async () => {
   for (const args of [['--call', 'abc', '--demo'], ['--transport', 'vsock', '--demo'], ['--call', '20'], ['--call', '20', '--']]) {
     const r = await avaMigrate(...args);
