@@ -9,7 +9,11 @@
  *   (openGuestlib(openclSpec, { transport: 'shm' }));
  * - a small launch (64 work items) + clFinish, per iteration: the same four;
  * - the launch-heavy program `launches 100000`: natively and through the ICD with AVA_CHANNEL=SHM and LOCAL, the
- *   wall time of the whole process (sidecar start included) and the program's own reported time.
+ *   wall time of the whole process (sidecar start included) and the program's own reported time;
+ * - event-heavy: `launches N/5 --events` (every launch asks for its event, released right after), natively and through
+ *   the ICD (LOCAL), without and with journaling (AVA_RECORD_REPLAY=1): no target, a guard against regressions;
+ * - transfers: `transfers 64 R` (blocking 64 MiB writes, then reads), natively and through the ICD (LOCAL), MB/s each
+ *   way: no target either.
  *
  * Targets (issue): launch-heavy through the ICD within 1.5x of native (PoCL); the cheap query's round trip within
  * 2x of the raw shm ping-pong floor. The native programs run on the first platform the ICD loader shows; through
@@ -17,6 +21,9 @@
  * Without a C compiler or an OpenCL platform it prints a SKIPPED line and writes nothing.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { buildOpenclPrograms } from '../fixtures/opencl-c/build.js';
 import type { OpenclCProgramName } from '../fixtures/opencl-c/build.js';
 import { buildProgram, call, created, openclWorkloadContext, release, setArgs } from '../fixtures/opencl/common.js';
@@ -121,7 +128,7 @@ function launchesMs(run: ProgramRun, what: string): number {
 
 /** Stderr lines other than the expected ones (e.g. `ava-front: ...` from the ICD). */
 function unexpectedStderr(run: ProgramRun): string[] {
-  return run.stderr.split('\n').map((l) => l.trimEnd()).filter((l) => l !== '' && !/^launches: \d+ in /.test(l));
+  return run.stderr.split('\n').map((l) => l.trimEnd()).filter((l) => l !== '' && !/^(launches: \d+ in |transfers: \d+ x )/.test(l));
 }
 
 function median(samples: readonly number[]): number {
@@ -194,8 +201,8 @@ async function proxyOverShm(queries: number, launches: number, runs: number): Pr
 export async function run(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const counts = quick
-    ? { pings: 5_000, queries: 1_000, launchFinish: 100, programRuns: 1, proxyRuns: 3, launches: 20_000, launchRuns: 1 }
-    : { pings: 20_000, queries: 5_000, launchFinish: 500, programRuns: 3, proxyRuns: 5, launches: 100_000, launchRuns: 3 };
+    ? { pings: 5_000, queries: 1_000, launchFinish: 100, programRuns: 1, proxyRuns: 3, launches: 20_000, launchRuns: 1, eventLaunches: 4_000, transferRounds: 2 }
+    : { pings: 20_000, queries: 5_000, launchFinish: 500, programRuns: 3, proxyRuns: 5, launches: 100_000, launchRuns: 3, eventLaunches: 20_000, transferRounds: 8 };
 
   // The native programs use the first platform the loader lists: a device on a later one would not do.
   const missing = await missingReason({ firstPlatformOnly: true });
@@ -257,6 +264,38 @@ export async function run(): Promise<void> {
     }
   }
 
+  // Event-heavy: native, ICD LOCAL, ICD LOCAL journaled (a fresh journal per run), alternating.
+  const eventArgs = [String(counts.eventLaunches), '--events'];
+  const events = { native: [] as number[], local: [] as number[], journaled: [] as number[] };
+  const journals = mkdtempSync(join(tmpdir(), 'ava-bench-icd-'));
+  try {
+    for (let r = 0; r < counts.launchRuns; r++) {
+      const journaled = { ...viaIcd('LOCAL'), AVA_RECORD_REPLAY: '1', AVA_JOURNAL: join(journals, String(r)) };
+      for (const [key, env, what] of [['native', nativeEnv, 'native'], ['local', viaIcd('LOCAL'), 'ICD (LOCAL)'], ['journaled', journaled, 'ICD (LOCAL, journaled)']] as const) {
+        const res = await runProgram('launches', programs.launches, eventArgs, env, `${what} --events`);
+        note(`launches --events ${what}`, res);
+        events[key].push(launchesMs(res, what));
+      }
+    }
+  } finally {
+    rmSync(journals, { recursive: true, force: true });
+  }
+
+  // Transfers: native and ICD LOCAL, alternating; MB/s each way from the program's own report.
+  const transfer = { native: { write: [] as number[], read: [] as number[] }, local: { write: [] as number[], read: [] as number[] } };
+  for (let r = 0; r < counts.programRuns; r++) {
+    for (const [key, env, what] of [['native', nativeEnv, 'native'], ['local', viaIcd('LOCAL'), 'ICD (LOCAL)']] as const) {
+      const res = await runProgram('transfers', programs.transfers, ['64', String(counts.transferRounds)], env, `transfers ${what}`);
+      note(`transfers ${what}`, res);
+      const m = /write (\d+) MB\/s, read (\d+) MB\/s/.exec(res.stderr);
+      if (!m) throw new Error(`transfers ${what}: no rates on stderr:\n${res.stderr}`);
+      transfer[key].write.push(Number(m[1]));
+      transfer[key].read.push(Number(m[2]));
+    }
+  }
+  const tr = Object.fromEntries(Object.entries(transfer).map(([k, v]) => [k, { write: median(v.write), read: median(v.read) }])) as
+    Record<keyof typeof transfer, { write: number; read: number }>;
+
   // Medians and rows.
   const q = {
     native: median(micro.native.map((m) => m.queryNs)), icd: median(micro.icd.map((m) => m.queryNs)),
@@ -269,6 +308,8 @@ export async function run(): Promise<void> {
   const hv = Object.fromEntries(Object.entries(heavy).map(([k, v]) => [k, { wallMs: median(v.wall) / 1e6, programMs: median(v.ms) }])) as
     Record<keyof typeof heavy, { wallMs: number; programMs: number }>;
   const n = counts.launches;
+  const ne = counts.eventLaunches;
+  const ev = { native: median(events.native), local: median(events.local), journaled: median(events.journaled) };
   const row = (name: string, nsPerOp: number, base: number, ops: number): BenchRow => ({ name, nsPerOp, ratio: nsPerOp / base, ops });
   const table: BenchRow[] = [
     row('floor: raw SAB ping-pong, spin-then-wait', floorNs, floorNs, counts.pings),
@@ -286,6 +327,14 @@ export async function run(): Promise<void> {
     row(`launches ${n}: native, process wall`, hv.native.wallMs * 1e6 / n, hv.native.wallMs * 1e6 / n, n),
     row(`launches ${n}: ICD SHM, process wall`, hv.shm.wallMs * 1e6 / n, hv.native.wallMs * 1e6 / n, n),
     row(`launches ${n}: ICD LOCAL, process wall`, hv.local.wallMs * 1e6 / n, hv.native.wallMs * 1e6 / n, n),
+    row(`launches ${ne} --events: native, program's time`, ev.native * 1e6 / ne, ev.native * 1e6 / ne, ne),
+    row(`launches ${ne} --events: ICD LOCAL, program's time`, ev.local * 1e6 / ne, ev.native * 1e6 / ne, ne),
+    row(`launches ${ne} --events: ICD LOCAL journaled, program's time`, ev.journaled * 1e6 / ne, ev.native * 1e6 / ne, ne),
+    // ns per MiB moved (the ratio is native bandwidth over the ICD's).
+    row('transfers 64 MiB host->device: native, ns/MiB', 2 ** 20 / tr.native.write * 1e3, 2 ** 20 / tr.native.write * 1e3, counts.transferRounds),
+    row('transfers 64 MiB host->device: ICD LOCAL, ns/MiB', 2 ** 20 / tr.local.write * 1e3, 2 ** 20 / tr.native.write * 1e3, counts.transferRounds),
+    row('transfers 64 MiB device->host: native, ns/MiB', 2 ** 20 / tr.native.read * 1e3, 2 ** 20 / tr.native.read * 1e3, counts.transferRounds),
+    row('transfers 64 MiB device->host: ICD LOCAL, ns/MiB', 2 ** 20 / tr.local.read * 1e3, 2 ** 20 / tr.native.read * 1e3, counts.transferRounds),
   ];
 
   const queryOverFloor = { icd: q.icd / floorNs, icdLocal: q.icdLocal / floorNs, proxy: q.proxy / floorNs };
@@ -300,9 +349,9 @@ export async function run(): Promise<void> {
   const title = `OpenCL ICD: native programs natively vs through the ICD vs the TS proxy (clGetDeviceInfo CL_DEVICE_MAX_COMPUTE_UNITS = ${proxy.units}); ` +
     `ratio against native in each group (the floor against itself)${quick ? ' [--quick]' : ''}`;
   report('icd', title, table, {
-    quick, counts, floorNs, query: q, launchFinishNs: lf, launchHeavy: hv, queryOverFloor, launchRatio, launchWallRatio,
+    quick, counts, floorNs, query: q, launchFinishNs: lf, launchHeavy: hv, eventHeavyMs: ev, transfersMBps: tr, queryOverFloor, launchRatio, launchWallRatio,
     targets: { launchHeavy: `ICD <= ${LAUNCH_TARGET}x native (program's time, SHM)`, query: `ICD (SHM) query <= ${QUERY_FLOOR_TARGET}x the raw shm ping-pong floor` },
-    met, runs: { micro, heavy }, notes: stderrNotes,
+    met, runs: { micro, heavy, events, transfer }, notes: stderrNotes,
   });
 
   const f = (x: number, d = 2): string => x.toFixed(d);
@@ -313,6 +362,10 @@ export async function run(): Promise<void> {
     `(${f(launchRatio.shm)}x) -> ${verdict(met.launchHeavy)}, ${f(hv.local.programMs, 1)} ms LOCAL (${f(launchRatio.local)}x) -> ${verdict(met.launchHeavyLocal)}`);
   console.log(`      process wall (sidecar start included): ${f(hv.native.wallMs, 0)} ms native, ${f(hv.shm.wallMs, 0)} ms SHM (${f(launchWallRatio.shm)}x), ` +
     `${f(hv.local.wallMs, 0)} ms LOCAL (${f(launchWallRatio.local)}x)`);
+  console.log(`    event-heavy (no target): ${f(ev.native * 1e3 / ne)} us/launch native, ${f(ev.local * 1e3 / ne)} through the ICD, ` +
+    `${f(ev.journaled * 1e3 / ne)} journaled`);
+  console.log(`    transfers (no target): host->device ${tr.native.write} MB/s native, ${tr.local.write} through the ICD; ` +
+    `device->host ${tr.native.read} native, ${tr.local.read} through the ICD`);
   if (stderrNotes.length > 0) {
     console.log(`  unexpected from the programs (${stderrNotes.length} line(s)):`);
     for (const l of stderrNotes.slice(0, 20)) console.log(`    ${l}`);

@@ -23,7 +23,7 @@ import { requireOpenCL } from '../helpers/opencl.js';
 import type { RunResult } from '../migrate/helpers.js';
 import { eventually, removeTemp, runCommand, tempDir, test } from '../migrate/helpers.js';
 
-/** Every program but the launch-heavy benchmark (bench/icd.ts runs that one). */
+/** Every program but the benchmarks `launches` and `transfers` (bench/icd.ts runs those; `launches --events` has a test below). */
 const PROGRAMS: readonly OpenclCProgramName[] = ['info', 'vector_add', 'host_memory', 'errors', 'callbacks', 'binaries', 'threads', 'no_release', 'rect', 'cpp_wrapper', 'images', 'cpp_default', 'context_devices', 'zero_copy', 'deferred_reads', 'finish_callbacks'];
 
 if (await requireOpenCL()) {
