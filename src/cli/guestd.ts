@@ -4,7 +4,6 @@
  * guest: journal, AVA_MIGRATION_CALL_ID, switch-over, failover, AVA_CHANNEL transports) and ends when the program
  * does, after closing the session so the journal is complete (also when the program crashed).
  */
-import { Socket } from 'node:net';
 import { loadSpec, SPEC_NAMES } from '../apis/registry.js';
 import { ConfigError } from '../errors.js';
 import { openSession } from '../guest/open.js';
@@ -35,8 +34,8 @@ export async function main(argv: string[]): Promise<void> {
   const spec = await loadSpec(positionals[0]!);
   // Half-open: the front shuts its side when the program ends and waits for ours to close, which happens only
   // once the session is closed (journal complete, a migration in progress finished).
-  const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
-  const link = new SocketLink(socket);
+  const link = SocketLink.overFd(fd);
+  const { socket } = link;
   const front = serveFront(link, { spec, open: (sessionId) => openSession(spec, { sessionId }) });
   // The program ended: close the session first, then our side of the socket, which the front waits for.
   socket.once('end', () => { void front.end().then(() => link.close()); });

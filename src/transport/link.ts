@@ -2,9 +2,9 @@
  * A frame link: a duplex pipe of whole frames between two peers. Sockets (unix, tcp) and the shared-memory ring
  * are links; the guest channel and the worker's connection handler are written once against this interface.
  */
-import type { Socket } from 'node:net';
-import { toWireError } from '../errors.js';
-import { DEFAULT_LIMITS, FrameReader, WireFormatError, encodeBody, encodeFrame } from '../wire/codec.js';
+import { Socket } from 'node:net';
+import { AvaError, toWireError } from '../errors.js';
+import { DEFAULT_LIMITS, FrameReader, WireFormatError, encodeBodyPieces, encodeFrame } from '../wire/codec.js';
 import type { WireLimits } from '../wire/codec.js';
 import type { Frame } from '../wire/frames.js';
 
@@ -33,24 +33,53 @@ export class SocketLink implements FrameLink {
   readonly #closeListeners: ((error?: Error) => void)[] = [];
   #closed = false;
   #detached = false;
+  readonly #direct: boolean;
   #error: Error | undefined;
   readonly #onData = (chunk: Buffer): void => {
     if (this.#closed || this.#detached) return;
-    const frames = this.#reader.push(chunk);
+    this.#deliver(this.#reader.push(chunk));
+  };
+
+  #deliver(frames: Frame[]): void {
     for (const frame of frames) {
       for (const l of this.#frameListeners) l(frame);
       if (this.#detached) return;
     }
     if (this.#reader.failed) this.#fail(this.#reader.failed);
-  };
+  }
 
-  constructor(socket: Socket, limits: Partial<WireLimits> = {}) {
+  /**
+   * A link over a socket it makes of an open file descriptor (a unix socket), reading frames in place: the socket
+   * reads straight into the frame a large one goes to (`FrameReader.nextReadBuffer`), so bulk data is copied once
+   * less. Such a link cannot {@link detach}.
+   */
+  static overFd(fd: number, limits: Partial<WireLimits> = {}): SocketLink {
+    const reader = new FrameReader(limits);
+    let link: SocketLink | undefined;
+    // `onread` is in Node's net.Socket options (since 15.8) but not in @types/node's constructor type.
+    const socket = new Socket({
+      fd, readable: true, writable: true, allowHalfOpen: true,
+      onread: {
+        buffer: () => reader.nextReadBuffer(),
+        callback: (n: number) => {
+          if (!link || link.#closed) return;
+          link.#deliver(reader.received(n));
+        },
+      },
+    } as ConstructorParameters<typeof Socket>[0]);
+    link = new SocketLink(socket, limits, reader);
+    return link;
+  }
+
+  /** @param direct the reader `overFd` wired the socket's reads to (no 'data' events then). */
+  constructor(socket: Socket, limits: Partial<WireLimits> = {}, direct?: FrameReader) {
     this.socket = socket;
-    this.#reader = new FrameReader(limits);
+    this.#reader = direct ?? new FrameReader(limits);
+    this.#direct = direct !== undefined;
     // What a peer with default limits accepts (the reading limit may be lowered for a handshake).
     this.#maxSend = DEFAULT_LIMITS.maxFrameBytes;
     socket.setNoDelay?.(true);
-    socket.on('data', this.#onData);
+    if (!direct) socket.on('data', this.#onData);
     socket.on('error', (error) => { this.#error ??= error; });
     socket.on('close', () => this.#closedNow());
   }
@@ -80,17 +109,20 @@ export class SocketLink implements FrameLink {
    */
   send(frame: Frame): void {
     if (this.#closed || this.socket.destroyed) return;
-    const body = encodeBody(frame);
-    if (body.byteLength > this.#maxSend) {
-      throw new WireFormatError('ERR_AVA_FRAME_TOO_LARGE', `a ${frame.t ?? 'frame'} of ${body.byteLength} bytes is over the frame limit of ${this.#maxSend}`);
+    const pieces = encodeBodyPieces(frame);
+    let length = 0;
+    for (const p of pieces) length += p.byteLength;
+    if (length > this.#maxSend) {
+      throw new WireFormatError('ERR_AVA_FRAME_TOO_LARGE', `a ${frame.t ?? 'frame'} of ${length} bytes is over the frame limit of ${this.#maxSend}`);
     }
-    // Prefix and body as two writes of one corked packet: a state chunk of megabytes is not copied once more to join
-    // them (cbor-x never writes over a body it returned, so the socket may hold it until sent).
+    // Prefix and body pieces as writes of one corked packet: large byte strings (a read's bytes, a state chunk) are
+    // written from where they are, not copied into one buffer (cbor-x never writes over a body it returned, and
+    // nothing changes a frame's bytes once sent, so the socket may hold them until written).
     const prefix = Buffer.allocUnsafe(4);
-    prefix.writeUInt32BE(body.byteLength, 0);
+    prefix.writeUInt32BE(length, 0);
     this.socket.cork();
     this.socket.write(prefix);
-    this.socket.write(body);
+    for (const p of pieces) this.socket.write(p);
     this.socket.uncork();
   }
 
@@ -104,6 +136,7 @@ export class SocketLink implements FrameLink {
    * after the last frame was read as frames. Close listeners are dropped.
    */
   detach(): { socket: Socket; rest: Buffer } {
+    if (this.#direct) throw new AvaError('ERR_AVA_INTERNAL', 'a link that reads in place (SocketLink.overFd) cannot be detached');
     this.#detached = true;
     this.socket.off('data', this.#onData);
     this.#closeListeners.length = 0;

@@ -60,6 +60,59 @@ export function encodeBody(frame: Frame): Uint8Array {
   return encoder.encode(defined(frame));
 }
 
+/** Byte strings at least this large are sent from where they are by {@link encodeBodyPieces}, not copied. */
+const PIECE_MIN_BYTES = 64 * 1024;
+
+function holdsLargeBytes(v: unknown, depth: number): boolean {
+  if (v instanceof Uint8Array) return v.byteLength >= PIECE_MIN_BYTES;
+  if (depth > 4 || v === null || typeof v !== 'object') return false;
+  for (const x of Array.isArray(v) ? v : Object.values(v)) if (holdsLargeBytes(x, depth + 1)) return true;
+  return false;
+}
+
+/** A CBOR head (major type and argument) in its shortest form (cbor-x writes map heads wider; both are CBOR). */
+function cborHead(major: number, n: number): Uint8Array {
+  const m = major << 5;
+  if (n < 24) return Uint8Array.of(m | n);
+  if (n < 0x100) return Uint8Array.of(m | 24, n);
+  if (n < 0x10000) return Uint8Array.of(m | 25, n >> 8, n & 0xff);
+  if (n < 0x100000000) return Uint8Array.of(m | 26, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+  const b = new Uint8Array(9);
+  b[0] = m | 27;
+  new DataView(b.buffer).setBigUint64(1, BigInt(n));
+  return b;
+}
+
+function pushPieces(v: unknown, out: Uint8Array[]): void {
+  if (v instanceof Uint8Array && v.byteLength >= PIECE_MIN_BYTES) {
+    out.push(cborHead(2, v.byteLength), v);
+  } else if (Array.isArray(v)) {
+    out.push(cborHead(4, v.length));
+    for (const x of v) pushPieces(x, out);
+  } else if (v !== null && typeof v === 'object' && !(v instanceof Uint8Array)) {
+    const entries = Object.entries(v).filter(([, x]) => x !== undefined);
+    out.push(cborHead(5, entries.length));
+    for (const [k, x] of entries) {
+      out.push(encoder.encode(k));
+      pushPieces(x, out);
+    }
+  } else {
+    out.push(encoder.encode(v));
+  }
+}
+
+/**
+ * Encodes one frame body (no prefix) as pieces whose concatenation is its CBOR: a frame that carries large byte
+ * strings (a read's bytes, a state chunk) refers to them instead of copying them into one buffer, so a socket can
+ * write them from where they are. Any other frame is one piece, {@link encodeBody}'s.
+ */
+export function encodeBodyPieces(frame: Frame): Uint8Array[] {
+  if (!holdsLargeBytes(frame, 0)) return [encodeBody(frame)];
+  const out: Uint8Array[] = [];
+  pushPieces(frame, out);
+  return out;
+}
+
 /** Encodes one frame with its length prefix. */
 export function encodeFrame(frame: Frame): Buffer {
   const body = encoder.encode(defined(frame));
@@ -313,6 +366,11 @@ export function validateFrame(v: unknown, limits: WireLimits = DEFAULT_LIMITS): 
   return v as unknown as Frame;
 }
 
+/** Frames at least this large are read in place by a direct reader ({@link FrameReader.nextReadBuffer}). */
+const DIRECT_MIN_BYTES = 256 * 1024;
+/** The scratch buffer of a direct reader: what one read takes at most outside a large frame. */
+const DIRECT_READ_BYTES = 64 * 1024;
+
 /**
  * Reassembles length-prefixed frames from a byte stream. Push chunks as they arrive; complete frames come out in
  * order. A length over the limit is refused before its body is buffered.
@@ -321,6 +379,10 @@ export class FrameReader {
   #limits: WireLimits;
   #chunks: Buffer[] = [];
   #buffered = 0;
+  /** Direct reads (see {@link nextReadBuffer}): where small reads land, copied out before the next one. */
+  #scratch: Buffer | undefined;
+  /** A large frame's body being read in place, and how much of it is there. */
+  #large: { body: Buffer; filled: number } | undefined;
 
   constructor(limits: Partial<WireLimits> = {}) {
     this.#limits = { ...DEFAULT_LIMITS, ...limits };
@@ -354,7 +416,10 @@ export class FrameReader {
         if (length > this.#limits.maxFrameBytes) {
           throw new WireFormatError('ERR_AVA_FRAME_TOO_LARGE', `frame of ${length} bytes is over the limit of ${this.#limits.maxFrameBytes}`);
         }
-        if (this.#buffered < 4 + length) break;
+        if (this.#buffered < 4 + length) {
+          if (this.#scratch !== undefined && length >= DIRECT_MIN_BYTES) this.#startLarge(length);
+          break;
+        }
         const all = this.#take(4 + length);
         frames.push(decodeBody(all.subarray(4), this.#limits));
       }
@@ -364,6 +429,39 @@ export class FrameReader {
       this.#buffered = 0;
     }
     return frames;
+  }
+
+  /**
+   * For a reader the socket reads into directly (`net.Socket`'s `onread`): where the next read should land. The rest
+   * of a large frame's body while one is coming, so its bytes are read in place instead of being joined from chunks
+   * (a copy of every byte, into freshly faulted memory); else a scratch buffer that {@link received} copies out of.
+   */
+  nextReadBuffer(): Buffer {
+    if (this.#large) return this.#large.body.subarray(this.#large.filled);
+    return this.#scratch ??= Buffer.allocUnsafeSlow(DIRECT_READ_BYTES);
+  }
+
+  /** `n` bytes were read into the buffer {@link nextReadBuffer} gave; returns the frames they complete (see {@link push}). */
+  received(n: number): Frame[] {
+    const large = this.#large;
+    if (!large) return this.push(Buffer.from(this.#scratch!.subarray(0, n)));
+    large.filled += n;
+    if (large.filled < large.body.byteLength) return [];
+    this.#large = undefined;
+    try {
+      return [decodeBody(large.body, this.#limits)];
+    } catch (error) {
+      this.failed = error instanceof WireFormatError ? error : new WireFormatError('ERR_AVA_BAD_FRAME', String(error), { cause: error });
+      return [];
+    }
+  }
+
+  /** Moves what is buffered of a large frame (its prefix read) into a body of its own, read into from now on. */
+  #startLarge(length: number): void {
+    const head = this.#take(this.#buffered);
+    const body = Buffer.allocUnsafeSlow(length);
+    head.copy(body, 0, 4);
+    this.#large = { body, filled: head.byteLength - 4 };
   }
 
   /** The bytes received after the last complete frame (the reader is empty afterwards). */

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { AvaError } from '../../src/errors.js';
-import { DEFAULT_LIMITS, FrameReader, WireFormatError, decodeBody, encodeBody, encodeFrame } from '../../src/wire/codec.js';
+import { DEFAULT_LIMITS, FrameReader, WireFormatError, decodeBody, encodeBody, encodeBodyPieces, encodeFrame } from '../../src/wire/codec.js';
 import type { WireLimits } from '../../src/wire/codec.js';
 import type { Frame, WireValue } from '../../src/wire/frames.js';
 import { PROTOCOL_VERSION } from '../../src/wire/frames.js';
@@ -177,6 +177,47 @@ test('FrameReader gives the same frames whatever the chunk splits (fast-check)',
     const cuts = [...new Set(rawCuts.map((c) => c % (all.byteLength + 1)))].sort((a, b) => a - b);
     assert.equal(plain(readAll(all, cuts)), plain(frames));
   }), { numRuns: 300 });
+});
+
+/** A reply frame with a large byte string (over the 64 KiB at which pieces and in-place reads start) and small values. */
+function largeReply(seq: number, bytes: number): Frame {
+  const data = new Uint8Array(bytes);
+  for (let i = 0; i < bytes; i++) data[i] = (i * 31 + seq) & 0xff;
+  return { t: 'reply', seq, ret: 0, outs: { dst: data, size: bytes, list: [1, 2, { x: 'y' }] } };
+}
+
+test('encodeBodyPieces: the pieces joined decode to the frame; large byte strings are pieces of their own, not copies', () => {
+  for (const f of [...Object.values(EXAMPLES), largeReply(1, 300_000), largeReply(2, 65_536), { t: 'event', callback: 3, args: [new Uint8Array(70_000).fill(9), null] } as Frame]) {
+    const pieces = encodeBodyPieces(f);
+    assert.equal(plain(decodeBody(Buffer.concat(pieces))), plain(f), `a ${f.t} frame`);
+  }
+  const f = largeReply(3, 300_000);
+  const data = (f as unknown as { outs: { dst: Uint8Array } }).outs.dst;
+  assert.ok(encodeBodyPieces(f).includes(data), 'the byte string itself is a piece');
+});
+
+test('FrameReader direct reads (nextReadBuffer/received): the same frames whatever the read sizes; a large body is read in place', () => {
+  fc.assert(fc.property(fc.array(fc.oneof(frame, fc.integer({ min: 256 * 1024, max: 600_000 }).map((n) => largeReply(n, n))), { minLength: 1, maxLength: 4 }),
+    fc.array(fc.integer({ min: 1, max: 200_000 }), { minLength: 1, maxLength: 20 }), (frames, sizes) => {
+      const all = Buffer.concat(frames.map((x) => encodeFrame(x)));
+      const reader = new FrameReader();
+      const got: Frame[] = [];
+      let at = 0;
+      let k = 0;
+      let inPlace = 0;
+      while (at < all.byteLength) {
+        // As a socket does: read at most what the buffer holds and what the next read size allows.
+        const target = reader.nextReadBuffer();
+        const n = Math.min(target.byteLength, sizes[k++ % sizes.length]!, all.byteLength - at);
+        all.copy(target, 0, at, at + n);
+        if (target.byteLength > 64 * 1024) inPlace++;
+        got.push(...reader.received(n));
+        at += n;
+      }
+      assert.is(reader.failed, undefined);
+      assert.equal(plain(got), plain(frames));
+      if (frames.some((x) => x.t === 'reply' && (x.outs?.size as number) >= 256 * 1024)) assert.ok(inPlace > 0, 'a large frame was read in place');
+    }), { numRuns: 60 });
 });
 
 test('FrameReader: one byte at a time, and empty chunks, give the same frames', () => {

@@ -52,14 +52,52 @@ void ava_cb_double(ava_cbuf *b, double v) {
   for (int i = 0; i < 8; i++) h[1 + i] = (uint8_t)(bits >> (56 - 8 * i));
   ava_cb_raw(b, h, 9);
 }
-void ava_cb_bytes(ava_cbuf *b, const void *p, size_t n) { head(b, 2, n); ava_cb_raw(b, p, n); }
+void ava_cb_bytes(ava_cbuf *b, const void *p, size_t n) {
+  head(b, 2, n);
+  if (b->ref_min == 0 || n < b->ref_min || b->failed) { ava_cb_raw(b, p, n); return; }
+  if (b->nrefs == b->refs_cap) {
+    size_t cap = b->refs_cap ? 2 * b->refs_cap : 4;
+    ava_cref *r = realloc(b->refs, cap * sizeof *r);
+    if (!r) { b->failed = 1; return; }
+    b->refs = r;
+    b->refs_cap = cap;
+  }
+  b->refs[b->nrefs++] = (ava_cref){ b->len, p, n };
+  b->ref_bytes += n;
+}
 void ava_cb_text(ava_cbuf *b, const char *p, size_t n) { head(b, 3, n); ava_cb_raw(b, p, n); }
 void ava_cb_cstr(ava_cbuf *b, const char *s) { ava_cb_text(b, s, strlen(s)); }
 void ava_cb_array(ava_cbuf *b, size_t n) { head(b, 4, n); }
 void ava_cb_map(ava_cbuf *b, size_t n) { head(b, 5, n); }
 void ava_cb_null(ava_cbuf *b) { uint8_t x = 0xf6; ava_cb_raw(b, &x, 1); }
 void ava_cb_bool(ava_cbuf *b, int v) { uint8_t x = v ? 0xf5 : 0xf4; ava_cb_raw(b, &x, 1); }
-void ava_cb_free(ava_cbuf *b) { free(b->data); memset(b, 0, sizeof *b); }
+void ava_cb_free(ava_cbuf *b) {
+  size_t ref_min = b->ref_min;
+  free(b->data);
+  free(b->refs);
+  memset(b, 0, sizeof *b);
+  b->ref_min = ref_min;
+}
+
+size_t ava_cb_size(const ava_cbuf *b) { return b->len + b->ref_bytes; }
+
+int ava_cb_pieces(const ava_cbuf *b, const void **base, size_t *len, int max) {
+  int k = 0;
+  size_t from = 0;
+  for (size_t i = 0; i <= b->nrefs; i++) {
+    size_t to = i < b->nrefs ? b->refs[i].at : b->len;
+    if (to > from) {
+      if (k == max) return 0;
+      base[k] = b->data + from; len[k] = to - from; k++;
+    }
+    from = to;
+    if (i < b->nrefs && b->refs[i].n > 0) {
+      if (k == max) return 0;
+      base[k] = b->refs[i].p; len[k] = b->refs[i].n; k++;
+    }
+  }
+  return k;
+}
 
 /* ------------------------------------------------------------------------------------------------ reader */
 

@@ -8,11 +8,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/** A growing output buffer; `failed` is set (and writes stop) when memory runs out. */
+/** Bytes a buffer names instead of copying them: they belong in the stream at `at`, before data[at]. */
+typedef struct ava_cref {
+  size_t at;
+  const void *p;
+  size_t n;
+} ava_cref;
+
+/**
+ * A growing output buffer; `failed` is set (and writes stop) when memory runs out. With `ref_min` set, byte strings
+ * of at least that many bytes are not copied: the buffer keeps a reference (`refs`), and the caller must keep them
+ * unchanged until the buffer is sent (ava_cb_pieces).
+ */
 typedef struct ava_cbuf {
   uint8_t *data;
   size_t len, cap;
   int failed;
+  size_t ref_min;
+  ava_cref *refs;
+  size_t nrefs, refs_cap;
+  size_t ref_bytes; /* bytes the references add to the stream */
 } ava_cbuf;
 
 void ava_cb_reserve(ava_cbuf *b, size_t extra);
@@ -28,6 +43,13 @@ void ava_cb_map(ava_cbuf *b, size_t n);
 void ava_cb_null(ava_cbuf *b);
 void ava_cb_bool(ava_cbuf *b, int v);
 void ava_cb_free(ava_cbuf *b);
+/** Bytes of the whole stream: what was written plus what the references name. */
+size_t ava_cb_size(const ava_cbuf *b);
+/**
+ * The stream as pieces in order (written bytes and referenced ones): fills at most `max` of `base`/`len` pairs and
+ * returns how many it used, or 0 when `max` is too small.
+ */
+int ava_cb_pieces(const ava_cbuf *b, const void **base, size_t *len, int max);
 
 /** Kinds of parsed values. */
 enum ava_cv_type { CV_UINT, CV_NEG, CV_BYTES, CV_TEXT, CV_ARRAY, CV_MAP, CV_FLOAT, CV_BOOL, CV_NULL };
