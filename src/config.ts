@@ -204,3 +204,18 @@ export function checkpointEvery(env: Env = process.env): number {
   if (!/^\d{1,9}$/.test(raw)) throw new ConfigError(`AVA_CHECKPOINT_EVERY="${raw}" must be a number of calls`);
   return Number(raw);
 }
+
+/** Default of {@link guestdSpinMicros}. */
+export const DEFAULT_GUESTD_SPIN_MICROS = 100;
+
+/**
+ * `AVA_GUESTD_SPIN_US=<µs>`: how long ava-guestd keeps polling its front's socket after each frame in or out, instead
+ * of sleeping until the next one (0: never; at most 10000). A native program's next call usually follows within
+ * microseconds, and waking a sleeping process costs more than that on a VM.
+ */
+export function guestdSpinMicros(env: Env = process.env): number {
+  const raw = env.AVA_GUESTD_SPIN_US?.trim();
+  if (!raw) return DEFAULT_GUESTD_SPIN_MICROS;
+  if (!/^\d{1,5}$/.test(raw) || Number(raw) > 10_000) throw new ConfigError(`AVA_GUESTD_SPIN_US="${raw}" must be a number of microseconds from 0 to 10000`);
+  return Number(raw);
+}

@@ -5,6 +5,7 @@
  * does, after closing the session so the journal is complete (also when the program crashed).
  */
 import { loadSpec, SPEC_NAMES } from '../apis/registry.js';
+import { guestdSpinMicros } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { openSession } from '../guest/open.js';
 import { serveFront } from '../guestd/serve-front.js';
@@ -36,7 +37,19 @@ export async function main(argv: string[]): Promise<void> {
   // once the session is closed (journal complete, a migration in progress finished).
   const link = SocketLink.overFd(fd);
   const { socket } = link;
-  const front = serveFront(link, { spec, open: (sessionId) => openSession(spec, { sessionId }) });
+  // A bad AVA_* value refuses the session (the front prints its code), as openSession's own checks do.
+  let spinMicros = 0;
+  let refused: unknown;
+  try {
+    spinMicros = guestdSpinMicros();
+  } catch (error) {
+    refused = error;
+  }
+  const front = serveFront(link, {
+    spec,
+    open: (sessionId) => (refused === undefined ? openSession(spec, { sessionId }) : Promise.reject(refused)),
+    ...(spinMicros > 0 ? { onActivity: pollFor(spinMicros) } : {}),
+  });
   // The program ended: close the session first, then our side of the socket, which the front waits for.
   socket.once('end', () => { void front.end().then(() => link.close()); });
   // A session whose worker is stuck in a native call that never returns (a read behind a user event the program
@@ -54,4 +67,26 @@ export async function main(argv: string[]): Promise<void> {
   socket.once('end', exitAfterGrace);
   socket.once('close', exitAfterGrace);
   await front.done;
+}
+
+/**
+ * Keeps the event loop polling (an immediate per turn: libuv then polls without sleeping) for `micros` after each
+ * call of the returned function, so that the front's next frame is read at once instead of after a wake-up (tens
+ * of microseconds on a VM). Measured on a 2-core VM (fixtures/opencl-c/microbench, medians of 6 alternating runs): a query round trip
+ * 84 -> 72 us, a launch and its finish 186 -> 169 us.
+ */
+function pollFor(micros: number): () => void {
+  let until = 0;
+  let polling = false;
+  const poll = (): void => {
+    if (performance.now() < until) setImmediate(poll);
+    else polling = false;
+  };
+  return () => {
+    until = performance.now() + micros / 1000;
+    if (!polling) {
+      polling = true;
+      setImmediate(poll);
+    }
+  };
 }

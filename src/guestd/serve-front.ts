@@ -20,6 +20,8 @@ export interface ServeFrontOptions {
   readonly spec: ApiSpec;
   /** Opens the session the front's calls go to (by default from the AVA_* variables: see `openSession`). */
   readonly open: (sessionId: string) => Promise<OpenedSession>;
+  /** Called for every frame received from the front and every frame sent to it (see ava-guestd's polling). */
+  readonly onActivity?: () => void;
 }
 
 /** A front being served. */
@@ -43,7 +45,9 @@ export function serveFront(link: FrameLink, options: ServeFrontOptions): FrontCo
   /** An asynchronous call's failure consumed while posting: reported on the next waiting call, as the session would. */
   let pendingFailure: unknown;
 
+  const { onActivity } = options;
   const send = (frame: Frame): void => {
+    onActivity?.();
     try {
       link.send(frame);
     } catch (error) {
@@ -97,6 +101,7 @@ export function serveFront(link: FrameLink, options: ServeFrontOptions): FrontCo
   };
 
   link.onFrame((frame) => {
+    onActivity?.();
     try {
       if (opening === undefined) {
         if (frame.t !== 'hello') throw new HandshakeError('ERR_AVA_HANDSHAKE', `expected a hello frame first, got ${frame.t}`);

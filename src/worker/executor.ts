@@ -225,7 +225,33 @@ function runDeferredMap(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame
 
 /** Roles of arguments a call in a burst may have: read only, or a handle it makes (an enqueue's event). */
 const BURST_ROLES = new Set<ArgSpec['role']>(['scalar', 'count', 'handle', 'handles', 'bufferIn', 'string', 'strings', 'scalars', 'properties', 'argValue', 'struct', 'userData', 'handleOut']);
-const burstShaped = new WeakMap<FunctionSpec, boolean>();
+/** What a burst needs to know of a function, worked out once (see {@link burstShapeOf}). */
+interface BurstShape {
+  /** Its handle out-arguments (an enqueue's event). */
+  readonly handleOuts: readonly number[];
+  /** The argument a release names, or -1. */
+  readonly releases: number;
+  /** A successful call that asked for none of its handle outs changes nothing a reply tracks ({@link givesBackOnlyStatus}). */
+  readonly statusOnly: boolean;
+}
+const burstShapes = new WeakMap<FunctionSpec, BurstShape | null>();
+
+/** The burst shape of `f`, or null when it may not run in a burst. */
+function burstShapeOf(f: FunctionSpec): BurstShape | null {
+  let shape = burstShapes.get(f);
+  if (shape === undefined) {
+    shape = f.unsupported === undefined && !f.blocking && f.deferred === undefined && f.returns.role === 'status' &&
+      f.sets === undefined && f.args.every((a) => BURST_ROLES.has(a.role))
+      ? {
+        handleOuts: f.args.flatMap((a, i) => (a.role === 'handleOut' ? [i] : [])),
+        releases: f.record === 'release' && f.target !== undefined ? planOf(f).indexOf.get(f.target)! : -1,
+        statusOnly: givesBackOnlyStatus(f, { seq: 0, fn: f.name, args: f.args.map(() => null), retId: null }),
+      }
+      : null;
+    burstShapes.set(f, shape);
+  }
+  return shape;
+}
 
 /**
  * True when `frame` may run in a burst ({@link executeBurst}): a posted call of a supported function that neither
@@ -236,14 +262,7 @@ const burstShaped = new WeakMap<FunctionSpec, boolean>();
 export function burstable(ctx: ExecutionContext, frame: CallFrame): boolean {
   if (frame.async !== true || typeof frame.fn !== 'string' || !Array.isArray(frame.args)) return false;
   const f = ctx.spec.fn.get(frame.fn);
-  if (f === undefined || frame.args.length !== f.args.length) return false;
-  let shaped = burstShaped.get(f);
-  if (shaped === undefined) {
-    shaped = f.unsupported === undefined && !f.blocking && f.deferred === undefined && f.returns.role === 'status' &&
-      f.sets === undefined && f.args.every((a) => BURST_ROLES.has(a.role));
-    burstShaped.set(f, shaped);
-  }
-  return shaped;
+  return f !== undefined && frame.args.length === f.args.length && burstShapeOf(f) !== null;
 }
 
 /** Where a handle made earlier in a burst goes in a later call of it, once the call that makes it has run. */
@@ -300,6 +319,7 @@ export function executeBurst(ctx: ExecutionContext, frames: readonly CallFrame[]
   };
   const burstCtx: ExecutionContext = { ...ctx, handles };
   const fns: FunctionSpec[] = [];
+  const shapes: BurstShape[] = [];
   const prepared: (Prepared | undefined)[] = [];
   const uses: (PendingUse[] | undefined)[] = [];
   const replies: ReplyFrame[] = [];
@@ -332,18 +352,21 @@ export function executeBurst(ctx: ExecutionContext, frames: readonly CallFrame[]
       }
       if (!fits) break;
     }
+    const shape = burstShapeOf(f)!;
     fns[k] = f;
+    shapes[k] = shape;
     uses[k] = pending;
     try {
       const p = prepare(burstCtx, f, frame);
       prepared[k] = p;
       // Pointers only fit the slots this call's arrays have (a shorter count leaves later ids out).
       if (pending) uses[k] = pending.filter((u) => u.offset < 0 || (Buffer.isBuffer(p.native[u.arg]) && u.offset + 8 <= (p.native[u.arg] as Buffer).byteLength));
-      f.args.forEach((a, i) => {
-        if (a.role === 'handleOut' && typeof frame.args[i] === 'number') made.set(frame.args[i] as number, { maker: k, makerArg: i, kind: a.kind });
-      });
-      if (f.record === 'release' && f.target !== undefined) {
-        const target = frame.args[planOf(f).indexOf.get(f.target)!];
+      for (const i of shape.handleOuts) {
+        const id = frame.args[i];
+        if (typeof id === 'number') made.set(id, { maker: k, makerArg: i, kind: (f.args[i] as Extract<ArgSpec, { role: 'handleOut' }>).kind });
+      }
+      if (shape.releases >= 0) {
+        const target = frame.args[shape.releases];
         if (typeof target === 'number') released.add(target);
       }
     } catch (error) {
@@ -374,7 +397,9 @@ export function executeBurst(ctx: ExecutionContext, frames: readonly CallFrame[]
     if (!p) continue;
     const frame = frames[from + k]!;
     try {
-      replies[k] = results[k] === success && givesBackOnlyStatus(fns[k]!, frame) ? { seq: frame.seq, ret: success } : finish(ctx, fns[k]!, frame, p, results[k]);
+      const shape = shapes[k]!;
+      const statusOnly = shape.statusOnly && !shape.handleOuts.some((i) => frame.args[i] !== null && frame.args[i] !== undefined);
+      replies[k] = results[k] === success && statusOnly ? { seq: frame.seq, ret: success } : finish(ctx, fns[k]!, frame, p, results[k]);
     } catch (error) {
       replies[k] = { seq: frame.seq, error: toWireError(error) };
     }

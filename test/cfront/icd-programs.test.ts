@@ -231,6 +231,13 @@ if (await requireOpenCL()) {
     const r = await viaIcd('vector_add', { AVA_CHANNEL: 'CARRIER-PIGEON' });
     assert.is.not(r.code, 0, show('vector_add', r));
     assert.match(r.stderr, /ava-guestd refused the session: ERR_AVA_CONFIG: /);
+    // ava-guestd's own setting too; AVA_GUESTD_SPIN_US=0 (no polling) is a valid one.
+    const spin = await viaIcd('vector_add', { AVA_GUESTD_SPIN_US: 'fast' });
+    assert.is.not(spin.code, 0, show('vector_add', spin));
+    assert.match(spin.stderr, /ava-guestd refused the session: ERR_AVA_CONFIG: AVA_GUESTD_SPIN_US="fast"/);
+    const still = await viaIcd('vector_add', { AVA_GUESTD_SPIN_US: '0' });
+    assert.is(still.code, 0, show('vector_add without polling', still));
+    assert.is(still.stdout, native.get('vector_add'));
   });
 
   test('ava-migrate -- <compiled program>: runs it through the ICD, migrates and prints the JSON report', async () => {
