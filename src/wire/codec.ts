@@ -128,59 +128,80 @@ export function encodeFrame(frame: Frame): Buffer {
  * non-text keys, nesting past `maxDepth` and trailing bytes. So cbor-x never turns peer input into exotic objects.
  */
 export function scanCbor(b: Uint8Array, limits: WireLimits = DEFAULT_LIMITS): boolean {
-  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  // One loop over the items with the open containers on a small stack (no recursion, no closures): this runs over
+  // every frame a peer sends, a thousand calls per batch from the C front.
+  const len = b.byteLength;
+  const maxDepth = limits.maxDepth + 2;
+  const lefts: number[] = [];
+  const maps: boolean[] = [];
   let pos = 0;
   let wideSafeInts = false;
-  const need = (n: number): void => {
-    if (pos + n > b.byteLength) bad('truncated CBOR');
-  };
-  const item = (depth: number): void => {
-    need(1);
+  let depth = 0; // containers open around the next item
+  let left = 1; // items left in the innermost one (the frame itself at the top)
+  let inMap = false;
+  for (;;) {
+    if (left === 0) {
+      if (depth === 0) break;
+      depth--;
+      left = lefts[depth]!;
+      inMap = maps[depth]!;
+      continue;
+    }
+    if (pos >= len) bad('truncated CBOR');
     const initial = b[pos++]!;
     const major = initial >> 5;
+    if (inMap && (left & 1) === 0 && major !== 3) bad('map keys must be text');
+    left--;
     const info = initial & 31;
     let arg: number;
     if (info < 24) arg = info;
-    else if (info === 24) { need(1); arg = b[pos]!; pos += 1; }
-    else if (info === 25) { need(2); arg = view.getUint16(pos); pos += 2; }
-    else if (info === 26) { need(4); arg = view.getUint32(pos); pos += 4; }
-    else if (info === 27) {
-      need(8);
-      const v = view.getBigUint64(pos);
+    else if (info === 24) {
+      if (pos + 1 > len) bad('truncated CBOR');
+      arg = b[pos]!;
+      pos += 1;
+    } else if (info === 25) {
+      if (pos + 2 > len) bad('truncated CBOR');
+      arg = (b[pos]! << 8) | b[pos + 1]!;
+      pos += 2;
+    } else if (info === 26) {
+      if (pos + 4 > len) bad('truncated CBOR');
+      arg = b[pos]! * 0x1000000 + ((b[pos + 1]! << 16) | (b[pos + 2]! << 8) | b[pos + 3]!);
+      pos += 4;
+    } else if (info === 27) {
+      if (pos + 8 > len) bad('truncated CBOR');
+      const hi = b[pos]! * 0x1000000 + ((b[pos + 1]! << 16) | (b[pos + 2]! << 8) | b[pos + 3]!);
+      const lo = b[pos + 4]! * 0x1000000 + ((b[pos + 5]! << 16) | (b[pos + 6]! << 8) | b[pos + 7]!);
       pos += 8;
-      arg = v > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(v);
+      arg = hi >= 0x200000 ? Infinity : hi * 0x100000000 + lo; // past 2^53: no number holds it
       if (major <= 1 && arg !== Infinity) wideSafeInts = true;
+    } else {
+      bad(info === 31 ? 'indefinite-length CBOR items are not part of the protocol' : 'reserved CBOR additional information');
     }
-    else bad(info === 31 ? 'indefinite-length CBOR items are not part of the protocol' : 'reserved CBOR additional information');
     switch (major) {
-      case 0: case 1: return;
+      case 0: case 1: break;
       case 2: case 3:
-        if (arg > b.byteLength) bad('CBOR string longer than the frame');
-        need(arg);
+        if (arg > len) bad('CBOR string longer than the frame');
+        if (pos + arg > len) bad('truncated CBOR');
         pos += arg;
-        return;
-      case 4: case 5: {
-        if (depth >= limits.maxDepth + 2) bad(`nested deeper than ${limits.maxDepth}`);
+        break;
+      case 4: case 5:
+        if (depth >= maxDepth) bad(`nested deeper than ${limits.maxDepth}`);
         if (arg > limits.maxElements) bad(`${major === 4 ? 'array' : 'map'} of ${arg} elements`);
-        for (let i = 0; i < arg; i++) {
-          if (major === 5) {
-            need(1);
-            if (b[pos]! >> 5 !== 3) bad('map keys must be text');
-            item(depth + 1);
-          }
-          item(depth + 1);
-        }
-        return;
-      }
+        lefts[depth] = left;
+        maps[depth] = inMap;
+        depth++;
+        left = major === 5 ? 2 * arg : arg;
+        inMap = major === 5;
+        break;
       case 6: bad('CBOR tags are not part of the protocol');
+      // falls through: bad() throws
       default:
         // major 7: false, true, null and floats only.
-        if (info === 20 || info === 21 || info === 22 || info === 25 || info === 26 || info === 27) return;
+        if (info === 20 || info === 21 || info === 22 || info === 25 || info === 26 || info === 27) break;
         bad(info === 23 ? 'undefined is not part of the protocol' : 'CBOR simple values are not part of the protocol');
     }
-  };
-  item(0);
-  if (pos !== b.byteLength) bad('trailing bytes after the frame');
+  }
+  if (pos !== len) bad('trailing bytes after the frame');
   return wideSafeInts;
 }
 

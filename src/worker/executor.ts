@@ -507,14 +507,25 @@ function prepare(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame): Prep
   const plan = planOf(f);
   const indexOf = plan.indexOf;
   const labels = plan.labels;
-  const { lookup, attribute } = lengthLookups(ctx, f, args);
   if (f.returns.role === 'handle') ctx.handles.checkNewId(frame.retId, f.returns.kind);
   else if (f.returns.role === 'mapped') ctx.handles.checkNewId(frame.retId, MAPPED_KIND);
   const native: unknown[] = new Array(f.args.length);
   const outs: (Buffer | Buffer[] | null)[] = new Array(f.args.length).fill(null);
-  const len = (i: number, expr: Parameters<typeof evalLength>[0]): number => checkedLength(evalLength(expr, lookup, attribute), labels[i]!);
+  let lookups: ReturnType<typeof lengthLookups> | undefined;
+  const lookup = (name: string): unknown => (lookups ??= lengthLookups(ctx, f, args)).lookup(name);
+  const len = (i: number, expr: Parameters<typeof evalLength>[0]): number => {
+    // Most lengths name one argument holding a number (a count, a size): read it without the general lookups.
+    if (typeof expr === 'string') {
+      const j = indexOf.get(expr);
+      const v = j === undefined || f.args[j]!.role === 'scalarOut' ? undefined : args[j];
+      if (typeof v === 'number') return checkedLength(v, labels[i]!);
+    }
+    lookups ??= lengthLookups(ctx, f, args);
+    return checkedLength(evalLength(expr, lookups.lookup, lookups.attribute), labels[i]!);
+  };
 
-  f.args.forEach((a, i) => {
+  for (let i = 0; i < f.args.length; i++) {
+    const a = f.args[i]!;
     const v = args[i];
     switch (a.role) {
       case 'scalar': {
@@ -723,7 +734,7 @@ function prepare(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame): Prep
         break;
       }
     }
-  });
+  }
   return { native, outs };
 }
 
