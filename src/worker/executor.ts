@@ -133,6 +133,28 @@ function zeroed(n: number): Buffer {
   return n <= 4096 ? Buffer.allocUnsafe(n).fill(0) : Buffer.alloc(n);
 }
 
+/** The last input array built for each `scalars` argument, with its values. */
+const lastScalars = new WeakMap<ArgSpec, { readonly values: readonly WireValue[]; readonly buf: Buffer }>();
+
+/**
+ * The native array of a `scalars` argument (an input the library only reads, such as a launch's global work size).
+ * The same values as this argument's last call give the same buffer back: launch loops repeat their sizes, and a
+ * buffer per launch is garbage per launch.
+ */
+function scalarsBuffer(a: Extract<ArgSpec, { role: 'scalars' }>, v: readonly WireValue[], n: number, label: string): Buffer {
+  const last = lastScalars.get(a);
+  if (last && last.values.length === n) {
+    let same = true;
+    for (let k = 0; k < n && same; k++) same = typeof v[k] === 'number' && v[k] === last.values[k];
+    if (same) return last.buf;
+  }
+  const size = SCALAR_SIZE[a.type];
+  const buf = zeroed(Math.max(size * n, size));
+  for (let k = 0; k < n; k++) writeScalar(buf, size * k, a.type, scalarValue(v[k], a.type, `${label}[${k}]`));
+  lastScalars.set(a, { values: v.slice(0, n), buf });
+  return buf;
+}
+
 /** Bounds a length computed from untrusted arguments, so a forged size never makes the worker allocate wildly. */
 const MAX_ARG_BYTES = 2 ** 30 - 2 ** 20; // what fits, with room to spare, in a reply frame (1 GiB)
 function checkedLength(n: number, where: string): number {
@@ -286,7 +308,8 @@ function someNumber(v: WireValue, test: (n: number) => boolean): boolean {
 /**
  * Runs the calls of `frames` from `from` on that are {@link burstable} as one burst, in order: prepares every one,
  * then calls the library for each back to back, then builds the replies (a reply per frame, as {@link executeCall}
- * would give). Returns the replies of the frames it ran (at least `frames[from]`, which must be burstable).
+ * would give). Returns a slot per frame it ran (at least `frames[from]`, which must be burstable): its reply, or
+ * nothing for a call that succeeded and gives back only its status (no caller reads those).
  *
  * Why back to back: a library that hands work to threads of its own (PoCL runs kernels on a pool) wakes a sleeping
  * thread on an enqueue that comes after a pause, and finds it awake when enqueues come close together. Measured on
@@ -299,7 +322,7 @@ function someNumber(v: WireValue, test: (n: number) => boolean): boolean {
  * free; run alone it is refused as an unknown handle instead of reaching the library), or proposes an id the burst
  * already made or released.
  */
-export function executeBurst(ctx: ExecutionContext, frames: readonly CallFrame[], from: number): ReplyFrame[] {
+export function executeBurst(ctx: ExecutionContext, frames: readonly CallFrame[], from: number): (ReplyFrame | undefined)[] {
   const made = new Map<number, { maker: number; makerArg: number; kind: string }>();
   const released = new Set<number>();
   const touched = (n: number): boolean => made.has(n) || released.has(n);
@@ -322,7 +345,7 @@ export function executeBurst(ctx: ExecutionContext, frames: readonly CallFrame[]
   const shapes: BurstShape[] = [];
   const prepared: (Prepared | undefined)[] = [];
   const uses: (PendingUse[] | undefined)[] = [];
-  const replies: ReplyFrame[] = [];
+  const replies: (ReplyFrame | undefined)[] = [];
 
   for (let j = from; j < frames.length; j++) {
     const frame = frames[j]!;
@@ -399,11 +422,13 @@ export function executeBurst(ctx: ExecutionContext, frames: readonly CallFrame[]
     try {
       const shape = shapes[k]!;
       const statusOnly = shape.statusOnly && !shape.handleOuts.some((i) => frame.args[i] !== null && frame.args[i] !== undefined);
-      replies[k] = results[k] === success && statusOnly ? { seq: frame.seq, ret: success } : finish(ctx, fns[k]!, frame, p, results[k]);
+      // A posted call that succeeded and gives back only its status needs no reply: nothing reads it.
+      if (!(results[k] === success && statusOnly)) replies[k] = finish(ctx, fns[k]!, frame, p, results[k]);
     } catch (error) {
       replies[k] = { seq: frame.seq, error: toWireError(error) };
     }
   }
+  replies.length = n;
   return replies;
 }
 
@@ -623,10 +648,7 @@ function prepare(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame): Prep
         }
         const n = len(i, a.length);
         if (!Array.isArray(v) || v.length < n) throw new BadCallError(`${labels[i]!}: expected ${n} numbers`);
-        const size = SCALAR_SIZE[a.type];
-        const buf = zeroed(Math.max(size * n, size));
-        for (let k = 0; k < n; k++) writeScalar(buf, size * k, a.type, scalarValue(v[k], a.type, `${labels[i]!}[${k}]`));
-        native[i] = buf;
+        native[i] = scalarsBuffer(a, v, n, labels[i]!);
         break;
       }
       case 'properties': {

@@ -82,8 +82,8 @@ export class WorkerSession implements AsyncDisposable {
   }
 
   /**
-   * Executes posted calls in order, as {@link execute} would one by one, and hands each reply to `onReply` (a caller
-   * sends only failures). Consecutive calls that may run in a burst (`burstable`) run as one: prepared together,
+   * Executes posted calls in order, as {@link execute} would one by one, and hands their replies to `onReply` (a
+   * caller sends only failures; the successes of calls that give back only their status may not come at all). Consecutive calls that may run in a burst (`burstable`) run as one: prepared together,
    * then called back to back (see `executeBurst` for why). A call that waits on a promise (one run off the event loop)
    * queues the rest behind it.
    */
@@ -98,7 +98,7 @@ export class WorkerSession implements AsyncDisposable {
       const replies = executeBurst(this.#ctx, frames, i);
       // As after every reply: the bytes of deferred reads that completed go out first.
       this.#deliver();
-      for (let k = 0; k < replies.length; k++) onReply(frames[i + k]!, replies[k]!);
+      for (let k = 0; k < replies.length; k++) if (replies[k]) onReply(frames[i + k]!, replies[k]!);
       i += replies.length;
     }
     for (; i < frames.length; i++) {
