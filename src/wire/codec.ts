@@ -243,32 +243,36 @@ function bad(message: string): never {
   throw new WireFormatError('ERR_AVA_BAD_FRAME', message);
 }
 
-function checkValue(v: unknown, limits: WireLimits, depth: number, where: string): void {
+/** Where a value sits, for messages: a string, or a function that makes it (only a refusal needs it). */
+type Where = string | (() => string);
+const at = (where: Where): string => (typeof where === 'string' ? where : where());
+
+function checkValue(v: unknown, limits: WireLimits, depth: number, where: Where): void {
   if (v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'string' || v instanceof Uint8Array) return;
-  if (depth >= limits.maxDepth) bad(`${where}: nested deeper than ${limits.maxDepth}`);
+  if (depth >= limits.maxDepth) bad(`${at(where)}: nested deeper than ${limits.maxDepth}`);
   if (Array.isArray(v)) {
-    if (v.length > limits.maxElements) bad(`${where}: array of ${v.length} elements`);
+    if (v.length > limits.maxElements) bad(`${at(where)}: array of ${v.length} elements`);
     for (const x of v) checkValue(x, limits, depth + 1, where);
     return;
   }
   if (isObject(v) && Object.getPrototypeOf(v) === Object.prototype) {
     const keys = Object.keys(v);
-    if (keys.length > limits.maxElements) bad(`${where}: map of ${keys.length} entries`);
+    if (keys.length > limits.maxElements) bad(`${at(where)}: map of ${keys.length} entries`);
     for (const k of keys) checkValue(v[k], limits, depth + 1, where);
     return;
   }
-  bad(`${where}: a value of type ${typeof v} is not part of the protocol`);
+  bad(`${at(where)}: a value of type ${typeof v} is not part of the protocol`);
 }
 
-function checkCall(v: unknown, limits: WireLimits, where: string): void {
-  if (!isObject(v)) bad(`${where}: a call must be a map`);
-  if (!isInt(v.seq) || v.seq < 0) bad(`${where}: seq must be a non-negative integer`);
-  if (typeof v.fn !== 'string' || v.fn.length === 0 || v.fn.length > 256) bad(`${where}: fn must be a function name`);
-  if (!Array.isArray(v.args) || v.args.length > limits.maxArgs) bad(`${where}: args must be an array of at most ${limits.maxArgs} values`);
-  checkValue(v.args, limits, 0, `${where}.args`);
-  if (v.retId !== undefined && v.retId !== null && !isInt(v.retId)) bad(`${where}: retId must be an integer or null`);
-  if (v.async !== undefined && typeof v.async !== 'boolean') bad(`${where}: async must be a boolean`);
-  if (v.deliver !== undefined && (!isInt(v.deliver) || v.deliver < 0)) bad(`${where}: deliver must be a non-negative integer`);
+function checkCall(v: unknown, limits: WireLimits, where: Where): void {
+  if (!isObject(v)) bad(`${at(where)}: a call must be a map`);
+  if (!isInt(v.seq) || v.seq < 0) bad(`${at(where)}: seq must be a non-negative integer`);
+  if (typeof v.fn !== 'string' || v.fn.length === 0 || v.fn.length > 256) bad(`${at(where)}: fn must be a function name`);
+  if (!Array.isArray(v.args) || v.args.length > limits.maxArgs) bad(`${at(where)}: args must be an array of at most ${limits.maxArgs} values`);
+  checkValue(v.args, limits, 0, () => `${at(where)}.args`);
+  if (v.retId !== undefined && v.retId !== null && !isInt(v.retId)) bad(`${at(where)}: retId must be an integer or null`);
+  if (v.async !== undefined && typeof v.async !== 'boolean') bad(`${at(where)}: async must be a boolean`);
+  if (v.deliver !== undefined && (!isInt(v.deliver) || v.deliver < 0)) bad(`${at(where)}: deliver must be a non-negative integer`);
 }
 
 function checkError(v: unknown, where: string, limits: WireLimits = DEFAULT_LIMITS): void {
@@ -322,7 +326,7 @@ export function validateFrame(v: unknown, limits: WireLimits = DEFAULT_LIMITS): 
       break;
     case 'batch':
       if (!Array.isArray(v.calls) || v.calls.length === 0 || v.calls.length > limits.maxBatchCalls) bad(`batch: calls must be an array of 1 to ${limits.maxBatchCalls} calls`);
-      v.calls.forEach((c, i) => checkCall(c, limits, `batch.calls[${i}]`));
+      for (let i = 0; i < v.calls.length; i++) checkCall(v.calls[i], limits, () => `batch.calls[${i}]`);
       break;
     case 'reply':
       if (!isInt(v.seq)) bad('reply: seq must be an integer');
