@@ -17,7 +17,7 @@ ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 echo '{"programs":[' > "$R/summary.json"
 first=1
 # PROGRAMS (space-separated) narrows the list; PROGRAMS_ONLY=1 stops after it (no launches, migration or bench).
-for p in ${PROGRAMS:-info vector_add host_memory errors callbacks binaries threads no_release rect cpp_wrapper images cpp_default big_transfers}; do
+for p in ${PROGRAMS:-info vector_add host_memory errors callbacks binaries threads no_release rect cpp_wrapper images cpp_default big_transfers context_devices zero_copy deferred_reads finish_callbacks}; do
   exe=$(prog $p)
   t0=$(date +%s%N); timeout 120 "$exe" > "$R/$p.native" 2> "$R/$p.native.err"; rn=$?; tn=$(ms $t0)
   t0=$(date +%s%N); icd timeout 120 "$exe" > "$R/$p.icd" 2> "$R/$p.icd.err"; ri=$?; ti=$(ms $t0)
@@ -39,6 +39,20 @@ for mode in native icd-local icd-shm; do
   [ $mode = native ] || echo ',' >> "$R/summary.json"
   echo "{\"mode\":\"$mode\",\"exit\":$rc,\"wallMs\":$t,\"program\":$(node -e "console.log(JSON.stringify(require('fs').readFileSync('$R/launches-$mode.err','utf8').trim()))")}" >> "$R/summary.json"
   echo "launches 100000 $mode: exit $rc, ${t} ms wall; $(cat "$R/launches-$mode.err" | tail -1)"
+done
+echo '],"more":[' >> "$R/summary.json"
+# An event per launch, and 64 MiB transfers: natively and through the ICD (LOCAL); the programs' own figures.
+first=1
+for what in "launches 20000 --events" "transfers 64 8"; do
+  set -- $what
+  exe=$(prog $1); shift
+  for mode in native icd-local; do
+    if [ $mode = native ]; then env OCL_ICD_FILENAMES=$NV timeout 300 "$exe" "$@" > "$R/more.out" 2> "$R/more.err"; rc=$?
+    else icd env AVA_CHANNEL=LOCAL timeout 300 "$exe" "$@" > "$R/more.out" 2> "$R/more.err"; rc=$?; fi
+    [ $first = 1 ] || echo ',' >> "$R/summary.json"; first=0
+    echo "{\"what\":\"$what\",\"mode\":\"$mode\",\"exit\":$rc,\"program\":$(node -e "console.log(JSON.stringify(require('fs').readFileSync('$R/more.err','utf8').trim()))")}" >> "$R/summary.json"
+    echo "$what $mode: exit $rc; $(tail -1 "$R/more.err")"
+  done
 done
 echo ']}' >> "$R/summary.json"
 
