@@ -253,7 +253,7 @@ interface BurstShape {
   readonly handleOuts: readonly number[];
   /** The argument a release names, or -1. */
   readonly releases: number;
-  /** A successful call that asked for none of its handle outs changes nothing a reply tracks ({@link givesBackOnlyStatus}). */
+  /** A successful call changes nothing a reply tracks but the handles it was asked to make ({@link givesBackOnlyStatus}). */
   readonly statusOnly: boolean;
 }
 const burstShapes = new WeakMap<FunctionSpec, BurstShape | null>();
@@ -421,9 +421,18 @@ export function executeBurst(ctx: ExecutionContext, frames: readonly CallFrame[]
     const frame = frames[from + k]!;
     try {
       const shape = shapes[k]!;
-      const statusOnly = shape.statusOnly && !shape.handleOuts.some((i) => frame.args[i] !== null && frame.args[i] !== undefined);
-      // A posted call that succeeded and gives back only its status needs no reply: nothing reads it.
-      if (!(results[k] === success && statusOnly)) replies[k] = finish(ctx, fns[k]!, frame, p, results[k]);
+      if (results[k] === success && shape.statusOnly) {
+        // A posted call that succeeded and gives back only its status needs no reply: nothing reads it. What it
+        // made (an enqueue's event) is bound, as finish would.
+        for (const i of shape.handleOuts) {
+          const out = p.outs[i];
+          if (frame.args[i] === null || frame.args[i] === undefined || !out || Array.isArray(out)) continue;
+          const ptr = readPointer(out, 0);
+          if (ptr !== 0) ctx.handles.bind(frame.args[i], (fns[k]!.args[i] as Extract<ArgSpec, { role: 'handleOut' }>).kind, ptr, true);
+        }
+        continue;
+      }
+      replies[k] = finish(ctx, fns[k]!, frame, p, results[k]);
     } catch (error) {
       replies[k] = { seq: frame.seq, error: toWireError(error) };
     }
