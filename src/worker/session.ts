@@ -83,16 +83,24 @@ export class WorkerSession implements AsyncDisposable {
 
   /**
    * Executes posted calls in order, as {@link execute} would one by one, and hands their replies to `onReply` (a
-   * caller sends only failures; the successes of calls that give back only their status may not come at all). Consecutive calls that may run in a burst (`burstable`) run as one: prepared together,
-   * then called back to back (see `executeBurst` for why). A call that waits on a promise (one run off the event loop)
-   * queues the rest behind it.
+   * caller sends only failures; the successes of calls that give back only their status may not come at all), in
+   * call order. Consecutive calls that may run in a burst (`burstable`) run as one: prepared together, then called
+   * back to back (see `executeBurst` for why). A call that waits on a promise (one run off the event loop) queues
+   * the rest behind it.
    */
   post(frames: readonly CallFrame[], onReply: (frame: CallFrame, reply: ReplyFrame) => void): void {
     let i = 0;
     while (i < frames.length && this.#pending === 0 && !this.#closed) {
       if (!burstable(this.#ctx, frames[i]!)) {
+        // Answered in order with the bursts around it (a failure reported first is the first that happened).
         const frame = frames[i++]!;
-        void this.execute(frame).then((reply) => onReply(frame, reply));
+        const reply = this.#run(frame);
+        if (reply instanceof Promise) {
+          void this.#track(reply).then((r) => { if (this.#deliveries.size > 0) this.#deliver(); onReply(frame, r); });
+          continue; // the rest queue behind it
+        }
+        if (this.#deliveries.size > 0) this.#deliver();
+        onReply(frame, reply);
         continue;
       }
       const replies = executeBurst(this.#ctx, frames, i);
