@@ -54,7 +54,8 @@ void ava_cb_double(ava_cbuf *b, double v) {
 }
 void ava_cb_bytes(ava_cbuf *b, const void *p, size_t n) {
   head(b, 2, n);
-  if (b->ref_min == 0 || n < b->ref_min || b->failed) { ava_cb_raw(b, p, n); return; }
+  /* Past AVA_CB_MAX_REFS references the bytes are copied: a frame's pieces stay few enough for one writev. */
+  if (b->ref_min == 0 || n < b->ref_min || b->failed || b->nrefs >= AVA_CB_MAX_REFS) { ava_cb_raw(b, p, n); return; }
   if (b->nrefs == b->refs_cap) {
     size_t cap = b->refs_cap ? 2 * b->refs_cap : 4;
     ava_cref *r = realloc(b->refs, cap * sizeof *r);

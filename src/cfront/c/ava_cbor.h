@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/** The most byte strings one buffer references (see ava_cbuf); more are copied. */
+#define AVA_CB_MAX_REFS 16
+
 /** Bytes a buffer names instead of copying them: they belong in the stream at `at`, before data[at]. */
 typedef struct ava_cref {
   size_t at;

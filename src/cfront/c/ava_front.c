@@ -292,7 +292,7 @@ static int send_frame(const uint8_t *body, size_t n) {
 /* Sends a frame built in `b`, the bytes it references included, without joining them first; the caller holds send_mu. */
 static int send_cbuf(const ava_cbuf *b) {
   if (b->nrefs == 0) return send_frame(b->data, b->len);
-  enum { MAX_PIECES = 64 };
+  enum { MAX_PIECES = 2 * AVA_CB_MAX_REFS + 1 };
   const void *base[MAX_PIECES];
   size_t len[MAX_PIECES];
   int k = ava_cb_pieces(b, base, len, MAX_PIECES);
