@@ -189,6 +189,23 @@ if (await requireOpenCL()) {
     }
   });
 
+  test('transfers (8 MiB blocking writes and reads, byte strings sent from the program\'s memory and read in place by the sidecar): same stdout natively, through the ICD and migrated', async () => {
+    const args = ['8', '3'];
+    const expected = await run('transfers', {}, args);
+    assert.is(expected.code, 0, show('transfers natively', expected));
+    const r = await viaIcd('transfers', {}, args);
+    assert.is(r.code, 0, show('transfers through the ICD', r));
+    assert.is(r.stdout, expected.stdout);
+    assert.not.match(r.stderr, /ava-front:/, 'no front error on stderr');
+    for (const call of [12, 14]) {
+      const report = join(dir, `transfers-${call}.jsonl`);
+      const m = await viaIcd('transfers', { AVA_MIGRATION_CALL_ID: String(call), AVA_CHANNEL: 'UNIX', AVA_JOURNAL: join(dir, `transfers-${call}`), AVA_MIGRATION_REPORT: report }, args);
+      assert.is(m.code, 0, show(`transfers migrated at call ${call}`, m));
+      assert.is(m.stdout, expected.stdout, `migrated at call ${call}`);
+      assert.ok(existsSync(report), `a migration at call ${call} happened\n${m.stderr}`);
+    }
+  });
+
   test('a device met first in CL_CONTEXT_DEVICES (context from a type, with an error callback): a migration before every call keeps stdout', async () => {
     const journal = join(dir, 'count-context_devices-all');
     const r = await viaIcd('context_devices', { AVA_RECORD_REPLAY: '1', AVA_JOURNAL: journal });
