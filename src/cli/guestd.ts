@@ -72,8 +72,8 @@ export async function main(argv: string[]): Promise<void> {
 /**
  * Keeps the event loop polling (an immediate per turn: libuv then polls without sleeping) for `micros` after each
  * call of the returned function, so that the front's next frame is read at once instead of after a wake-up (tens
- * of microseconds on a VM). Measured on a 2-core VM (fixtures/opencl-c/microbench, medians of 6 alternating runs): a query round trip
- * 84 -> 72 us, a launch and its finish 186 -> 169 us.
+ * of microseconds on a VM). Measured on a 2-core VM (fixtures/opencl-c/microbench, medians of 6 alternating runs):
+ * a query round trip 84 -> 72 us, a launch and its finish 186 -> 169 us.
  */
 function pollFor(micros: number): () => void {
   let until = 0;

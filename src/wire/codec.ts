@@ -449,11 +449,16 @@ export class FrameReader {
         frames.push(decodeBody(all.subarray(4), this.#limits));
       }
     } catch (error) {
-      this.failed = error instanceof WireFormatError ? error : new WireFormatError('ERR_AVA_BAD_FRAME', String(error), { cause: error });
+      this.#refuse(error);
       this.#chunks = [];
       this.#buffered = 0;
     }
     return frames;
+  }
+
+  /** Sets {@link failed} from what a bad frame threw. */
+  #refuse(error: unknown): void {
+    this.failed = error instanceof WireFormatError ? error : new WireFormatError('ERR_AVA_BAD_FRAME', String(error), { cause: error });
   }
 
   /**
@@ -476,7 +481,7 @@ export class FrameReader {
     try {
       return [decodeBody(large.body, this.#limits)];
     } catch (error) {
-      this.failed = error instanceof WireFormatError ? error : new WireFormatError('ERR_AVA_BAD_FRAME', String(error), { cause: error });
+      this.#refuse(error);
       return [];
     }
   }

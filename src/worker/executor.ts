@@ -245,15 +245,48 @@ function runDeferredMap(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame
   return reply;
 }
 
+/** Roles of arguments a call only reads: nothing of them goes into a reply or the handle table after the call. */
+const READ_ONLY_ROLES = new Set<ArgSpec['role']>(['scalar', 'count', 'handle', 'handles', 'bufferIn', 'string', 'strings', 'scalars', 'properties', 'argValue', 'struct', 'userData']);
+const onlyStatus = new WeakMap<FunctionSpec, boolean>();
+
+/**
+ * True when a successful call of `f` that asks for none of its handle outs changes nothing {@link finish} tracks: a
+ * status return, no target (retain, release), no attributes, and arguments that are read only or handle outs.
+ */
+function statusOnlyShape(f: FunctionSpec): boolean {
+  let plain = onlyStatus.get(f);
+  if (plain === undefined) {
+    plain = f.returns.role === 'status' && f.target === undefined && f.sets === undefined &&
+      f.args.every((a) => READ_ONLY_ROLES.has(a.role) || a.role === 'handleOut');
+    onlyStatus.set(f, plain);
+  }
+  return plain;
+}
+
+/** True when this successful call of `f` changes nothing {@link finish} tracks (see {@link statusOnlyShape}). */
+function givesBackOnlyStatus(f: FunctionSpec, frame: CallFrame): boolean {
+  if (!statusOnlyShape(f)) return false;
+  for (let i = 0; i < f.args.length; i++) if (f.args[i]!.role === 'handleOut' && frame.args[i] !== null && frame.args[i] !== undefined) return false;
+  return true;
+}
+
+/** Binds the handle a call stored in a handle out-argument (`buf`) to the id the caller proposed; null for none. */
+function bindHandleOut(ctx: ExecutionContext, a: Extract<ArgSpec, { role: 'handleOut' }>, id: WireValue | undefined, buf: Buffer | Buffer[] | null | undefined): number | null {
+  if (!buf || Array.isArray(buf)) return null;
+  const ptr = readPointer(buf, 0);
+  // Every handle a call stores is counted (an enqueue's event too); interned kinds are never counted (bind knows).
+  return ptr === 0 ? null : ctx.handles.bind(id, a.kind, ptr, true);
+}
+
 /** Roles of arguments a call in a burst may have: read only, or a handle it makes (an enqueue's event). */
-const BURST_ROLES = new Set<ArgSpec['role']>(['scalar', 'count', 'handle', 'handles', 'bufferIn', 'string', 'strings', 'scalars', 'properties', 'argValue', 'struct', 'userData', 'handleOut']);
+const BURST_ROLES = new Set<ArgSpec['role']>([...READ_ONLY_ROLES, 'handleOut']);
 /** What a burst needs to know of a function, worked out once (see {@link burstShapeOf}). */
 interface BurstShape {
   /** Its handle out-arguments (an enqueue's event). */
   readonly handleOuts: readonly number[];
   /** The argument a release names, or -1. */
   readonly releases: number;
-  /** A successful call changes nothing a reply tracks but the handles it was asked to make ({@link givesBackOnlyStatus}). */
+  /** A successful call changes nothing a reply tracks but the handles it was asked to make ({@link statusOnlyShape}). */
   readonly statusOnly: boolean;
 }
 const burstShapes = new WeakMap<FunctionSpec, BurstShape | null>();
@@ -267,7 +300,7 @@ function burstShapeOf(f: FunctionSpec): BurstShape | null {
       ? {
         handleOuts: f.args.flatMap((a, i) => (a.role === 'handleOut' ? [i] : [])),
         releases: f.record === 'release' && f.target !== undefined ? planOf(f).indexOf.get(f.target)! : -1,
-        statusOnly: givesBackOnlyStatus(f, { seq: 0, fn: f.name, args: f.args.map(() => null), retId: null }),
+        statusOnly: statusOnlyShape(f),
       }
       : null;
     burstShapes.set(f, shape);
@@ -425,10 +458,7 @@ export function executeBurst(ctx: ExecutionContext, frames: readonly CallFrame[]
         // A posted call that succeeded and gives back only its status needs no reply: nothing reads it. What it
         // made (an enqueue's event) is bound, as finish would.
         for (const i of shape.handleOuts) {
-          const out = p.outs[i];
-          if (frame.args[i] === null || frame.args[i] === undefined || !out || Array.isArray(out)) continue;
-          const ptr = readPointer(out, 0);
-          if (ptr !== 0) ctx.handles.bind(frame.args[i], (fns[k]!.args[i] as Extract<ArgSpec, { role: 'handleOut' }>).kind, ptr, true);
+          if (frame.args[i] !== null && frame.args[i] !== undefined) bindHandleOut(ctx, fns[k]!.args[i] as Extract<ArgSpec, { role: 'handleOut' }>, frame.args[i], p.outs[i]);
         }
         continue;
       }
@@ -439,26 +469,6 @@ export function executeBurst(ctx: ExecutionContext, frames: readonly CallFrame[]
   }
   replies.length = n;
   return replies;
-}
-
-/** Roles of arguments a call only reads: nothing of them goes into a reply or the handle table after the call. */
-const READ_ONLY_ROLES = new Set<ArgSpec['role']>(['scalar', 'count', 'handle', 'handles', 'bufferIn', 'string', 'strings', 'scalars', 'properties', 'argValue', 'struct', 'userData']);
-const onlyStatus = new WeakMap<FunctionSpec, boolean>();
-
-/**
- * True when a successful call of `f` changes nothing {@link finish} tracks: a status return, no target (retain,
- * release), no attributes, and arguments that are read only or handle outs this call did not ask for.
- */
-function givesBackOnlyStatus(f: FunctionSpec, frame: CallFrame): boolean {
-  let plain = onlyStatus.get(f);
-  if (plain === undefined) {
-    plain = f.returns.role === 'status' && f.target === undefined && f.sets === undefined &&
-      f.args.every((a) => READ_ONLY_ROLES.has(a.role) || a.role === 'handleOut');
-    onlyStatus.set(f, plain);
-  }
-  if (!plain) return false;
-  for (let i = 0; i < f.args.length; i++) if (f.args[i]!.role === 'handleOut' && frame.args[i] !== null && frame.args[i] !== undefined) return false;
-  return true;
 }
 
 /** Enqueues a deferred transfer without blocking and answers at once; its bytes go to `onDeferred` (see {@link executeCall}). */
@@ -837,12 +847,9 @@ function finish(ctx: ExecutionContext, f: FunctionSpec, frame: CallFrame, p: Pre
   f.args.forEach((a, i) => {
     const buf = p.outs[i];
     switch (a.role) {
-      case 'handleOut': {
-        if (!buf || Array.isArray(buf)) break;
-        const ptr = readPointer(buf, 0);
-        outs[a.name] = ptr === 0 ? null : ctx.handles.bind(frame.args[i], a.kind, ptr, refcounted);
+      case 'handleOut':
+        if (buf && !Array.isArray(buf)) outs[a.name] = bindHandleOut(ctx, a, frame.args[i], buf);
         break;
-      }
       case 'handlesOut': {
         if (!buf || Array.isArray(buf)) break;
         const proposed = frame.args[i] as readonly unknown[];

@@ -104,7 +104,12 @@ export class HandleTable {
    * worker met first in an info value.
    */
   #internAs(id: number, kind: string, ptr: number): number {
-    this.#entries.set(id, { kind, ptr, refs: null, live: true });
+    return this.#enter(id, kind, ptr, null);
+  }
+
+  /** Enters a live `id` for `ptr` of `kind` with `refs` application references (null: not counted). */
+  #enter(id: number, kind: string, ptr: number, refs: number | null): number {
+    this.#entries.set(id, { kind, ptr, refs, live: true });
     this.#ptrs(kind).set(ptr, id);
     return id;
   }
@@ -182,9 +187,7 @@ export class HandleTable {
       throw new BadCallError(`handle id ${String(id)} is not a positive integer`);
     }
     if (this.#entries.has(id)) throw new BadCallError(`handle id ${id} is already in use in this session`);
-    this.#entries.set(id, { kind, ptr, refs: refcounted && !interned ? 1 : null, live: true });
-    this.#ptrs(kind).set(ptr, id);
-    return id;
+    return this.#enter(id, kind, ptr, refcounted && !interned ? 1 : null);
   }
 
   /**
@@ -263,7 +266,7 @@ export class HandleTable {
     if (this.#kinds.get(entry.kind)?.transient === true) {
       this.#entries.delete(id);
       // A ring of the last ids, not the map's oldest key: finding that key walks the slots of every id deleted
-      // before it until the map rehashes (1.2 us per release, measured, in a program that releases an event per launch).
+      // before it until the map rehashes (1.2 us per release, measured with an event released per launch).
       const oldest = this.#releasedRing[this.#ringNext];
       if (oldest !== undefined) this.#releasedTransients.delete(oldest);
       this.#releasedRing[this.#ringNext] = id;
