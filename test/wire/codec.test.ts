@@ -476,7 +476,8 @@ test('hostile nesting (200,000 levels of arrays or maps) is ERR_AVA_BAD_FRAME, q
   for (const [what, body] of [['arrays', deepArrays], ['maps', deepMaps]] as const) {
     const t0 = performance.now();
     assert.is(refusal(body), 'ERR_AVA_BAD_FRAME', `${depth} nested ${what}`);
-    assert.ok(performance.now() - t0 < 2_000, `${what}: refused within 2 s`);
+    // Not a speed target: a walk that is quadratic in the depth would take minutes here, a linear one milliseconds.
+    assert.ok(performance.now() - t0 < 10_000, `${what}: refused within 10 s`);
   }
 });
 

@@ -506,7 +506,8 @@ test('a frame over maxFrameBytes is refused from its length prefix, before any o
   const t0 = performance.now();
   const o = await attack(head);
   assertRefusedBeforeHello(o, 'a 2 GiB frame header', ['ERR_AVA_FRAME_TOO_LARGE']);
-  assert.ok(performance.now() - t0 < 2_000, 'refused at once');
+  // Not a speed target: a worker waiting for the 2 GiB body would never answer; this bound only ends the wait.
+  assert.ok(performance.now() - t0 < 10_000, 'refused without waiting for the body');
 });
 
 test('a ping is answered only after every call and control request sent before it', async () => {
