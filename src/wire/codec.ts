@@ -9,6 +9,7 @@ import { AvaError } from '../errors.js';
 import type { AvaErrorOptions } from '../errors.js';
 import type { Frame, WireValue } from './frames.js';
 import { PROTOCOL_VERSION } from './frames.js';
+import { reclaimBefore } from './reclaim.js';
 
 /** Limits against hostile or broken peers. */
 export interface WireLimits {
@@ -489,6 +490,7 @@ export class FrameReader {
   /** Moves what is buffered of a large frame (its prefix read) into a body of its own, read into from now on. */
   #startLarge(length: number): void {
     const head = this.#take(this.#buffered);
+    reclaimBefore(length);
     const body = Buffer.allocUnsafeSlow(length);
     head.copy(body, 0, 4);
     this.#large = { body, filled: head.byteLength - 4 };

@@ -8,6 +8,7 @@ import { BadCallError, HandleError, toWireError, UnsupportedError } from '../err
 import { evalLength, splitLengthName } from '../spec/length.js';
 import { deferredWithoutBlocking, MAPPED_KIND, planOf } from '../spec/plan.js';
 import { wallClock } from '../wire/clock.js';
+import { reclaimBefore } from '../wire/reclaim.js';
 import type { ApiSpec, ArgSpec, DeferredTransfer, EventCompletion, FunctionSpec, ScalarType } from '../spec/types.js';
 import type { CallFrame, ReplyFrame, WireValue } from '../wire/frames.js';
 import type { NativeFunction, NativeLibrary } from './native-library.js';
@@ -130,7 +131,9 @@ function readPointer(buf: Buffer, offset: number): number {
  * the native call it feeds); they are cleared, so no byte of an earlier call or session can leak into a reply.
  */
 function zeroed(n: number): Buffer {
-  return n <= 4096 ? Buffer.allocUnsafe(n).fill(0) : Buffer.alloc(n);
+  if (n <= 4096) return Buffer.allocUnsafe(n).fill(0);
+  reclaimBefore(n); // a large read's destination: reuse the memory of the last one (see reclaim.ts)
+  return Buffer.alloc(n);
 }
 
 /** The last input array built for each `scalars` argument, with its values. */
