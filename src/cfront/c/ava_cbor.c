@@ -81,6 +81,12 @@ void ava_cb_free(ava_cbuf *b) {
 }
 
 size_t ava_cb_size(const ava_cbuf *b) { return b->len + b->ref_bytes; }
+ava_cbmark ava_cb_mark(const ava_cbuf *b) { return (ava_cbmark){ b->len, b->nrefs, b->ref_bytes }; }
+void ava_cb_rewind(ava_cbuf *b, ava_cbmark m) {
+  b->len = m.len;
+  b->nrefs = m.nrefs;
+  b->ref_bytes = m.ref_bytes;
+}
 
 int ava_cb_pieces(const ava_cbuf *b, const void **base, size_t *len, int max) {
   int k = 0;

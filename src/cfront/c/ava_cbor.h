@@ -48,6 +48,11 @@ void ava_cb_bool(ava_cbuf *b, int v);
 void ava_cb_free(ava_cbuf *b);
 /** Bytes of the whole stream: what was written plus what the references name. */
 size_t ava_cb_size(const ava_cbuf *b);
+/** A point in a buffer's stream to go back to (ava_cb_rewind), references included. */
+typedef struct ava_cbmark { size_t len, nrefs, ref_bytes; } ava_cbmark;
+ava_cbmark ava_cb_mark(const ava_cbuf *b);
+/** Drops what was written (and referenced) after `m`; ava_cb_rewind(b, (ava_cbmark){ 0 }) empties it (storage kept). */
+void ava_cb_rewind(ava_cbuf *b, ava_cbmark m);
 /**
  * The stream as pieces in order (written bytes and referenced ones): fills at most `max` of `base`/`len` pairs and
  * returns how many it used, or 0 when `max` is too small.

@@ -38,6 +38,7 @@ extern const void *ava_dispatch(void) __attribute__((weak));
 #define BATCH_MAX_CALLS 1024
 #define BATCH_MAX_BYTES (4u << 20)
 #define MAX_LENGTH ((int64_t)1 << 40)
+#define SOCKET_BUFFER_BYTES (4 << 20)
 #define SPLIT_BYTES ((uint64_t)256 << 20) /* parts of a split transfer: well inside a frame */
 #define REF_MIN_BYTES ((size_t)64 << 10) /* byte strings a waiting call sends from the program's memory, uncopied */
 
@@ -256,7 +257,15 @@ static pthread_mutex_t wait_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
 static waiter *waiters;
 static uint64_t next_seq = 1;
-static ava_cbuf batch;
+/*
+ * Queued asynchronous calls. A byte string of ASYNC_REF_MIN_BYTES or more (a large write's data) is referenced, not
+ * copied: the batch then goes out before the call returns, from the program's memory. Smaller ones are copied and
+ * wait for the batch (copying 1 MiB costs about what sending a frame of its own does). Measured with
+ * fixtures/opencl-c/transfers.c (64 MiB blocking writes, which the front sends without waiting): the copy took 5-7 ms
+ * of the ~21 ms each write took.
+ */
+#define ASYNC_REF_MIN_BYTES ((size_t)1 << 20)
+static ava_cbuf batch = { .ref_min = ASYNC_REF_MIN_BYTES };
 static size_t batch_calls;
 
 /* Writes pieces as one stream, in as few system calls as the kernel allows (a frame's prefix and body together). */
@@ -290,20 +299,31 @@ static int send_frame(const uint8_t *body, size_t n) {
   return write_pieces(iov, 2);
 }
 
-/* Sends a frame built in `b`, the bytes it references included, without joining them first; the caller holds send_mu. */
-static int send_cbuf(const ava_cbuf *b) {
-  if (b->nrefs == 0) return send_frame(b->data, b->len);
-  enum { MAX_PIECES = 2 * AVA_CB_MAX_REFS + 1 };
+/*
+ * Sends one frame made of the streams of `parts`, in order, the bytes they reference included, without joining them
+ * first; the caller holds send_mu.
+ */
+static int send_cbufs(const ava_cbuf *const *parts, int count) {
+  enum { MAX_PIECES = 2 * (2 * AVA_CB_MAX_REFS + 1) };
+  struct iovec iov[MAX_PIECES + 1];
   const void *base[MAX_PIECES];
   size_t len[MAX_PIECES];
-  int k = ava_cb_pieces(b, base, len, MAX_PIECES);
-  if (k == 0) return 0;
-  size_t n = ava_cb_size(b);
+  int k = 0;
+  size_t n = 0;
+  for (int i = 0; i < count; i++) {
+    int got = ava_cb_pieces(parts[i], base + k, len + k, MAX_PIECES - k);
+    if (got == 0 && ava_cb_size(parts[i]) > 0) return 0;
+    k += got;
+    n += ava_cb_size(parts[i]);
+  }
   uint8_t prefix[4] = { (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n };
-  struct iovec iov[MAX_PIECES + 1] = { { prefix, 4 } };
+  iov[0] = (struct iovec){ prefix, 4 };
   for (int i = 0; i < k; i++) iov[i + 1] = (struct iovec){ (void *)base[i], len[i] };
   return write_pieces(iov, k + 1);
 }
+
+/* Sends a frame built in `b`, the bytes it references included; the caller holds send_mu. */
+static int send_cbuf(const ava_cbuf *b) { return send_cbufs(&b, 1); }
 
 /*
  * Frame bodies past glibc's largest mmap threshold (32 MiB: a read of 64 MiB, say) would come from fresh pages every
@@ -374,12 +394,10 @@ static int flush_batch(void) {
   ava_cb_map(&head, 2);
   ava_cb_cstr(&head, "t"); ava_cb_cstr(&head, "batch");
   ava_cb_cstr(&head, "calls"); ava_cb_array(&head, batch_calls);
-  size_t n = head.len + batch.len;
-  uint8_t prefix[4] = { (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n };
-  struct iovec iov[3] = { { prefix, 4 }, { head.data, head.len }, { batch.data, batch.len } };
-  int ok = !head.failed && !batch.failed && write_pieces(iov, 3);
+  const ava_cbuf *parts[2] = { &head, &batch };
+  int ok = !head.failed && !batch.failed && send_cbufs(parts, 2);
   ava_cb_free(&head);
-  batch.len = 0;
+  ava_cb_rewind(&batch, (ava_cbmark){ 0 });
   batch.failed = 0;
   batch_calls = 0;
   return ok;
@@ -557,6 +575,16 @@ static char **guestd_env(void) {
 static void start(void) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) { warn("socketpair: %s", strerror(errno)); broken = 1; return; }
+  /*
+   * Socket buffers of SOCKET_BUFFER_BYTES (the kernel caps them at net.core.wmem_max/rmem_max): a large transfer then
+   * moves in a few large reads instead of hundreds of ~200 KiB ones, each a wake-up of the writer and a turn of the
+   * sidecar's event loop. Measured with fixtures/opencl-c/transfers.c through the ICD: see SOCKET_BUFFER_BYTES.
+   */
+  for (int i = 0; i < 2; i++) {
+    int size = SOCKET_BUFFER_BYTES;
+    setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  }
   const char *node = getenv("AVA_GUESTD_NODE");
   const char *script = getenv("AVA_GUESTD_SCRIPT");
   if (!node || !*node) node = ava_api_desc.guestd_node;
@@ -1400,20 +1428,22 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
   if (async) {
     /* Nothing to give back but handles whose ids we issue: queue it; a failure surfaces at a later waiting call. */
     pthread_mutex_lock(&send_mu);
-    size_t mark = batch.len;
+    ava_cbmark mark = ava_cb_mark(&batch);
+    size_t before = ava_cb_size(&batch);
     encode_call(fn, slots, &batch, &cs, seq, 1, 0);
-    if (!cs.status && batch.len - mark > call_limit()) {
-      warn("%s: a call of %zu bytes is over the %zu a frame may carry: refused, the session goes on", fn->name, batch.len - mark, call_limit());
+    if (!cs.status && ava_cb_size(&batch) - before > call_limit()) {
+      warn("%s: a call of %zu bytes is over the %zu a frame may carry: refused, the session goes on", fn->name, ava_cb_size(&batch) - before, call_limit());
       cs.status = ST_OUT_OF_RESOURCES;
     }
     if (cs.status) {
-      batch.len = mark;
+      ava_cb_rewind(&batch, mark);
       pthread_mutex_unlock(&send_mu);
       return fail(fn, slots, cs.status);
     }
     batch_calls++;
     int ok = 1;
-    if (batch_calls >= BATCH_MAX_CALLS || batch.len >= BATCH_MAX_BYTES || batch.failed) ok = flush_batch();
+    /* Bytes referenced in the program's memory must be sent before the call returns. */
+    if (batch_calls >= BATCH_MAX_CALLS || ava_cb_size(&batch) >= BATCH_MAX_BYTES || batch.failed || batch.nrefs > 0) ok = flush_batch();
     pthread_mutex_unlock(&send_mu);
     if (!ok) return fail(fn, slots, ST_OUT_OF_RESOURCES);
     for (int i = 0; i < fn->nargs; i++) {
