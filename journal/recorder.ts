@@ -66,7 +66,13 @@ export function recordOf(f: FunctionSpec, fnIndex: number, event: CallEvent, suc
   const mapping = touchesMapping(f);
   if (!JOURNALED.has(f.record) && !(DATA_JOURNALED.has(f.record) && (data || mapping || createsTransient(f, event)))) return null;
   // An unmap's write-back bytes matter only to data journaling (which replays the work); a map's bytes never do.
-  const args = mapping && !data ? f.args.map((a, i) => (a.role === 'mapped' ? mappingIdOnly(event.args[i] ?? null) : event.args[i] ?? null)) : event.args;
+  // Nor do the bytes of a transfer kept only for the event it made: without data journaling, replay recreates that
+  // event completed from the record's handles and never runs the transfer (a 1 GiB write with an event put its
+  // 1 GiB into the store).
+  const forTransient = !data && !mapping && !JOURNALED.has(f.record);
+  const args = mapping && !data ? f.args.map((a, i) => (a.role === 'mapped' ? mappingIdOnly(event.args[i] ?? null) : event.args[i] ?? null))
+    : forTransient ? f.args.map((a, i) => (a.role === 'bufferIn' ? null : event.args[i] ?? null))
+    : event.args;
   let ret: WireValue;
   let outs: Record<string, WireValue> | null = null;
   if (event.async) {

@@ -237,6 +237,29 @@ if (await requireOpenCL()) {
     assert.match(c.stderr, /clCreateBuffer: a call of \d+ bytes is over the \d+ a frame may carry: refused, the session goes on/);
   });
 
+  test('a split non-blocking write on an out-of-order queue: its event covers every part (each waits for the one before)', async () => {
+    const n = await run('big_transfers', {}, ['--out-of-order']);
+    assert.is(n.code, 0, show('big_transfers --out-of-order natively', n));
+    const journal = join(tempDir(), 'out-of-order');
+    const r = await viaIcd('big_transfers', { AVA_RECORD_REPLAY: '1', AVA_JOURNAL: journal }, ['--out-of-order']);
+    assert.is(r.code, 0, show('big_transfers --out-of-order through the ICD', r));
+    assert.is(r.stdout, n.stdout);
+    // The parts as journaled: offset, size, wait-list count, wait list and event of each write of the buffer.
+    const shown = await runCommand(process.execPath, ['--import', 'tsx', 'src/cli/run-journal.ts', 'show', '--journal', journal, '--fn', 'clEnqueueWriteBuffer'], { env: cleanEnv(), timeoutMs: 120_000 });
+    assert.is(shown.code, 0, show('ava-journal show', shown));
+    // Journaled for their events only, the parts keep no bytes (null).
+    const parts = [...shown.stdout.matchAll(/clEnqueueWriteBuffer\(#\d+, #\d+, 0, (\d+), (\d+), null, (\d+), (null|\[#(\d+)\]), #(\d+)\)/g)]
+      .map((m) => ({ offset: Number(m[1]), size: Number(m[2]), count: Number(m[3]), waitsFor: m[5] === undefined ? null : Number(m[5]), event: Number(m[6]) }));
+    assert.is(parts.length, 5, `1088 MiB in parts of 256 MiB\n${shown.stdout}`);
+    assert.is(parts.reduce((sum, p) => sum + p.size, 0), 1088 * 2 ** 20);
+    assert.is(parts[0]!.count, 0, 'the first part waits for the program\'s (empty) wait list');
+    for (let k = 1; k < parts.length; k++) {
+      assert.is(parts[k]!.offset, parts[k - 1]!.offset + parts[k - 1]!.size, `part ${k} follows part ${k - 1}`);
+      assert.is(parts[k]!.count, 1, `part ${k} waits for one event`);
+      assert.is(parts[k]!.waitsFor, parts[k - 1]!.event, `part ${k} waits for the event of part ${k - 1}`);
+    }
+  });
+
   test('a sidecar that cannot start: clear error on stderr, no platform, the program fails cleanly', async () => {
     const r = await viaIcd('vector_add', { AVA_GUESTD_NODE: '/nonexistent/node' });
     assert.is.not(r.code, 0, show('vector_add', r));

@@ -60,5 +60,44 @@ if (await requireOpenCL()) {
     }
   });
 
+  test('a non-blocking write that made an event: journaled without its bytes, its event recreated on the target', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ava-transient-'));
+    // Calls: 0 platforms, 1 devices, 2 context, 3 queue, 4 buffer, 5 write (event), 6 finish; the migration happens
+    // before call 7.
+    const lib = await openGuestlib(openclSpec, { transport: 'local', journal: { path: dir }, migrateAt: { kind: 'at', call: 7 } });
+    try {
+      const cl = lib.api;
+      const platforms = (await cl.clGetPlatformIDs!(1, true)).outs.platforms as Handle[];
+      const devices = (await cl.clGetDeviceIDs!(platforms[0], CL.DEVICE_TYPE_ALL, 1, true)).outs.devices as Handle[];
+      const { ret: ctx } = await cl.clCreateContext!(null, 1, devices, null, null);
+      const { ret: queue } = await cl.clCreateCommandQueue!(ctx, devices[0], 0);
+      const { ret: mem } = await cl.clCreateBuffer!(ctx, CL.MEM_READ_WRITE, 4096, null);
+      const data = new Uint8Array(4096).map((_, i) => (i * 7) & 0xff);
+      const { outs } = await cl.clEnqueueWriteBuffer!(queue, mem, 0, 0, 4096, data, 0, null, true);
+      const event = outs.event as Handle;
+      await cl.clFinish!(queue);
+      // Call 7 onwards run on the target.
+      await cl.clWaitForEvents!(1, [event]);
+      const out = new Uint8Array(4096);
+      await cl.clEnqueueReadBuffer!(queue, mem, 1, 0, 4096, out, 0, null, false);
+      assert.equal(out, data, 'the written bytes are in the buffer on the target');
+      assert.is(lib.migration!.reports.length, 1, 'the session moved');
+      const writes: unknown[][] = [];
+      for await (const r of lib.journal!.records()) {
+        if (openclSpec.functions[r.fn]?.name === 'clEnqueueWriteBuffer') writes.push(r.args as unknown[]);
+      }
+      assert.is(writes.length, 1, 'the write is journaled, for its event');
+      assert.is(writes[0]![5], null, 'without its 4096 bytes (replay recreates the event, it never runs the write)');
+      assert.is(writes[0]![4], 4096, 'the rest of the call as made');
+      await cl.clReleaseEvent!(event);
+      await cl.clReleaseMemObject!(mem);
+      await cl.clReleaseCommandQueue!(queue);
+      await cl.clReleaseContext!(ctx);
+    } finally {
+      await lib.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test.run();
 }

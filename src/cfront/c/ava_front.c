@@ -1379,26 +1379,64 @@ static void release_mappings(const ava_fn *fn, const uint64_t *slots) {
 }
 
 /*
+ * The arguments a split transfer chains its parts through: the event it may make, the wait list of that kind and
+ * the count argument the list's length names. 0 when the function lacks one of them or its kind has no release call.
+ */
+static int chain_args(const ava_fn *fn, int *event, int *list, int *count) {
+  *event = *list = *count = -1;
+  for (int i = 0; i < fn->nargs; i++) if (fn->args[i].role == AVA_HANDLE_OUT) *event = i;
+  if (*event < 0 || ava_api_desc.kinds[fn->args[*event].kind].release == NULL) return 0;
+  for (int i = 0; i < fn->nargs; i++) {
+    const ava_arg *a = &fn->args[i];
+    if (a->role != AVA_HANDLES || a->kind != fn->args[*event].kind || a->length < 0) continue;
+    const int64_t *p = fn->exprs + a->length;
+    if (p[0] == AVA_OP_ARG && p[2] == AVA_OP_END) { *list = i; *count = (int)p[1]; }
+  }
+  return *list >= 0;
+}
+
+/* Releases an object the front made for itself (see invoke_split). */
+static void release_own(int kind, void *obj) {
+  uint64_t slot = (uint64_t)(uintptr_t)obj;
+  ava_invoke(ava_api_desc.kinds[kind].release, &slot);
+}
+
+/*
  * A flat transfer larger than SPLIT_BYTES (a multi-GiB clEnqueueWriteBuffer) as consecutive parts, each its own call in
- * order; only the last stores the program's event. On an in-order queue (the default) the last part completes after
- * the others; on an out-of-order queue a non-blocking one's event covers its last part only. The first failing
- * part's status is the call's.
+ * order. When the program asks for the transfer's event, every part but the first waits for the one before (an event
+ * the front makes and releases), and the last stores the program's event: so that event completes after every part,
+ * on an out-of-order queue too. The first part waits for the program's wait list. The first failing part's status is
+ * the call's.
  */
 static uint64_t invoke_split(const ava_fn *fn, const uint64_t *slots) {
   const int off = fn->split[0], len = fn->split[1], data = fn->split[2];
   uint64_t offset = arg_number(fn, slots, off), size = arg_number(fn, slots, len), part[64];
+  int event, list, count;
+  int chained = chain_args(fn, &event, &list, &count) && slots[event] != 0;
+  void *before = NULL; /* the previous part's event, when chained */
+  uint64_t r = (uint64_t)(int64_t)ava_api_desc.success;
   for (uint64_t done = 0; done < size;) {
     uint64_t n = size - done < SPLIT_BYTES ? size - done : SPLIT_BYTES;
+    int last = done + n == size;
+    void *mine = NULL;
     memcpy(part, slots, sizeof(uint64_t) * (size_t)fn->nargs);
     part[off] = offset + done;
     part[len] = n;
     part[data] = slots[data] ? slots[data] + done : 0;
-    if (done + n < size) for (int i = 0; i < fn->nargs; i++) if (fn->args[i].role == AVA_HANDLE_OUT) part[i] = 0;
-    uint64_t r = ava_invoke(fn, part);
-    if (fn->ret == AVA_RET_STATUS && (int32_t)r != ava_api_desc.success) return r;
+    if (!last) for (int i = 0; i < fn->nargs; i++) if (fn->args[i].role == AVA_HANDLE_OUT) part[i] = 0;
+    if (chained) {
+      if (!last) part[event] = (uint64_t)(uintptr_t)&mine;
+      if (before) { part[list] = (uint64_t)(uintptr_t)&before; part[count] = 1; }
+    }
+    r = ava_invoke(fn, part);
+    /* The part just enqueued holds its own reference to the event it waits for. */
+    if (before) release_own(fn->args[event].kind, before);
+    before = mine;
+    if (fn->ret == AVA_RET_STATUS && (int32_t)r != ava_api_desc.success) break;
     done += n;
   }
-  return (uint64_t)(int64_t)ava_api_desc.success;
+  if (before) release_own(fn->args[event].kind, before);
+  return r;
 }
 
 /* Bytes one call may take in a frame: the wire's limit less the batch it may join. */
