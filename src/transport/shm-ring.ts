@@ -22,8 +22,9 @@
  * any size up to `maxMessageBytes` travels through any ring.
  *
  * Waiting ({@link Waiter}): a side with nothing to do first spins for a short, bounded time (a sleeping wake-up
- * costs tens of µs even in C on small VMs), then sets its WAITING word and sleeps with `Atomics.waitAsync` on its
- * bell, so the event loop never blocks for more than the spin. The other side bumps the bell only when WAITING is
+ * costs tens of µs even in C on small VMs), one turn of the event loop per check, so that the thread's other work
+ * (another socket, a native call's completion, the continuations of what it just received) goes on meanwhile; then
+ * it sets its WAITING word and sleeps with `Atomics.waitAsync` on its bell. The other side bumps the bell only when WAITING is
  * set, so a busy ring costs no notify at all. The WAITING store and the index store are both sequentially
  * consistent, so a wake-up is never lost: either the producer sees WAITING, or the consumer's re-check after setting
  * it sees the new HEAD. A side that has just woken its peer spins longer for the answer (see {@link Waiter}), so two
@@ -122,8 +123,20 @@ export function wake(i32: Int32Array, waitingIndex: number, bellIndex: number): 
 }
 
 /**
- * How one side waits for one condition: spin for a short, bounded time, then sleep with `Atomics.waitAsync` on its
- * bell (setting its WAITING word so the other side rings), never blocking the event loop longer than the spin.
+ * How a {@link Waiter} spins: `turns` checks once per turn of the event loop (an immediate each), so nothing else on
+ * the thread waits for the spin; `tight` checks in a busy loop that holds the event loop for the whole spin.
+ *
+ * Links spin in turns. A tight spin held everything else on the thread: in ava-guestd the C front's socket (read only
+ * between spins), on the worker's thread the completion of a blocking call run off the loop (its reply sent only
+ * once the spin gave up), and on both ends the promise continuations of a frame just delivered. Measured through the
+ * ICD over AVA_CHANNEL=SHM (fixtures/opencl-c/microbench, 2-core VM): a query round trip 310 -> 120 us, a launch and
+ * its finish 345 -> 260 us. The raw ping-pong of bench/shm.ts (the floor) keeps the tight spin.
+ */
+export type SpinMode = 'turns' | 'tight';
+
+/**
+ * How one side waits for one condition: spin for a short, bounded time (see {@link SpinMode}), then sleep with
+ * `Atomics.waitAsync` on its bell (setting its WAITING word so the other side rings).
  *
  * A sleeping side wakes slowly (tens of µs, more than the spin). So when a side has just woken its peer, the answer
  * it expects will come late, and if it then spun only the usual time it would be asleep itself when the answer
@@ -135,14 +148,16 @@ export class Waiter {
   readonly #waitingIndex: number;
   readonly #bellIndex: number;
   readonly #spinMs: number;
+  readonly #mode: SpinMode;
   #until = 0;
   #sleeping = false;
 
-  constructor(i32: Int32Array, waitingIndex: number, bellIndex: number, spinMicros: number = DEFAULT_SPIN_MICROS) {
+  constructor(i32: Int32Array, waitingIndex: number, bellIndex: number, spinMicros: number = DEFAULT_SPIN_MICROS, mode: SpinMode = 'turns') {
     this.#i32 = i32;
     this.#waitingIndex = waitingIndex;
     this.#bellIndex = bellIndex;
     this.#spinMs = spinMicros / 1000;
+    this.#mode = mode;
   }
 
   /** True while asleep in `Atomics.waitAsync`. */
@@ -151,20 +166,34 @@ export class Waiter {
   }
 
   /**
-   * Waits for `ready()`: returns true when it held within the spin (the caller goes on at once); otherwise sleeps
-   * and returns false, and `then` is called later (always asynchronously) once the bell rang.
+   * Waits for `ready()`: returns true when it holds now, or (spinning `tight`) within the spin: the caller goes on at
+   * once. Otherwise returns false, and `then` is called later (always asynchronously) once it holds or the bell rang.
    * `ready` must be cheap (an `Atomics.load` and a compare).
    */
   wait(ready: () => boolean, then: () => void): boolean {
     if (ready()) return true;
     if (this.#spinMs > 0) {
-      const now = performance.now();
-      const end = Math.max(now + this.#spinMs, this.#until);
+      const end = Math.max(performance.now() + this.#spinMs, this.#until);
+      if (this.#mode === 'turns') {
+        const turn = (): void => {
+          if (ready()) then();
+          else if (performance.now() < Math.max(end, this.#until)) setImmediate(turn);
+          else this.#sleep(ready, then);
+        };
+        setImmediate(turn);
+        return false;
+      }
       for (;;) {
         for (let i = 0; i < 32; i++) if (ready()) return true;
         if (performance.now() >= end) break;
       }
     }
+    this.#sleep(ready, then);
+    return false;
+  }
+
+  /** Sleeps on the bell until it rings (or `ready()` already holds), then calls `then`. */
+  #sleep(ready: () => boolean, then: () => void): void {
     const i32 = this.#i32;
     this.#sleeping = true;
     Atomics.store(i32, this.#waitingIndex, 1);
@@ -176,12 +205,11 @@ export class Waiter {
     };
     if (ready()) {
       setImmediate(done);
-      return false;
+      return;
     }
     const result = waitAsync(i32, this.#bellIndex, seen);
     if (result.async) void result.value.then(done);
     else setImmediate(done);
-    return false;
   }
 
   /** Something is about to arrive: spin at least `micros` from now before sleeping, and wake up if asleep. */
