@@ -38,7 +38,6 @@ extern const void *ava_dispatch(void) __attribute__((weak));
 #define BATCH_MAX_CALLS 1024
 #define BATCH_MAX_BYTES (4u << 20)
 #define MAX_LENGTH ((int64_t)1 << 40)
-#define SOCKET_BUFFER_BYTES (4 << 20)
 #define SPLIT_BYTES ((uint64_t)256 << 20) /* parts of a split transfer: well inside a frame */
 #define REF_MIN_BYTES ((size_t)64 << 10) /* byte strings a waiting call sends from the program's memory, uncopied */
 
@@ -575,16 +574,6 @@ static char **guestd_env(void) {
 static void start(void) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) { warn("socketpair: %s", strerror(errno)); broken = 1; return; }
-  /*
-   * Socket buffers of SOCKET_BUFFER_BYTES (the kernel caps them at net.core.wmem_max/rmem_max): a large transfer then
-   * moves in a few large reads instead of hundreds of ~200 KiB ones, each a wake-up of the writer and a turn of the
-   * sidecar's event loop. Measured with fixtures/opencl-c/transfers.c through the ICD: see SOCKET_BUFFER_BYTES.
-   */
-  for (int i = 0; i < 2; i++) {
-    int size = SOCKET_BUFFER_BYTES;
-    setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-    setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-  }
   const char *node = getenv("AVA_GUESTD_NODE");
   const char *script = getenv("AVA_GUESTD_SCRIPT");
   if (!node || !*node) node = ava_api_desc.guestd_node;
