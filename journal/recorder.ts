@@ -38,21 +38,38 @@ export interface RecordOptions {
   readonly data?: boolean;
 }
 
+/** What {@link recordOf} needs to know of a function, worked out once: it runs for every call of a journaled session. */
+interface RecordShape {
+  /**
+   * The call makes a mapping (a map) or ends one (an unmap): a migration while the mapping is live maps the region
+   * again on the target, so the pair is journaled (compaction drops it once unmapped).
+   */
+  readonly mapping: boolean;
+  /** Its handle out-arguments (an enqueue's event). */
+  readonly handleOuts: readonly number[];
+}
+const recordShapes = new WeakMap<FunctionSpec, RecordShape>();
+
+function recordShapeOf(f: FunctionSpec): RecordShape {
+  let shape = recordShapes.get(f);
+  if (!shape) {
+    shape = {
+      mapping: f.returns.role === 'mapped' || f.args.some((a) => a.role === 'mapped'),
+      handleOuts: f.args.flatMap((a, i) => (a.role === 'handleOut' ? [i] : [])),
+    };
+    recordShapes.set(f, shape);
+  }
+  return shape;
+}
+
 /** True when the call stored a handle of a transient kind (an enqueue's event): replay must recreate it. */
-function createsTransient(f: FunctionSpec, event: CallEvent): boolean {
-  return f.args.some((a, i) => a.role === 'handleOut' && event.args[i] !== null && event.args[i] !== undefined);
+function createsTransient(shape: RecordShape, event: CallEvent): boolean {
+  for (const i of shape.handleOuts) if (event.args[i] !== null && event.args[i] !== undefined) return true;
+  return false;
 }
 
 /** The record classes data journaling adds. */
 export const DATA_JOURNALED: ReadonlySet<RecordClass> = new Set(['transfer', 'execute']);
-
-/**
- * True when the call makes a mapping (a map) or ends one (an unmap): a migration while the mapping is live maps the
- * region again on the target, so the pair is journaled (compaction drops it once unmapped).
- */
-function touchesMapping(f: FunctionSpec): boolean {
-  return f.returns.role === 'mapped' || f.args.some((a) => a.role === 'mapped');
-}
 
 /** `{id, bytes}` of a mapping without its bytes: replay maps the region again and needs only the id. */
 function mappingIdOnly(value: WireValue): WireValue {
@@ -63,8 +80,9 @@ function mappingIdOnly(value: WireValue): WireValue {
 
 /** Builds the record of a completed call (null when the call is not journaled or failed). */
 export function recordOf(f: FunctionSpec, fnIndex: number, event: CallEvent, success: number, data = false): JournalRecord | null {
-  const mapping = touchesMapping(f);
-  if (!JOURNALED.has(f.record) && !(DATA_JOURNALED.has(f.record) && (data || mapping || createsTransient(f, event)))) return null;
+  const shape = recordShapeOf(f);
+  const mapping = shape.mapping;
+  if (!JOURNALED.has(f.record) && !(DATA_JOURNALED.has(f.record) && (data || mapping || createsTransient(shape, event)))) return null;
   // An unmap's write-back bytes matter only to data journaling (which replays the work); a map's bytes never do.
   // Nor do the bytes of a transfer kept only for the event it made: without data journaling, replay recreates that
   // event completed from the record's handles and never runs the transfer (a 1 GiB write with an event put its
