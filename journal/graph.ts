@@ -36,8 +36,10 @@ const HANDLE_IN_ROLES = new Set<ArgSpec['role']>(['handle', 'handles', 'argValue
 /** Ids of the handles a call's input arguments name. */
 export function inputHandles(f: FunctionSpec, args: readonly WireValue[]): number[] {
   const ids: number[] = [];
-  f.args.forEach((a, i) => {
-    if (!HANDLE_IN_ROLES.has(a.role)) return;
+  // Plain loops, no closures: this runs for every journaled call.
+  for (let i = 0; i < f.args.length; i++) {
+    const a = f.args[i]!;
+    if (!HANDLE_IN_ROLES.has(a.role)) continue;
     const v = args[i];
     if (a.role === 'handle') {
       if (typeof v === 'number') ids.push(v);
@@ -49,9 +51,9 @@ export function inputHandles(f: FunctionSpec, args: readonly WireValue[]): numbe
     } else if (a.role === 'properties' && Array.isArray(v)) {
       for (let k = 1; k < v.length; k += 2) if (a.handleKeys[String(v[k - 1])] !== undefined && typeof v[k] === 'number') ids.push(v[k] as number);
     } else if (a.role === 'struct' && Array.isArray(v)) {
-      a.fields.forEach((field, k) => { if (field.kind !== undefined && typeof v[k] === 'number') ids.push(v[k] as number); });
+      for (let k = 0; k < a.fields.length; k++) if (a.fields[k]!.kind !== undefined && typeof v[k] === 'number') ids.push(v[k] as number);
     }
-  });
+  }
   return ids;
 }
 
@@ -59,7 +61,8 @@ export function inputHandles(f: FunctionSpec, args: readonly WireValue[]): numbe
 export function createdHandles(f: FunctionSpec, record: Pick<JournalRecord, 'args' | 'ret' | 'outs'>): { id: number; kind: string }[] {
   const out: { id: number; kind: string }[] = [];
   if (f.returns.role === 'handle' && typeof record.ret === 'number') out.push({ id: record.ret, kind: f.returns.kind });
-  f.args.forEach((a, i) => {
+  for (let i = 0; i < f.args.length; i++) {
+    const a = f.args[i]!;
     if (a.role === 'handleOut') {
       const id = record.outs?.[a.name] ?? record.args[i];
       if (typeof id === 'number') out.push({ id, kind: a.kind });
@@ -67,7 +70,7 @@ export function createdHandles(f: FunctionSpec, record: Pick<JournalRecord, 'arg
       const ids = record.outs?.[a.name];
       if (Array.isArray(ids)) for (const id of ids) if (typeof id === 'number') out.push({ id, kind: a.kind });
     }
-  });
+  }
   return out;
 }
 

@@ -11,6 +11,7 @@
 import { Level } from 'level';
 import type { AbstractLevel } from 'abstract-level';
 import { AvaError } from '../src/errors.js';
+import { planOf } from '../src/spec/plan.js';
 import type { ApiSpec, FunctionSpec } from '../src/spec/types.js';
 import type { CallTimings, JournalRecord, Stage, StoredObject } from './format.js';
 import { FORMAT_VERSION, JournalCorruptError, chunkOfKey, decodeRecord, decodeTimings, decodeValue, encodeRecord, encodeTimings, encodeValue, keys, text } from './format.js';
@@ -195,7 +196,11 @@ export class SessionJournal {
   readonly n: number;
   readonly graph: ObjectGraph;
   /** Operations not written yet; null where an elided record's put was (see #lastTransient). */
-  #ops: ({ type: 'put' | 'del'; key: Uint8Array; value?: Uint8Array } | null)[] = [];
+  /**
+   * Queued writes. A record stays an object until its batch is written (`type: 'record'`): one elided before then
+   * (see {@link append}) costs no encoding at all.
+   */
+  #ops: ({ type: 'put' | 'del'; key: Uint8Array; value?: Uint8Array } | { type: 'record'; record: JournalRecord } | null)[] = [];
   /** Bumped by every flush: tells whether an index into #ops still names the same operation. */
   #flushes = 0;
   /**
@@ -294,9 +299,9 @@ export class SessionJournal {
     }
     this.graph.apply(record);
     this.#seqs.add(record.seq);
-    this.#ops.push({ type: 'put', key: keys.record(this.n, record.seq), value: encodeRecord(record) });
+    this.#ops.push({ type: 'record', record });
     if (f.target !== undefined) {
-      const target = record.args[f.args.findIndex((a) => a.name === f.target)];
+      const target = record.args[planOf(f).indexOf.get(f.target!)!];
       if (typeof target === 'number') this.#dirty.add(target);
     }
     const made = createdHandles(f, record);
@@ -311,7 +316,7 @@ export class SessionJournal {
 
   /** True when `record` (a release) drops the last reference to `id`, which nothing else names. */
   #releasesOnlyReference(f: FunctionSpec, record: JournalRecord, id: number): boolean {
-    const target = record.args[f.args.findIndex((a) => a.name === f.target)];
+    const target = record.args[planOf(f).indexOf.get(f.target!)!];
     const node = this.graph.nodes.get(id);
     return target === id && node !== undefined && node.refs === 1 && node.refRecords.length === 0 && node.configs.size === 0;
   }
@@ -353,7 +358,7 @@ export class SessionJournal {
       }
       this.graph.retract(record);
       if (f.target !== undefined) {
-        const target = record.args[f.args.findIndex((a) => a.name === f.target)];
+        const target = record.args[planOf(f).indexOf.get(f.target!)!];
         if (typeof target === 'number') this.#dirty.add(target);
       }
     }
@@ -395,7 +400,8 @@ export class SessionJournal {
       const batch = this.journal.db.batch();
       for (const op of ops) {
         if (op === null) continue;
-        if (op.type === 'put') batch.put(op.key, op.value!);
+        if (op.type === 'record') batch.put(keys.record(this.n, op.record.seq), encodeRecord(op.record));
+        else if (op.type === 'put') batch.put(op.key, op.value!);
         else batch.del(op.key);
       }
       return batch.write({ sync } as never);
