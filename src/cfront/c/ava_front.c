@@ -239,6 +239,8 @@ typedef struct waiter {
   uint8_t *raw;
   int done;
   uint64_t events_before; /* callback events queued when the reply came (see await_callbacks) */
+  uint8_t *land;          /* where the reply's one large byte string goes (see read_frame), or NULL */
+  size_t land_cap;
   pthread_cond_t cond;
 } waiter;
 
@@ -373,13 +375,142 @@ static void body_free(uint8_t *p) {
   free(p);
 }
 
+/*
+ * Replies of LAND_MIN_BYTES or more whose call said where their large byte string goes (a read's destination in the
+ * program's memory: waiter.land) are read in place: the frame's first LAND_HEAD_BYTES name the call (seq) and hold
+ * the string's header; its bytes are read straight into the destination, the rest of the frame after them. So a
+ * 64 MiB read costs no 64 MiB frame buffer and no copy out of it.
+ */
+#define LAND_MIN_BYTES ((size_t)1 << 20)
+#define LAND_HEAD_BYTES ((size_t)4096)
+
+/* A CBOR item's head at h[pos]: its major type and argument; bytes it takes, or 0 when it runs past `hn`. */
+static size_t cbor_head(const uint8_t *h, size_t hn, size_t pos, int *major, uint64_t *arg) {
+  if (pos >= hn) return 0;
+  uint8_t b = h[pos], info = b & 31;
+  *major = b >> 5;
+  if (info < 24) { *arg = info; return 1; }
+  size_t k = info == 24 ? 1 : info == 25 ? 2 : info == 26 ? 4 : info == 27 ? 8 : 0;
+  if (k == 0 || pos + 1 + k > hn) return 0;
+  uint64_t v = 0;
+  for (size_t i = 0; i < k; i++) v = v << 8 | h[pos + 1 + i];
+  *arg = v;
+  return 1 + k;
+}
+
+/*
+ * In the first `hn` bytes of a frame of `total`: the top-level map's seq, and the first byte string of LAND_MIN_BYTES
+ * or more (where its header starts, where its bytes start, how many). 0 when the head does not show both, or
+ * anything else in it runs past the head.
+ */
+static int find_landing(const uint8_t *h, size_t hn, size_t total, uint64_t *seq, size_t *hdr, size_t *data, uint64_t *len) {
+  enum { MAX_DEPTH = 32 };
+  uint64_t left[MAX_DEPTH], index[MAX_DEPTH];
+  int depth = 0, top_map = 0, have_seq = 0, seq_next = 0;
+  size_t pos = 0;
+  left[0] = 1;
+  index[0] = 0;
+  for (;;) {
+    while (depth > 0 && left[depth] == 0) depth--;
+    if (left[depth] == 0) return 0;
+    int major;
+    uint64_t arg;
+    size_t k = cbor_head(h, hn, pos, &major, &arg);
+    if (k == 0) return 0;
+    int key = depth == 1 && top_map && index[depth] % 2 == 0;
+    int value_of_seq = depth == 1 && top_map && !key && seq_next;
+    if (depth == 1 && top_map && !key) seq_next = 0;
+    index[depth]++;
+    left[depth]--;
+    size_t start = pos;
+    pos += k;
+    switch (major) {
+    case 0: if (value_of_seq) { *seq = arg; have_seq = 1; } break;
+    case 1: case 7: break;
+    case 2:
+      if (arg >= LAND_MIN_BYTES && have_seq && arg <= total - pos) { *hdr = start; *data = pos; *len = arg; return 1; }
+      if (arg > hn - pos) return 0;
+      pos += arg;
+      break;
+    case 3:
+      if (arg > hn - pos) return 0;
+      if (key && arg == 3 && memcmp(h + pos, "seq", 3) == 0) seq_next = 1;
+      pos += arg;
+      break;
+    case 4: case 5:
+      if (depth + 1 >= MAX_DEPTH || arg > total) return 0;
+      depth++;
+      left[depth] = major == 5 ? 2 * arg : arg;
+      index[depth] = 0;
+      if (depth == 1) top_map = major == 5;
+      break;
+    default: return 0;
+    }
+  }
+}
+
+/* The byte string node of `v` whose bytes start at `at` (the one read_frame put there), or NULL. */
+static ava_cv *bytes_at(ava_cv *v, const uint8_t *at) {
+  if (v->type == CV_BYTES) return v->p == at ? v : NULL;
+  if (v->type != CV_ARRAY && v->type != CV_MAP) return NULL;
+  size_t items = v->type == CV_MAP ? 2 * v->n : v->n;
+  for (size_t i = 0; i < items; i++) {
+    ava_cv *found = bytes_at(&v->items[i], at);
+    if (found) return found;
+  }
+  return NULL;
+}
+
+/*
+ * A frame of `n` bytes whose head (`h`, `hn` bytes read) names a waiter with a landing place (see LAND_MIN_BYTES):
+ * reads the rest, the large byte string into that place, and returns the frame (NULL when it is not such a one:
+ * `*taken` then says nothing was read past the head).
+ */
+static ava_cv *read_landed(const uint8_t *h, size_t hn, size_t n, uint8_t **raw, int *taken) {
+  uint64_t seq = 0, len = 0;
+  size_t hdr = 0, data = 0;
+  *taken = 0;
+  if (!find_landing(h, hn, n, &seq, &hdr, &data, &len)) return NULL;
+  uint8_t *land = NULL;
+  pthread_mutex_lock(&wait_mu);
+  for (waiter *w = waiters; w; w = w->next) if (w->key == seq && w->land && w->land_cap >= len) { land = w->land; break; }
+  pthread_mutex_unlock(&wait_mu);
+  if (!land) return NULL;
+  *taken = 1;
+  /* The frame without the string's bytes: its header made that of an empty string, which is then pointed at `land`. */
+  size_t tail = n - data - (size_t)len, in_head = hn - data;
+  uint8_t *skeleton = malloc(hdr + 1 + tail);
+  if (!skeleton) return NULL;
+  memcpy(skeleton, h, hdr);
+  skeleton[hdr] = 0x40;
+  memcpy(land, h + data, in_head);
+  if (!read_all(land + in_head, (size_t)len - in_head) || !read_all(skeleton + hdr + 1, tail)) { free(skeleton); return NULL; }
+  ava_cv *v = ava_cv_parse(skeleton, hdr + 1 + tail);
+  ava_cv *bytes = v ? bytes_at(v, skeleton + hdr + 1) : NULL;
+  if (!bytes) { ava_cv_free(v); free(skeleton); warn("the sidecar sent a malformed frame"); return NULL; }
+  bytes->p = land;
+  bytes->n = (size_t)len;
+  *raw = skeleton;
+  return v;
+}
+
 /* Reads one frame: its parsed value (or NULL at the end of the stream) and the bytes it points into. */
 static ava_cv *read_frame(uint8_t **raw) {
   uint8_t prefix[4];
   if (!read_all(prefix, 4)) return NULL;
   size_t n = (size_t)prefix[0] << 24 | (size_t)prefix[1] << 16 | (size_t)prefix[2] << 8 | prefix[3];
+  size_t have = 0;
+  uint8_t head[LAND_HEAD_BYTES];
+  if (n >= LAND_MIN_BYTES) {
+    have = LAND_HEAD_BYTES;
+    if (!read_all(head, have)) return NULL;
+    int taken;
+    ava_cv *landed = read_landed(head, have, n, raw, &taken);
+    if (taken) return landed;
+  }
   uint8_t *body = body_alloc(n);
-  if (!body || !read_all(body, n)) { body_free(body); return NULL; }
+  if (body && have) memcpy(body, head, have);
+  if (!body || !read_all(body + have, n - have)) { body_free(body); return NULL; }
   ava_cv *v = ava_cv_parse(body, n);
   if (!v) { body_free(body); warn("the sidecar sent a malformed frame"); return NULL; }
   *raw = body;
@@ -655,8 +786,8 @@ __attribute__((destructor)) static void finish(void) {
 }
 
 /* Sends a frame and waits for the answer keyed `key`; returns the frame (or NULL when the sidecar is gone). */
-static ava_cv *exchange_counting(uint64_t key, const ava_cbuf *frame, uint8_t **raw, uint64_t *events_before) {
-  waiter w = { .key = key };
+static ava_cv *exchange_counting(uint64_t key, const ava_cbuf *frame, uint8_t **raw, uint64_t *events_before, uint8_t *land, size_t land_cap) {
+  waiter w = { .key = key, .land = land, .land_cap = land_cap };
   pthread_cond_init(&w.cond, NULL);
   pthread_mutex_lock(&wait_mu);
   w.next = waiters;
@@ -676,7 +807,7 @@ static ava_cv *exchange_counting(uint64_t key, const ava_cbuf *frame, uint8_t **
 }
 
 /* Sends `frame` and waits for the reply (or control reply) with `key`; NULL when the sidecar is gone. */
-static ava_cv *exchange(uint64_t key, const ava_cbuf *frame, uint8_t **raw) { return exchange_counting(key, frame, raw, NULL); }
+static ava_cv *exchange(uint64_t key, const ava_cbuf *frame, uint8_t **raw) { return exchange_counting(key, frame, raw, NULL, NULL, 0); }
 
 /* ------------------------------------------------------------------------------------------------ values */
 
@@ -1099,7 +1230,8 @@ static uint64_t apply_reply(const ava_fn *fn, uint64_t *slots, const ava_cv *rep
       break;
     case AVA_BUFFER_OUT: {
       int64_t len = eval_length(fn, a->length, slots);
-      if (v->type == CV_BYTES && len >= 0) memcpy(ptr, v->p, v->n < (size_t)len ? v->n : (size_t)len);
+      /* Landed in place by the reader (read_frame): nothing to copy. */
+      if (v->type == CV_BYTES && len >= 0 && v->p != ptr) memcpy(ptr, v->p, v->n < (size_t)len ? v->n : (size_t)len);
       break;
     }
     case AVA_SCALAR_OUT: case AVA_ERRCODE: store(ptr, (uint64_t)ava_cv_int(v, &ok), a->type); break;
@@ -1511,7 +1643,21 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
   }
   uint8_t *raw = NULL;
   uint64_t events_before = 0;
-  ava_cv *reply = exchange_counting(seq, &b, &raw, &events_before);
+  /* A call that reads one large byte string into the program's memory has its reply's bytes land there directly. */
+  uint8_t *land = NULL;
+  size_t land_cap = 0;
+  if (!deliver) {
+    for (int i = 0; i < fn->nargs; i++) {
+      const ava_arg *a = &fn->args[i];
+      if (a->role != AVA_BUFFER_OUT || !slots[i] || (a->flags & AVA_ARG_PRESERVE)) continue;
+      int64_t len = eval_length(fn, a->length, slots);
+      if (len < (int64_t)LAND_MIN_BYTES) continue;
+      if (land) { land = NULL; break; } /* two: which is which is the reply's business */
+      land = (uint8_t *)(uintptr_t)slots[i];
+      land_cap = (size_t)len;
+    }
+  }
+  ava_cv *reply = exchange_counting(seq, &b, &raw, &events_before, land, land_cap);
   /* A wait or a finish returns after the callbacks the worker saw fire before it answered (see await_callbacks). */
   if (reply && fn->record == AVA_REC_SYNC) await_callbacks(events_before);
   ava_cb_free(&b);
