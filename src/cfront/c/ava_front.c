@@ -376,10 +376,26 @@ static void body_free(uint8_t *p) {
 }
 
 /*
- * Replies of LAND_MIN_BYTES or more whose call said where their large byte string goes (a read's destination in the
- * program's memory: waiter.land) are read in place: the frame's first LAND_HEAD_BYTES name the call (seq) and hold
- * the string's header; its bytes are read straight into the destination, the rest of the frame after them. So a
- * 64 MiB read costs no 64 MiB frame buffer and no copy out of it.
+ * Reads the program made without blocking (clEnqueueReadBuffer with CL_FALSE): the call returns once enqueued and the
+ * worker sends the bytes when they are there, as an event with the id the call gave (`deliver`). The reader thread
+ * writes them into the program's memory itself, before it reads the next frame: the worker sends them before the
+ * reply of any later call that saw the read complete (a wait, a status query), so they are in place by then.
+ */
+typedef struct delivery {
+  void *dst;      /* where the bytes go; NULL for a map until its reply gave the region (place_delivery) */
+  size_t length;
+  uint8_t *held;  /* bytes that came before the region was placed */
+  size_t held_n;
+  int arrived;
+} delivery;
+static map64 deliveries; /* callback id -> delivery, under obj_mu */
+
+/*
+ * Frames of LAND_MIN_BYTES or more whose large byte string has a known destination in the program's memory are read
+ * in place: a reply to a call that said where (waiter.land: a blocking read's destination), or the event that
+ * brings the bytes of a read made without blocking (its delivery's dst). The frame's first LAND_HEAD_BYTES name the
+ * call or delivery and hold the string's header; its bytes are read straight into the destination, the rest of the
+ * frame after them. So a 64 MiB read costs no 64 MiB frame buffer and no copy out of it.
  */
 #define LAND_MIN_BYTES ((size_t)1 << 20)
 #define LAND_HEAD_BYTES ((size_t)4096)
@@ -399,11 +415,12 @@ static size_t cbor_head(const uint8_t *h, size_t hn, size_t pos, int *major, uin
 }
 
 /*
- * In the first `hn` bytes of a frame of `total`: the top-level map's seq, and the first byte string of LAND_MIN_BYTES
- * or more (where its header starts, where its bytes start, how many). 0 when the head does not show both, or
- * anything else in it runs past the head.
+ * In the first `hn` bytes of a frame of `total`: what the frame answers (the top-level map's `seq`: *by = 1, a reply;
+ * its `callback`: *by = 2, an event, such as the bytes of a read made without blocking), and the first byte string
+ * of LAND_MIN_BYTES or more (where its header starts, where its bytes start, how many). 0 when the head does not
+ * show both, or anything else in it runs past the head.
  */
-static int find_landing(const uint8_t *h, size_t hn, size_t total, uint64_t *seq, size_t *hdr, size_t *data, uint64_t *len) {
+static int find_landing(const uint8_t *h, size_t hn, size_t total, int *by, uint64_t *seq, size_t *hdr, size_t *data, uint64_t *len) {
   enum { MAX_DEPTH = 32 };
   uint64_t left[MAX_DEPTH], index[MAX_DEPTH];
   int depth = 0, top_map = 0, have_seq = 0, seq_next = 0;
@@ -418,14 +435,14 @@ static int find_landing(const uint8_t *h, size_t hn, size_t total, uint64_t *seq
     size_t k = cbor_head(h, hn, pos, &major, &arg);
     if (k == 0) return 0;
     int key = depth == 1 && top_map && index[depth] % 2 == 0;
-    int value_of_seq = depth == 1 && top_map && !key && seq_next;
+    int value_of_seq = depth == 1 && top_map && !key ? seq_next : 0;
     if (depth == 1 && top_map && !key) seq_next = 0;
     index[depth]++;
     left[depth]--;
     size_t start = pos;
     pos += k;
     switch (major) {
-    case 0: if (value_of_seq) { *seq = arg; have_seq = 1; } break;
+    case 0: if (value_of_seq) { *seq = arg; *by = value_of_seq; have_seq = 1; } break;
     case 1: case 7: break;
     case 2:
       if (arg >= LAND_MIN_BYTES && have_seq && arg <= total - pos) { *hdr = start; *data = pos; *len = arg; return 1; }
@@ -435,6 +452,7 @@ static int find_landing(const uint8_t *h, size_t hn, size_t total, uint64_t *seq
     case 3:
       if (arg > hn - pos) return 0;
       if (key && arg == 3 && memcmp(h + pos, "seq", 3) == 0) seq_next = 1;
+      if (key && arg == 8 && memcmp(h + pos, "callback", 8) == 0) seq_next = 2;
       pos += arg;
       break;
     case 4: case 5:
@@ -469,12 +487,21 @@ static ava_cv *bytes_at(ava_cv *v, const uint8_t *at) {
 static ava_cv *read_landed(const uint8_t *h, size_t hn, size_t n, uint8_t **raw, int *taken) {
   uint64_t seq = 0, len = 0;
   size_t hdr = 0, data = 0;
+  int by = 0;
   *taken = 0;
-  if (!find_landing(h, hn, n, &seq, &hdr, &data, &len)) return NULL;
+  if (!find_landing(h, hn, n, &by, &seq, &hdr, &data, &len)) return NULL;
   uint8_t *land = NULL;
-  pthread_mutex_lock(&wait_mu);
-  for (waiter *w = waiters; w; w = w->next) if (w->key == seq && w->land && w->land_cap >= len) { land = w->land; break; }
-  pthread_mutex_unlock(&wait_mu);
+  if (by == 1) {
+    pthread_mutex_lock(&wait_mu);
+    for (waiter *w = waiters; w; w = w->next) if (w->key == seq && w->land && w->land_cap >= len) { land = w->land; break; }
+    pthread_mutex_unlock(&wait_mu);
+  } else {
+    /* A read made without blocking: its bytes go where the program asked (a map's region may not be there yet). */
+    pthread_mutex_lock(&obj_mu);
+    delivery *d = map_get(&deliveries, seq);
+    if (d && d->dst && d->length >= len) land = d->dst;
+    pthread_mutex_unlock(&obj_mu);
+  }
   if (!land) return NULL;
   *taken = 1;
   /* The frame without the string's bytes: its header made that of an empty string, which is then pointed at `land`. */
@@ -534,21 +561,6 @@ static int flush_batch(void) {
 }
 
 /*
- * Reads the program made without blocking (clEnqueueReadBuffer with CL_FALSE): the call returns once enqueued and the
- * worker sends the bytes when they are there, as an event with the id the call gave (`deliver`). The reader thread
- * writes them into the program's memory itself, before it reads the next frame: the worker sends them before the
- * reply of any later call that saw the read complete (a wait, a status query), so they are in place by then.
- */
-typedef struct delivery {
-  void *dst;      /* where the bytes go; NULL for a map until its reply gave the region (place_delivery) */
-  size_t length;
-  uint8_t *held;  /* bytes that came before the region was placed */
-  size_t held_n;
-  int arrived;
-} delivery;
-static map64 deliveries; /* callback id -> delivery, under obj_mu */
-
-/*
  * The bytes of a deferred read or map (args NULL: the call failed, nothing will come): written where the program
  * wants them, or kept until a map's region is placed; true when `cb` was a delivery.
  */
@@ -567,7 +579,8 @@ static int take_delivery(int64_t cb, const ava_cv *args) {
   if (d) map_del(&deliveries, (uint64_t)cb);
   pthread_mutex_unlock(&obj_mu);
   if (!d) return 0;
-  if (bytes && d->dst) memcpy(d->dst, bytes->p, bytes->n < d->length ? bytes->n : d->length);
+  /* Bytes read in place (read_frame) are there already. */
+  if (bytes && d->dst && bytes->p != d->dst) memcpy(d->dst, bytes->p, bytes->n < d->length ? bytes->n : d->length);
   free(d->held);
   free(d);
   return 1;
