@@ -15,18 +15,30 @@ import { requireOpenCL } from '../helpers/opencl.js';
 
 const SOURCE = `__kernel void inc(__global int *x) { x[get_global_id(0)] += 1; }`;
 
+/** A journaled session on the local channel that migrates before call `call`, with its context and queue made (calls 0-3). */
+async function migratingSession(call: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'ava-transient-'));
+  const lib = await openGuestlib(openclSpec, { transport: 'local', journal: { path: dir }, migrateAt: { kind: 'at', call } });
+  try {
+    const cl = lib.api;
+    const platforms = (await cl.clGetPlatformIDs!(1, true)).outs.platforms as Handle[];
+    const devices = (await cl.clGetDeviceIDs!(platforms[0], CL.DEVICE_TYPE_ALL, 1, true)).outs.devices as Handle[];
+    const { ret: ctx } = await cl.clCreateContext!(null, 1, devices, null, null);
+    const { ret: queue } = await cl.clCreateCommandQueue!(ctx, devices[0], 0);
+    return { lib, dir, cl, devices, ctx, queue };
+  } catch (error) {
+    await lib.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
 if (await requireOpenCL()) {
   test('an enqueue event made before a migration can be waited on and queried after it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ava-transient-'));
     // Calls: 0 platforms, 1 devices, 2 context, 3 queue, 4 program, 5 build, 6 kernel, 7 buffer, 8 set arg,
     // 9 enqueue (event), 10 finish; the migration happens before call 11.
-    const lib = await openGuestlib(openclSpec, { transport: 'local', journal: { path: dir }, migrateAt: { kind: 'at', call: 11 } });
+    const { lib, dir, cl, devices, ctx, queue } = await migratingSession(11);
     try {
-      const cl = lib.api;
-      const platforms = (await cl.clGetPlatformIDs!(1, true)).outs.platforms as Handle[];
-      const devices = (await cl.clGetDeviceIDs!(platforms[0], CL.DEVICE_TYPE_ALL, 1, true)).outs.devices as Handle[];
-      const { ret: ctx } = await cl.clCreateContext!(null, 1, devices, null, null);
-      const { ret: queue } = await cl.clCreateCommandQueue!(ctx, devices[0], 0);
       const { ret: program } = await cl.clCreateProgramWithSource!(ctx, 1, [SOURCE], null);
       await cl.clBuildProgram!(program, 1, devices, '', null, null);
       const { ret: kernel } = await cl.clCreateKernel!(program, 'inc');
@@ -61,16 +73,10 @@ if (await requireOpenCL()) {
   });
 
   test('a non-blocking write that made an event: journaled without its bytes, its event recreated on the target', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ava-transient-'));
     // Calls: 0 platforms, 1 devices, 2 context, 3 queue, 4 buffer, 5 write (event), 6 finish; the migration happens
     // before call 7.
-    const lib = await openGuestlib(openclSpec, { transport: 'local', journal: { path: dir }, migrateAt: { kind: 'at', call: 7 } });
+    const { lib, dir, cl, ctx, queue } = await migratingSession(7);
     try {
-      const cl = lib.api;
-      const platforms = (await cl.clGetPlatformIDs!(1, true)).outs.platforms as Handle[];
-      const devices = (await cl.clGetDeviceIDs!(platforms[0], CL.DEVICE_TYPE_ALL, 1, true)).outs.devices as Handle[];
-      const { ret: ctx } = await cl.clCreateContext!(null, 1, devices, null, null);
-      const { ret: queue } = await cl.clCreateCommandQueue!(ctx, devices[0], 0);
       const { ret: mem } = await cl.clCreateBuffer!(ctx, CL.MEM_READ_WRITE, 4096, null);
       const data = new Uint8Array(4096).map((_, i) => (i * 7) & 0xff);
       const { outs } = await cl.clEnqueueWriteBuffer!(queue, mem, 0, 0, 4096, data, 0, null, true);
