@@ -18,15 +18,25 @@ export const RECLAIM_MIN_BYTES = 16 * 1024 * 1024;
 
 type Collect = (options: { type: 'minor' | 'major' }) => void;
 let collect: Collect | null | undefined;
+let allowed = false;
+
+/**
+ * Lets {@link reclaimBefore} collect in this process. Only processes of ours call it (ava-guestd, worker processes):
+ * exposing the collector sets a V8 flag for the whole process (contexts made afterwards get a `gc` global), which a
+ * program that embeds the guestlib did not ask for.
+ */
+export function allowReclaim(): void {
+  allowed = true;
+}
 
 /**
  * Runs a young-generation collection when `bytes` is at least {@link RECLAIM_MIN_BYTES} (call it right before
- * allocating that many). V8's collector is exposed once, in a context of its own (the process-wide `--expose-gc`
- * flag applies to contexts made after it is set; the program's global object stays unchanged). Where that is not
- * possible this does nothing: the buffers are still freed, later.
+ * allocating that many), in a process that {@link allowReclaim allowed it}. V8's collector is exposed once, in a
+ * context of its own (the program's global object stays unchanged). Where that is not possible this does nothing:
+ * the buffers are still freed, later.
  */
 export function reclaimBefore(bytes: number): void {
-  if (bytes < RECLAIM_MIN_BYTES) return;
+  if (!allowed || bytes < RECLAIM_MIN_BYTES) return;
   if (collect === undefined) {
     try {
       setFlagsFromString('--expose-gc');

@@ -1,7 +1,9 @@
 /** reclaimBefore: the memory of a buffer nothing references any more is freed before a large allocation, and only then. */
 import * as assert from 'uvu/assert';
-import { reclaimBefore, RECLAIM_MIN_BYTES } from '../../src/wire/reclaim.js';
+import { allowReclaim, reclaimBefore, RECLAIM_MIN_BYTES } from '../../src/wire/reclaim.js';
 import { test } from '../helpers/uvu.js';
+
+allowReclaim();
 
 /** Bytes of a buffer made and dropped: more than the threshold, less than makes V8 collect by itself. */
 const SIZE = RECLAIM_MIN_BYTES + (4 << 20);
