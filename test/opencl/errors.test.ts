@@ -37,8 +37,9 @@ async function rejection(promise: Promise<unknown>): Promise<AvaError & { status
 function callbackProbe(ms = 10_000): { fn: (...args: unknown[]) => void; called: Promise<unknown[]> } {
   let fn!: (...args: unknown[]) => void;
   const called = new Promise<unknown[]>((resolve, reject) => {
+    // Not unref'd: a callback that comes from the library's own thread keeps nothing else waiting, and without the
+    // timer the process could end (uvu: "Exiting early") before a late callback arrives on a loaded machine.
     const timer = setTimeout(() => reject(new Error(`the callback did not arrive within ${ms} ms`)), ms);
-    timer.unref();
     fn = (...args: unknown[]) => {
       clearTimeout(timer);
       resolve(args);
