@@ -197,8 +197,8 @@ export class SessionJournal {
   readonly graph: ObjectGraph;
   /** Operations not written yet; null where an elided record's put was (see #lastTransient). */
   /**
-   * Queued writes. A record stays an object until its batch is written (`type: 'record'`): one elided before then
-   * (see {@link append}) costs no encoding at all.
+   * Queued writes. A record that may yet be elided stays an object until its batch is written (`type: 'record'`):
+   * one elided before then (see {@link append}) costs no encoding at all.
    */
   #ops: ({ type: 'put' | 'del'; key: Uint8Array; value?: Uint8Array } | { type: 'record'; record: JournalRecord } | null)[] = [];
   /** Bumped by every flush: tells whether an index into #ops still names the same operation. */
@@ -299,7 +299,6 @@ export class SessionJournal {
     }
     this.graph.apply(record);
     this.#seqs.add(record.seq);
-    this.#ops.push({ type: 'record', record });
     if (f.target !== undefined) {
       const target = record.args[planOf(f).indexOf.get(f.target!)!];
       if (typeof target === 'number') this.#dirty.add(target);
@@ -308,7 +307,13 @@ export class SessionJournal {
     for (const { id } of made) this.#dirty.add(id);
     if ((f.record === 'transfer' || f.record === 'execute') && !this.dataJournaling && made.length === 1 &&
         this.journal.spec.kind.get(made[0]!.kind)?.transient === true && this.graph.nodes.get(made[0]!.id)?.created === record.seq) {
+      // It may be elided with the next call (see above): encoded only if it is still there when written. Only such
+      // a record waits: it names no bytes of the caller's (the recorder keeps none without data journaling), while
+      // any other record is encoded now, before the caller may change memory its arguments point into.
+      this.#ops.push({ type: 'record', record });
       this.#lastTransient = { record, id: made[0]!.id, op: this.#ops.length - 1, flushes: this.#flushes };
+    } else {
+      this.#ops.push({ type: 'put', key: keys.record(this.n, record.seq), value: encodeRecord(record) });
     }
     this.#queued();
     return undefined;
