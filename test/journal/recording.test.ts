@@ -298,6 +298,24 @@ test('durability batch on the local channel: a waiting journaled call finds itse
   assert.is(decodeRecord(keys.record(sj.n, seq), got!).seq, seq);
 });
 
+test('a record holds the bytes as they were at the call: the program may reuse its array once the call returned', async () => {
+  // Durability none: the call returns before its record is written (batch would wait for it).
+  const lib = await open({ transport: 'local', statusErrors: 'return', journal: { path: folder(), durability: 'none' } });
+  const api = lib.api as Api;
+  const devices = (await api.tq_get_devices!(1, true)).outs.devices as Handle[];
+  const ctx = (await api.tq_create_context!(1, devices)).ret as Handle;
+  const host = new Uint8Array(32).fill(7);
+  const seq = lib.session.callCount;
+  await api.tq_create_buffer!(ctx, TQ.MEM_COPY_HOST, 32, host);
+  host.fill(9); // before the journal's batch is written (an immediate later)
+  const sj = lib.journal!;
+  await sj.flush();
+  const got = await sj.journal.db.get(keys.record(sj.n, seq));
+  assert.ok(got !== undefined, `record ${seq} is stored`);
+  const args = decodeRecord(keys.record(sj.n, seq), got!).args;
+  assert.equal(Array.from(args[3] as Uint8Array), new Array(32).fill(7), 'the bytes the call was made with');
+});
+
 // ------------------------------------------------------------------------------------------------ the object graph
 
 test('graph: a kernel keeps its program, context and argument buffers live after their release, until it is released', async () => {
