@@ -225,10 +225,17 @@ export function executeCall(ctx: ExecutionContext, frame: CallFrame, received?: 
   if (fnSpec.blocking) {
     return new Promise<ReplyFrame>((resolve, reject) => {
       nativeFn.async(...prepared.native, (error: unknown, result: unknown) => {
-        if (error) reject(error);
-        else {
-          try { resolve(done(result)); } catch (e) { reject(e); }
-        }
+        // A turn later: callbacks the library fired from its own threads before the call returned (an event's
+        // completion callback before clFinish returns, as PoCL does) reach this thread as libuv async handles too,
+        // and libuv may run this completion first in the same turn; their event frames must go out before this reply
+        // (the C front's clFinish returns once those callbacks have run). Seen 1 in 40 runs of finish_callbacks on
+        // a loaded 2-core VM without it.
+        setImmediate(() => {
+          if (error) reject(error);
+          else {
+            try { resolve(done(result)); } catch (e) { reject(e); }
+          }
+        });
       });
     });
   }
