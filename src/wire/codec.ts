@@ -154,30 +154,22 @@ export function scanCbor(b: Uint8Array, limits: WireLimits = DEFAULT_LIMITS): bo
     if (inMap && (left & 1) === 0 && major !== 3) bad('map keys must be text');
     left--;
     const info = initial & 31;
+    // Bytes of the argument after the initial byte.
+    const size = info < 24 ? 0 : info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : info === 27 ? 8 : -1;
+    if (size < 0) bad(info === 31 ? 'indefinite-length CBOR items are not part of the protocol' : 'reserved CBOR additional information');
+    if (pos + size > len) bad('truncated CBOR');
     let arg: number;
-    if (info < 24) arg = info;
-    else if (info === 24) {
-      if (pos + 1 > len) bad('truncated CBOR');
-      arg = b[pos]!;
-      pos += 1;
-    } else if (info === 25) {
-      if (pos + 2 > len) bad('truncated CBOR');
-      arg = (b[pos]! << 8) | b[pos + 1]!;
-      pos += 2;
-    } else if (info === 26) {
-      if (pos + 4 > len) bad('truncated CBOR');
-      arg = b[pos]! * 0x1000000 + ((b[pos + 1]! << 16) | (b[pos + 2]! << 8) | b[pos + 3]!);
-      pos += 4;
-    } else if (info === 27) {
-      if (pos + 8 > len) bad('truncated CBOR');
+    if (size === 0) arg = info;
+    else if (size === 1) arg = b[pos]!;
+    else if (size === 2) arg = (b[pos]! << 8) | b[pos + 1]!;
+    else if (size === 4) arg = b[pos]! * 0x1000000 + ((b[pos + 1]! << 16) | (b[pos + 2]! << 8) | b[pos + 3]!);
+    else {
       const hi = b[pos]! * 0x1000000 + ((b[pos + 1]! << 16) | (b[pos + 2]! << 8) | b[pos + 3]!);
       const lo = b[pos + 4]! * 0x1000000 + ((b[pos + 5]! << 16) | (b[pos + 6]! << 8) | b[pos + 7]!);
-      pos += 8;
       arg = hi >= 0x200000 ? Infinity : hi * 0x100000000 + lo; // past 2^53: no number holds it
       if (major <= 1 && arg !== Infinity) wideSafeInts = true;
-    } else {
-      bad(info === 31 ? 'indefinite-length CBOR items are not part of the protocol' : 'reserved CBOR additional information');
     }
+    pos += size;
     switch (major) {
       case 0: case 1: break;
       case 2: case 3:

@@ -89,18 +89,19 @@ export class WorkerSession implements AsyncDisposable {
    * the rest behind it.
    */
   post(frames: readonly CallFrame[], onReply: (frame: CallFrame, reply: ReplyFrame) => void): void {
+    // As after every reply: the bytes of deferred reads that completed go out first.
+    const answer = (frame: CallFrame, reply: ReplyFrame): void => {
+      if (this.#deliveries.size > 0) this.#deliver();
+      onReply(frame, reply);
+    };
     let i = 0;
     while (i < frames.length && this.#pending === 0 && !this.#closed) {
       if (!burstable(this.#ctx, frames[i]!)) {
         // Answered in order with the bursts around it (a failure reported first is the first that happened).
         const frame = frames[i++]!;
         const reply = this.#run(frame);
-        if (reply instanceof Promise) {
-          void this.#track(reply).then((r) => { if (this.#deliveries.size > 0) this.#deliver(); onReply(frame, r); });
-          continue; // the rest queue behind it
-        }
-        if (this.#deliveries.size > 0) this.#deliver();
-        onReply(frame, reply);
+        if (reply instanceof Promise) void this.#track(reply).then((r) => answer(frame, r)); // the rest queue behind it
+        else answer(frame, reply);
         continue;
       }
       const replies = executeBurst(this.#ctx, frames, i);

@@ -108,20 +108,25 @@ int ava_cb_pieces(const ava_cbuf *b, const void **base, size_t *len, int max) {
 
 /* ------------------------------------------------------------------------------------------------ reader */
 
+size_t ava_cbor_head(const uint8_t *p, size_t n, uint8_t *major, uint8_t *info, uint64_t *arg) {
+  if (n == 0) return 0;
+  *major = p[0] >> 5;
+  *info = p[0] & 31;
+  if (*info < 24) { *arg = *info; return 1; }
+  size_t k = *info == 24 ? 1 : *info == 25 ? 2 : *info == 26 ? 4 : *info == 27 ? 8 : 0;
+  if (k == 0 || n - 1 < k) return 0; /* indefinite lengths are not part of the wire */
+  uint64_t x = 0;
+  for (size_t i = 0; i < k; i++) x = x << 8 | p[1 + i];
+  *arg = x;
+  return 1 + k;
+}
+
 typedef struct { const uint8_t *p, *end; int depth; } reader;
 
 static int read_head(reader *r, uint8_t *major, uint8_t *info, uint64_t *v) {
-  if (r->p >= r->end) return 0;
-  uint8_t h = *r->p++;
-  *major = h >> 5;
-  *info = h & 31;
-  if (*info < 24) { *v = *info; return 1; }
-  size_t n = *info == 24 ? 1 : *info == 25 ? 2 : *info == 26 ? 4 : *info == 27 ? 8 : 0;
-  if (n == 0 || (size_t)(r->end - r->p) < n) return 0; /* indefinite lengths are not part of the wire */
-  uint64_t x = 0;
-  for (size_t i = 0; i < n; i++) x = x << 8 | *r->p++;
-  *v = x;
-  return 1;
+  size_t k = ava_cbor_head(r->p, (size_t)(r->end - r->p), major, info, v);
+  r->p += k;
+  return k != 0;
 }
 
 static double half_to_double(uint16_t h) {

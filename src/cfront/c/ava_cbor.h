@@ -59,6 +59,12 @@ void ava_cb_rewind(ava_cbuf *b, ava_cbmark m);
  */
 int ava_cb_pieces(const ava_cbuf *b, const void **base, size_t *len, int max);
 
+/**
+ * The head of the CBOR item at `p` (of `n` bytes available): its major type, additional information and argument.
+ * Returns the bytes the head takes, or 0 when it runs past `n` or has an indefinite length.
+ */
+size_t ava_cbor_head(const uint8_t *p, size_t n, uint8_t *major, uint8_t *info, uint64_t *arg);
+
 /** Kinds of parsed values. */
 enum ava_cv_type { CV_UINT, CV_NEG, CV_BYTES, CV_TEXT, CV_ARRAY, CV_MAP, CV_FLOAT, CV_BOOL, CV_NULL };
 

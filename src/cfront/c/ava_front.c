@@ -400,20 +400,6 @@ static map64 deliveries; /* callback id -> delivery, under obj_mu */
 #define LAND_MIN_BYTES ((size_t)1 << 20)
 #define LAND_HEAD_BYTES ((size_t)4096)
 
-/* A CBOR item's head at h[pos]: its major type and argument; bytes it takes, or 0 when it runs past `hn`. */
-static size_t cbor_head(const uint8_t *h, size_t hn, size_t pos, int *major, uint64_t *arg) {
-  if (pos >= hn) return 0;
-  uint8_t b = h[pos], info = b & 31;
-  *major = b >> 5;
-  if (info < 24) { *arg = info; return 1; }
-  size_t k = info == 24 ? 1 : info == 25 ? 2 : info == 26 ? 4 : info == 27 ? 8 : 0;
-  if (k == 0 || pos + 1 + k > hn) return 0;
-  uint64_t v = 0;
-  for (size_t i = 0; i < k; i++) v = v << 8 | h[pos + 1 + i];
-  *arg = v;
-  return 1 + k;
-}
-
 /*
  * In the first `hn` bytes of a frame of `total`: what the frame answers (the top-level map's `seq`: *by = 1, a reply;
  * its `callback`: *by = 2, an event, such as the bytes of a read made without blocking), and the first byte string
@@ -430,9 +416,9 @@ static int find_landing(const uint8_t *h, size_t hn, size_t total, int *by, uint
   for (;;) {
     while (depth > 0 && left[depth] == 0) depth--;
     if (left[depth] == 0) return 0;
-    int major;
+    uint8_t major, info;
     uint64_t arg;
-    size_t k = cbor_head(h, hn, pos, &major, &arg);
+    size_t k = ava_cbor_head(h + pos, hn - pos, &major, &info, &arg);
     if (k == 0) return 0;
     int key = depth == 1 && top_map && index[depth] % 2 == 0;
     int value_of_seq = depth == 1 && top_map && !key ? seq_next : 0;
