@@ -66,15 +66,20 @@ export function serveFront(link: FrameLink, options: ServeFrontOptions): FrontCo
     session.call(frame.fn, frame.args, frame.retId ?? null, undefined, frame.deliver).then(reply, (error: unknown) => reply({ error: toWireError(error) }));
   };
 
+  /** Posts the call, and its repeats (the front's shorthand for the same call made again: see CallFrame.repeat). */
   const post = (frame: CallFrame): void => {
     const session = opened!.session;
-    try {
-      session.post(frame.fn, frame.args, frame.retId ?? null);
-    } catch (error) {
-      // An earlier asynchronous call failed: keep its error for the next waiting call, and still post this one.
-      if ((error as { code?: string }).code !== 'ERR_AVA_ASYNC_CALL_FAILED') throw error;
-      pendingFailure ??= error;
-      session.post(frame.fn, frame.args, frame.retId ?? null);
+    const { fn, args } = frame;
+    const retId = frame.retId ?? null;
+    for (let n = frame.repeat ?? 0; n >= 0; n--) {
+      try {
+        session.post(fn, args, retId);
+      } catch (error) {
+        // An earlier asynchronous call failed: keep its error for the next waiting call, and still post this one.
+        if ((error as { code?: string }).code !== 'ERR_AVA_ASYNC_CALL_FAILED') throw error;
+        pendingFailure ??= error;
+        session.post(fn, args, retId);
+      }
     }
   };
 

@@ -266,6 +266,9 @@ function checkCall(v: unknown, limits: WireLimits, where: Where): void {
   if (v.retId !== undefined && v.retId !== null && !isInt(v.retId)) bad(`${at(where)}: retId must be an integer or null`);
   if (v.async !== undefined && typeof v.async !== 'boolean') bad(`${at(where)}: async must be a boolean`);
   if (v.deliver !== undefined && (!isInt(v.deliver) || v.deliver < 0)) bad(`${at(where)}: deliver must be a non-negative integer`);
+  if (v.repeat !== undefined && (!isInt(v.repeat) || v.repeat < 1 || v.repeat > limits.maxBatchCalls || v.async !== true)) {
+    bad(`${at(where)}: repeat must be an integer from 1 to ${limits.maxBatchCalls}, on an asynchronous call`);
+  }
 }
 
 function checkError(v: unknown, where: string, limits: WireLimits = DEFAULT_LIMITS): void {

@@ -29,6 +29,12 @@ export interface CallFrame {
   readonly retId?: number | null;
   readonly async?: boolean;
   readonly deliver?: number;
+  /**
+   * Only from a C front to ava-guestd, only on an asynchronous call: the program made this same call `repeat` more
+   * times right after it (seqs `seq + 1` to `seq + repeat`). Each is still a call of its own for the session; the
+   * front just does not send (and ava-guestd does not decode) the copies. Workers refuse it.
+   */
+  readonly repeat?: number;
 }
 
 /** Worker-side timestamps of a call (ms since the epoch, µs resolution): AvA's stages 3 to 6. */

@@ -122,6 +122,9 @@ export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions
         link.setMaxFrameBytes?.(options.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes);
         return;
       }
+      if (frame.t === 'call' ? frame.repeat !== undefined : frame.t === 'batch' && frame.calls.some((c) => c.repeat !== undefined)) {
+        throw new HandshakeError('ERR_AVA_BAD_FRAME', 'repeat is the C front\'s shorthand to ava-guestd: a worker takes each call as a call of its own');
+      }
       switch (frame.t) {
         case 'call': runCall(frame); break;
         case 'batch': session.post(frame.calls, answerIfNeeded); break;

@@ -189,6 +189,25 @@ if (await requireOpenCL()) {
     }
   });
 
+  test('the same launch again and again (launches 2000): the front sends it once with a repeat count, and each is still a call of its own (migrations at calls inside the run keep the result)', async () => {
+    const args = ['2000'];
+    const expected = await run('launches', {}, args);
+    assert.is(expected.code, 0, show('launches natively', expected));
+    // The setup takes about 15 calls: these fall among the launches, inside the front's batches of 1024 calls. Were a
+    // repeat counted once, the program would make about 20 calls and neither migration would happen.
+    for (const call of [700, 1900]) {
+      const report = join(dir, `repeat-${call}.jsonl`);
+      const m = await viaIcd('launches', {
+        AVA_MIGRATION_CALL_ID: String(call), AVA_CHANNEL: 'UNIX', AVA_MIGRATION_REPORT: report, AVA_JOURNAL: join(dir, `repeat-${call}`),
+      }, args);
+      assert.is(m.code, 0, show(`launches migrated at call ${call}`, m));
+      assert.is(m.stdout, expected.stdout, `migrated at call ${call}`);
+      assert.ok(existsSync(report), `a migration at call ${call} happened\n${m.stderr}`);
+      const migration = JSON.parse(readFileSync(report, 'utf8').trim().split('\n')[0]!) as { call: number };
+      assert.is(migration.call, call, 'the migration happened before that call');
+    }
+  });
+
   test('transfers (8 MiB blocking writes and reads, byte strings sent from the program\'s memory and read in place by the sidecar): same stdout natively, through the ICD and migrated', async () => {
     const args = ['8', '3'];
     const expected = await run('transfers', {}, args);

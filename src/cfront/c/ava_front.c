@@ -267,7 +267,20 @@ static uint64_t next_seq = 1;
  */
 #define ASYNC_REF_MIN_BYTES ((size_t)1 << 20)
 static ava_cbuf batch = { .ref_min = ASYNC_REF_MIN_BYTES };
-static size_t batch_calls;
+/* Calls in the batch (what BATCH_MAX_CALLS bounds) and entries of its array (a repeated call is one entry). */
+static size_t batch_calls, batch_entries;
+/*
+ * The batch's last entry, for a call the program makes again with the same arguments (a launch loop): the entry
+ * then says `repeat: n` (n more calls, consecutive seqs) instead of carrying n copies, which ava-guestd would decode
+ * one by one. `start` is where its map begins, `tail` where its "fn" key begins (what a repeat must match, up to
+ * `end`, which is before its "repeat" key); `open` is false when it may not be repeated (it references bytes).
+ */
+static struct {
+  int open;
+  size_t start, tail;
+  ava_cbmark end;
+  uint64_t seq, repeat;
+} last_entry;
 
 /* Writes pieces as one stream, in as few system calls as the kernel allows (a frame's prefix and body together). */
 static int write_pieces(struct iovec *iov, int count) {
@@ -536,14 +549,38 @@ static int flush_batch(void) {
   ava_cbuf head = { 0 };
   ava_cb_map(&head, 2);
   ava_cb_cstr(&head, "t"); ava_cb_cstr(&head, "batch");
-  ava_cb_cstr(&head, "calls"); ava_cb_array(&head, batch_calls);
+  ava_cb_cstr(&head, "calls"); ava_cb_array(&head, batch_entries);
   const ava_cbuf *parts[2] = { &head, &batch };
   int ok = !head.failed && !batch.failed && send_cbufs(parts, 2);
   ava_cb_free(&head);
   ava_cb_rewind(&batch, (ava_cbmark){ 0 });
   batch.failed = 0;
-  batch_calls = 0;
+  batch_calls = batch_entries = 0;
+  last_entry.open = 0;
   return ok;
+}
+
+/*
+ * The asynchronous call just encoded at `mark` (its "fn" key at `tail`), as a repeat of the batch's last entry when
+ * it is the same call with the next seq: then it is dropped and the entry's count goes up. True when it was folded.
+ */
+static int fold_repeat(ava_cbmark mark, size_t tail, uint64_t seq) {
+  int refs = batch.nrefs != mark.nrefs;
+  if (!refs && last_entry.open && seq == last_entry.seq + last_entry.repeat + 1 && batch.len - tail == last_entry.end.len - last_entry.tail &&
+      memcmp(batch.data + tail, batch.data + last_entry.tail, batch.len - tail) == 0) {
+    ava_cb_rewind(&batch, last_entry.end);
+    batch.data[last_entry.start] = 0xa6; /* the call's map (see encode_call) gains its sixth entry, "repeat" */
+    ava_cb_cstr(&batch, "repeat");
+    ava_cb_uint(&batch, ++last_entry.repeat);
+    return 1;
+  }
+  last_entry.open = !refs;
+  last_entry.start = mark.len;
+  last_entry.tail = tail;
+  last_entry.end = ava_cb_mark(&batch);
+  last_entry.seq = seq;
+  last_entry.repeat = 0;
+  return 0;
 }
 
 /*
@@ -1111,12 +1148,13 @@ static void encode_args(const ava_fn *fn, uint64_t *slots, ava_cbuf *b, call_sta
 }
 
 /* Encodes the call record `{t?, seq, fn, args, retId, async?}`. */
-static void encode_call(const ava_fn *fn, uint64_t *slots, ava_cbuf *b, call_state *cs, uint64_t seq, int async, int64_t deliver) {
+static void encode_call(const ava_fn *fn, uint64_t *slots, ava_cbuf *b, call_state *cs, uint64_t seq, int async, int64_t deliver, size_t *tail) {
   ava_cb_map(b, deliver ? 6 : 5);
   if (deliver) { ava_cb_cstr(b, "deliver"); ava_cb_uint(b, (uint64_t)deliver); }
   if (async) { ava_cb_cstr(b, "async"); ava_cb_bool(b, 1); }
   else { ava_cb_cstr(b, "t"); ava_cb_cstr(b, "call"); }
   ava_cb_cstr(b, "seq"); ava_cb_uint(b, seq);
+  if (tail) *tail = b->len;
   ava_cb_cstr(b, "fn"); ava_cb_cstr(b, fn->name);
   ava_cb_cstr(b, "retId");
   if (fn->ret == AVA_RET_HANDLE || fn->ret == AVA_RET_MAPPED) { cs->ret_id = new_ids(1); ava_cb_int(b, cs->ret_id); }
@@ -1587,8 +1625,8 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
     /* Nothing to give back but handles whose ids we issue: queue it; a failure surfaces at a later waiting call. */
     pthread_mutex_lock(&send_mu);
     ava_cbmark mark = ava_cb_mark(&batch);
-    size_t before = ava_cb_size(&batch);
-    encode_call(fn, slots, &batch, &cs, seq, 1, 0);
+    size_t before = ava_cb_size(&batch), tail = 0;
+    encode_call(fn, slots, &batch, &cs, seq, 1, 0, &tail);
     if (!cs.status && ava_cb_size(&batch) - before > call_limit()) {
       warn("%s: a call of %zu bytes is over the %zu a frame may carry: refused, the session goes on", fn->name, ava_cb_size(&batch) - before, call_limit());
       cs.status = ST_OUT_OF_RESOURCES;
@@ -1599,6 +1637,7 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
       return fail(fn, slots, cs.status);
     }
     batch_calls++;
+    if (batch.failed || !fold_repeat(mark, tail, seq)) batch_entries++;
     int ok = 1;
     /* Bytes referenced in the program's memory must be sent before the call returns. */
     if (batch_calls >= BATCH_MAX_CALLS || ava_cb_size(&batch) >= BATCH_MAX_BYTES || batch.failed || batch.nrefs > 0) ok = flush_batch();
@@ -1630,7 +1669,7 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
   }
   /* The program's memory stays unchanged until this call returns: large byte strings go out from where they are. */
   ava_cbuf b = { .ref_min = REF_MIN_BYTES };
-  encode_call(fn, slots, &b, &cs, seq, 0, deliver);
+  encode_call(fn, slots, &b, &cs, seq, 0, deliver, NULL);
   if (!cs.status && ava_cb_size(&b) > call_limit()) {
     warn("%s: a call of %zu bytes is over the %zu a frame may carry: refused, the session goes on", fn->name, ava_cb_size(&b), call_limit());
     cs.status = ST_OUT_OF_RESOURCES;
