@@ -423,7 +423,12 @@ export function executeBurst(ctx: ExecutionContext, frames: readonly CallFrame[]
     shapes[k] = shape;
     uses[k] = pending;
     try {
-      const p = prepare(burstCtx, f, frame);
+      // The same call again (the C front's repeat: one args object posted n times): its prepared native arguments
+      // serve again, as nothing between the two calls can change what they resolve to and the library only reads
+      // them (no handle asked for or released, no pointer put in later, no outs).
+      const again = k > 0 && frames[j - 1]!.args === frame.args && fns[k - 1] === f && prepared[k - 1] !== undefined && !pending &&
+        !uses[k - 1] && shape.statusOnly && shape.releases < 0 && shape.handleOuts.every((i) => frame.args[i] === null);
+      const p = again ? prepared[k - 1]! : prepare(burstCtx, f, frame);
       prepared[k] = p;
       // Pointers only fit the slots this call's arrays have (a shorter count leaves later ids out).
       if (pending) uses[k] = pending.filter((u) => u.offset < 0 || (Buffer.isBuffer(p.native[u.arg]) && u.offset + 8 <= (p.native[u.arg] as Buffer).byteLength));

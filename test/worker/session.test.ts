@@ -164,6 +164,39 @@ test('after malformed frames the session keeps serving a healthy workload', asyn
   assert.is((await send(bad, 'tq_finish', [1004])).error?.code, 'ERR_AVA_CLOSED', 'closing the guestlib closed the session');
 });
 
+// ------------------------------------------------------------------------------------------ repeated calls
+
+test('posted calls sharing one args object (ava-guestd posting a front\'s repeat) each run, and a repeated release is refused once its handle is gone', async () => {
+  const session = worker.openSession('repeat');
+  await setUp(session);
+  const floats = (...v: number[]): Uint8Array => new Uint8Array(new Float32Array(v).buffer);
+  await ok(session, 'tq_create_buffer', [1003, 0, 16, null, true], 1008);
+  await ok(session, 'tq_enqueue_write', [1004, 1008, 0, 16, floats(1, 1, 1, 1)]);
+  await ok(session, 'tq_enqueue_write', [1004, 1005, 0, 16, floats(0, 0, 0, 0)]);
+  await ok(session, 'tq_create_kernel', [1006, 'axpy', true], 1009);
+  await ok(session, 'tq_set_kernel_arg', [1009, 0, 4, floats(1)]);
+  await ok(session, 'tq_set_kernel_arg', [1009, 1, 8, { handle: 1008 }]);
+  await ok(session, 'tq_set_kernel_arg', [1009, 2, 8, { handle: 1005 }]);
+  // y += x five times: one args object for the five launches, as serve-front posts a call with repeat 4.
+  const launch: WireValue[] = [1004, 1009, 4];
+  const failed: ReplyFrame[] = [];
+  session.post(Array.from({ length: 5 }, () => ({ seq: seq++, fn: 'tq_enqueue_kernel', args: launch, retId: null, async: true })), (_, r) => { if (r.error || r.ret !== TQ.SUCCESS) failed.push(r); });
+  await ok(session, 'tq_finish', [1004]);
+  assert.equal(failed, []);
+  const y = await ok(session, 'tq_enqueue_read', [1004, 1005, 0, 16, true]);
+  assert.equal([...new Float32Array(new Uint8Array(y.outs!.dst as Uint8Array).buffer)], [5, 5, 5, 5], 'each launch ran');
+  // A release named twice with one args object: the library sees it once, the second is refused as a stale handle.
+  await ok(session, 'tq_create_buffer', [1003, 0, 16, null, true], 1010);
+  const live = liveObjects();
+  const release: WireValue[] = [1010];
+  const replies: ReplyFrame[] = [];
+  session.post([0, 1].map(() => ({ seq: seq++, fn: 'tq_release_buffer', args: release, retId: null, async: true })), (_, r) => { replies.push(r); });
+  await ok(session, 'tq_finish', [1004]);
+  assert.is(liveObjects(), live - 1, 'one buffer freed');
+  assert.is(replies.filter((r) => r.error?.code === 'ERR_AVA_STALE_HANDLE').length, 1, `the second release refused as a stale handle: ${JSON.stringify(replies)}`);
+  await session.close();
+});
+
 // ------------------------------------------------------------------------------------------ isolation
 
 test('two sessions on one worker are isolated', async () => {
