@@ -10,7 +10,8 @@ import type { CallFrame, ControlFrame, EventFrame, Frame, ReplyFrame } from '../
 import { PROTOCOL_VERSION } from '../wire/frames.js';
 import type { Address } from '../config.js';
 import { formatAddress } from '../config.js';
-import { decodeBody } from '../wire/codec.js';
+import { DEFAULT_LIMITS, decodeBody } from '../wire/codec.js';
+import { foldRepeats } from '../wire/repeat.js';
 import type { StateCopyItem } from '../wire/frames.js';
 import type { Channel, ChannelSupports, StateIntake, StateSent } from './channel.js';
 import type { FrameLink } from './link.js';
@@ -148,7 +149,7 @@ export class RemoteChannel implements Channel {
 
   post(frames: readonly CallFrame[]): void {
     if (this.#closed) throw this.#closed;
-    if (frames.length > 0) this.#link.send({ t: 'batch', calls: frames });
+    if (frames.length > 0) this.#link.send({ t: 'batch', calls: foldRepeats(frames, DEFAULT_LIMITS.maxBatchCalls) });
   }
 
   onAsyncFailure(listener: (reply: ReplyFrame) => void): () => void {

@@ -30,9 +30,9 @@ export interface CallFrame {
   readonly async?: boolean;
   readonly deliver?: number;
   /**
-   * Only from a C front to ava-guestd, only on an asynchronous call: the program made this same call `repeat` more
-   * times right after it (seqs `seq + 1` to `seq + repeat`). Each is still a call of its own for the session; the
-   * front just does not send (and ava-guestd does not decode) the copies. Workers refuse it.
+   * Only on an asynchronous call: the same call was made `repeat` more times right after it (seqs `seq + 1` to
+   * `seq + repeat`). Each is still a call of its own (counted, journaled, answered if it fails); the copies are just
+   * not sent, nor decoded. See repeat.ts.
    */
   readonly repeat?: number;
 }

@@ -12,6 +12,7 @@ import type { CallFrame, ControlFrame, Frame, ReplyFrame, StateHelloFrame } from
 import { PROTOCOL_VERSION } from '../wire/frames.js';
 import { parseAddress } from '../config.js';
 import { encodeBody } from '../wire/codec.js';
+import { expandRepeats } from '../wire/repeat.js';
 import type { WorkerSession } from './session.js';
 import { DEFAULT_STATE_CHUNK_BYTES, receiveState, sendState } from './state-stream.js';
 import type { Worker } from './worker.js';
@@ -122,12 +123,9 @@ export function serveLink(worker: Worker, link: FrameLink, options: ServeOptions
         link.setMaxFrameBytes?.(options.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes);
         return;
       }
-      if (frame.t === 'call' ? frame.repeat !== undefined : frame.t === 'batch' && frame.calls.some((c) => c.repeat !== undefined)) {
-        throw new HandshakeError('ERR_AVA_BAD_FRAME', 'repeat is the C front\'s shorthand to ava-guestd: a worker takes each call as a call of its own');
-      }
       switch (frame.t) {
-        case 'call': runCall(frame); break;
-        case 'batch': session.post(frame.calls, answerIfNeeded); break;
+        case 'call': if (frame.repeat === undefined) runCall(frame); else session.post(expandRepeats([frame]), answerIfNeeded); break;
+        case 'batch': session.post(expandRepeats(frame.calls), answerIfNeeded); break;
         case 'control': runControl(frame); break;
         default: throw new HandshakeError('ERR_AVA_BAD_FRAME', `a guest may not send ${frame.t} frames`);
       }

@@ -401,6 +401,46 @@ export function channelContract(name: string, open: OpenChannel, options: Channe
     }
   });
 
+  it('runs every call of a run posted with one args object (a front\'s repeat, folded on the wire), failures each under its own seq', async () => {
+    const channel = await within(OPEN_TIMEOUT_MS, open(toyaccSpec, `${name}-repeat-${randomUUID().slice(0, 8)}`), `opening a ${name} channel`);
+    try {
+      const failures: number[] = [];
+      channel.onAsyncFailure((reply) => failures.push(reply.seq));
+      let seq = 0;
+      const call = async (fn: string, args: WireValue[], retId: number | null = null): Promise<ReplyFrame> => {
+        const reply = await within(5_000, channel.call({ seq: seq++, fn, args, retId }), fn);
+        assert.is(reply.error, undefined, `${fn}: ${reply.error?.message ?? ''}`);
+        return reply;
+      };
+      const floats = (...v: number[]): Uint8Array => new Uint8Array(new Float32Array(v).buffer);
+      await call('tq_get_devices', [2, [1, 2], true]);
+      await call('tq_create_context', [1, [1], true], 3);
+      await call('tq_create_queue', [3, 1, true], 4);
+      await call('tq_create_buffer', [3, 0, 16, null, true], 5);
+      await call('tq_create_buffer', [3, 0, 16, null, true], 6);
+      await call('tq_enqueue_write', [4, 5, 0, 16, floats(1, 1, 1, 1)]);
+      await call('tq_enqueue_write', [4, 6, 0, 16, floats(0, 0, 0, 0)]);
+      await call('tq_create_program', [3, 'axpy', true], 7);
+      await call('tq_build_program', [7, null]);
+      await call('tq_create_kernel', [7, 'axpy', true], 8);
+      await call('tq_set_kernel_arg', [8, 0, 4, floats(1)]);
+      await call('tq_set_kernel_arg', [8, 1, 8, { handle: 5 }]);
+      await call('tq_set_kernel_arg', [8, 2, 8, { handle: 6 }]);
+      // y += x: six launches with one args object, then three with a forged kernel, then three more launches.
+      const launch: WireValue[] = [4, 8, 4];
+      const forged: WireValue[] = [4, 987_654, 4];
+      const post = (args: readonly WireValue[], n: number): CallFrame[] => Array.from({ length: n }, () => ({ seq: seq++, fn: 'tq_enqueue_kernel', args, retId: null, async: true }));
+      const batch = [...post(launch, 6), ...post(forged, 3), ...post(launch, 3)];
+      channel.post(batch);
+      await within(10_000, channel.barrier(), 'barrier()');
+      assert.equal(failures, batch.slice(6, 9).map((f) => f.seq), 'each forged launch failed under its own seq');
+      const y = await call('tq_enqueue_read', [4, 6, 0, 16, true]);
+      assert.equal([...new Float32Array(new Uint8Array(y.outs?.dst as Uint8Array).buffer)], [9, 9, 9, 9], 'each of the nine launches ran');
+    } finally {
+      await within(10_000, channel.close(), 'close()');
+    }
+  });
+
   it('isolates two sessions of one worker and runs both at once', async () => {
     const [a, b] = await Promise.all([openLib('a'), openLib('b')]);
     const ida = (a.session.channel as { workerId?: string }).workerId;

@@ -80,12 +80,6 @@ it('close() runs the channel\'s dispose even after its link broke', async () => 
   assert.is(disposed, 1, 'dispose ran once (it owns e.g. the worker process openChannel started)');
 });
 
-it('a worker refuses repeat (the C front\'s shorthand to ava-guestd): it would otherwise run the call once', async () => {
-  const channel = await connect({ token });
-  await rejectsWith(channel.call({ seq: 0, fn: 'tq_debug_live_objects', args: [], retId: null, async: true, repeat: 2 }), ['ERR_AVA_BAD_FRAME', 'ERR_AVA_CHANNEL_CLOSED'], 'a call with repeat');
-  await within(5_000, channel.close(), 'close()');
-});
-
 handshake.run();
 
 // ------------------------------------------------------------------------------------------------ contract
