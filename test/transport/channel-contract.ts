@@ -152,6 +152,28 @@ export function channelContract(name: string, open: OpenChannel, options: Channe
     await within(10_000, lib.close(), `closing a ${name} session`);
   };
 
+  /**
+   * Runs `body` on a raw channel (frames by hand, no guestlib) to a new session, closing it after: `call` makes a
+   * waiting call that must succeed, `failures` collects the seqs of asynchronous calls reported failed.
+   */
+  const withRawChannel = async (tag: string, body: (raw: { channel: Channel; call: (fn: string, args: WireValue[], retId?: number | null) => Promise<ReplyFrame>; failures: number[]; nextSeq: () => number }) => Promise<void>): Promise<void> => {
+    const channel = await within(OPEN_TIMEOUT_MS, open(toyaccSpec, `${name}-${tag}-${randomUUID().slice(0, 8)}`), `opening a ${name} channel`);
+    try {
+      const failures: number[] = [];
+      channel.onAsyncFailure((reply) => failures.push(reply.seq));
+      let seq = 0;
+      const nextSeq = (): number => seq++;
+      const call = async (fn: string, args: WireValue[], retId: number | null = null): Promise<ReplyFrame> => {
+        const reply = await within(5_000, channel.call({ seq: nextSeq(), fn, args, retId }), fn);
+        assert.is(reply.error, undefined, `${fn}: ${reply.error?.message ?? ''}`);
+        return reply;
+      };
+      await body({ channel, call, failures, nextSeq });
+    } finally {
+      await within(10_000, channel.close(), 'close()');
+    }
+  };
+
   s.before(async () => {
     await using native = await openNativeApi(toyaccSpec);
     nativeDemo = await runToyaccDemo(native.api);
@@ -369,25 +391,16 @@ export function channelContract(name: string, open: OpenChannel, options: Channe
   it('runs a batch of posted calls in order: a forged one fails alone, a handle made in the batch is usable in it', async () => {
     // Workers run consecutive posted calls that give back only their status in bursts (prepared together, then
     // called back to back): neither a failure in a burst nor a handle made between bursts may change the outcome.
-    const channel = await within(OPEN_TIMEOUT_MS, open(toyaccSpec, `${name}-burst-${randomUUID().slice(0, 8)}`), `opening a ${name} channel`);
-    try {
-      const failures: number[] = [];
-      channel.onAsyncFailure((reply) => failures.push(reply.seq));
-      let seq = 0;
-      const call = async (fn: string, args: WireValue[], retId: number | null = null): Promise<ReplyFrame> => {
-        const reply = await within(5_000, channel.call({ seq: seq++, fn, args, retId }), fn);
-        assert.is(reply.error, undefined, `${fn}: ${reply.error?.message ?? ''}`);
-        return reply;
-      };
+    await withRawChannel('burst', async ({ channel, call, failures, nextSeq }) => {
       await call('tq_get_devices', [2, [1, 2], true]);
       await call('tq_create_context', [1, [1], true], 3);
       await call('tq_create_queue', [3, 1, true], 4);
       await call('tq_create_buffer', [3, 0, 16, null, true], 5);
       const word = (v: number): Uint8Array => Uint8Array.of(v, v, v, v);
-      const write = (buffer: number, offset: number, v: number): CallFrame => ({ seq: seq++, fn: 'tq_enqueue_write', args: [4, buffer, offset, 4, word(v)], retId: null, async: true });
+      const write = (buffer: number, offset: number, v: number): CallFrame => ({ seq: nextSeq(), fn: 'tq_enqueue_write', args: [4, buffer, offset, 4, word(v)], retId: null, async: true });
       const batch = [write(5, 0, 1), write(5, 4, 2), write(987_654, 0, 9), write(5, 8, 3)];
       const forged = batch[2]!.seq;
-      batch.push({ seq: seq++, fn: 'tq_create_buffer', args: [3, 0, 4, null, true], retId: 6, async: true });
+      batch.push({ seq: nextSeq(), fn: 'tq_create_buffer', args: [3, 0, 4, null, true], retId: 6, async: true });
       batch.push(write(6, 0, 7), write(5, 12, 4), write(5, 0, 5));
       channel.post(batch);
       await within(10_000, channel.barrier(), 'barrier()');
@@ -396,22 +409,11 @@ export function channelContract(name: string, open: OpenChannel, options: Channe
       assert.equal([...(first.outs?.dst as Uint8Array)], [5, 5, 5, 5, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4], 'the writes ran, in order');
       const second = await call('tq_enqueue_read', [4, 6, 0, 4, true]);
       assert.equal([...(second.outs?.dst as Uint8Array)], [7, 7, 7, 7], 'the buffer made in the batch took the write after it');
-    } finally {
-      await within(10_000, channel.close(), 'close()');
-    }
+    });
   });
 
   it('runs every call of a run posted with one args object (a front\'s repeat, folded on the wire), failures each under its own seq', async () => {
-    const channel = await within(OPEN_TIMEOUT_MS, open(toyaccSpec, `${name}-repeat-${randomUUID().slice(0, 8)}`), `opening a ${name} channel`);
-    try {
-      const failures: number[] = [];
-      channel.onAsyncFailure((reply) => failures.push(reply.seq));
-      let seq = 0;
-      const call = async (fn: string, args: WireValue[], retId: number | null = null): Promise<ReplyFrame> => {
-        const reply = await within(5_000, channel.call({ seq: seq++, fn, args, retId }), fn);
-        assert.is(reply.error, undefined, `${fn}: ${reply.error?.message ?? ''}`);
-        return reply;
-      };
+    await withRawChannel('repeat', async ({ channel, call, failures, nextSeq }) => {
       const floats = (...v: number[]): Uint8Array => new Uint8Array(new Float32Array(v).buffer);
       await call('tq_get_devices', [2, [1, 2], true]);
       await call('tq_create_context', [1, [1], true], 3);
@@ -429,16 +431,14 @@ export function channelContract(name: string, open: OpenChannel, options: Channe
       // y += x: six launches with one args object, then three with a forged kernel, then three more launches.
       const launch: WireValue[] = [4, 8, 4];
       const forged: WireValue[] = [4, 987_654, 4];
-      const post = (args: readonly WireValue[], n: number): CallFrame[] => Array.from({ length: n }, () => ({ seq: seq++, fn: 'tq_enqueue_kernel', args, retId: null, async: true }));
+      const post = (args: readonly WireValue[], n: number): CallFrame[] => Array.from({ length: n }, () => ({ seq: nextSeq(), fn: 'tq_enqueue_kernel', args, retId: null, async: true }));
       const batch = [...post(launch, 6), ...post(forged, 3), ...post(launch, 3)];
       channel.post(batch);
       await within(10_000, channel.barrier(), 'barrier()');
       assert.equal(failures, batch.slice(6, 9).map((f) => f.seq), 'each forged launch failed under its own seq');
       const y = await call('tq_enqueue_read', [4, 6, 0, 16, true]);
       assert.equal([...new Float32Array(new Uint8Array(y.outs?.dst as Uint8Array).buffer)], [9, 9, 9, 9], 'each of the nine launches ran');
-    } finally {
-      await within(10_000, channel.close(), 'close()');
-    }
+    });
   });
 
   it('isolates two sessions of one worker and runs both at once', async () => {
