@@ -7,6 +7,7 @@
 import { test as uvuTest } from 'uvu';
 import { test } from '../helpers/uvu.js';
 import * as assert from 'uvu/assert';
+import { filter, firstValueFrom, map, Observable } from 'rxjs';
 import { TQ } from '../../fixtures/toyacc/constants.js';
 import { channelKind } from '../../src/config.js';
 import { toyaccSpec } from '../../src/apis/toyacc/spec.js';
@@ -108,6 +109,15 @@ test('wrap of a direct native binding remotes it: handles become session ids', a
   } finally {
     await native.close();
   }
+});
+
+test('the session\'s calls$ is an Observable of the application\'s rxjs: its operators and instanceof work on it', async () => {
+  await using(openGuestlib(toyaccSpec, { channel: await localChannel() }), async (lib) => {
+    assert.ok(lib.session.interceptor.calls$ instanceof Observable, 'an rxjs Observable');
+    const seen = firstValueFrom(lib.session.interceptor.calls$.pipe(filter((e) => e.fn === 'tq_get_devices'), map((e) => e.fn)));
+    await lib.api.tq_get_devices!(2, true);
+    assert.is(await seen, 'tq_get_devices');
+  });
 });
 
 test('wrap keeps methods and accessors of a class instance with private fields working', async () => {
