@@ -112,7 +112,7 @@ export function generateCFront(spec: ApiSpec, options: GenerateOptions): string 
     // Tentative definitions: the kinds name their release calls, whose descriptors come further down.
     ...[...releaseOf.values()].map((f) => `static const ava_fn ${f.name}_fn;`),
     'static const ava_kind kinds[] = {',
-    ...spec.handles.map((h) => `  { ${cString(h.name)}, ${h.invalidStatus ?? 0}, ${h.interned ? 1 : 0}, ${releaseOf.has(h.name) ? `&${releaseOf.get(h.name)!.name}_fn` : 'NULL'} },`),
+    ...spec.handles.map((h) => `  { ${cString(h.name)}, ${h.invalidStatus ?? 0}, ${h.interned ? 1 : 0}, ${h.transient ? 1 : 0}, ${releaseOf.has(h.name) ? `&${releaseOf.get(h.name)!.name}_fn` : 'NULL'} },`),
     '};',
     '',
     'const ava_api ava_api_desc = {',

@@ -78,6 +78,7 @@ typedef struct ava_kind {
   const char *name;
   int32_t invalid_status;
   uint8_t interned;
+  uint8_t transient;     /* no state, made and released per command (events): the front frees its object at the last release */
   const ava_fn *release; /* the spec's release call of this kind (its one argument: the handle), or NULL */
 } ava_kind;
 
