@@ -30,9 +30,9 @@ export interface CallFrame {
   readonly async?: boolean;
   readonly deliver?: number;
   /**
-   * Only on an asynchronous call: the same call was made `repeat` more times right after it (seqs `seq + 1` to
-   * `seq + repeat`). Each is still a call of its own (counted, journaled, answered if it fails); the copies are just
-   * not sent, nor decoded. See repeat.ts.
+   * Only on an asynchronous call: the same call was made `repeat` more times right after it (to a worker: seqs
+   * `seq + 1` to `seq + repeat`; from a C front, whose asynchronous seqs ava-guestd does not use, any). Each is still a
+   * call of its own (counted, journaled, answered if it fails); the copies are just not sent, nor decoded. See repeat.ts.
    */
   readonly repeat?: number;
 }

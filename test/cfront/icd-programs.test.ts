@@ -164,43 +164,72 @@ if (await requireOpenCL()) {
     }
   });
 
-  test('an event per launch (launches --events): the journal keeps no launch/release pair, and a migration at a launch or at its release keeps the result', async () => {
-    // Each launch's event is released by the next call: the journal elides the pair, but never across a migration's
-    // cut (a release held for the target must find its event replayed there).
+  test('an event per launch released right after (launches --events): the front sends each as a launch asking for no event and no release, and keeps events that are used', async () => {
     const args = ['300', '--events'];
     const expected = await run('launches', {}, args);
     assert.is(expected.code, 0, show('launches natively', expected));
     const journal = join(dir, 'events-journal');
-    const r = await viaIcd('launches', { AVA_RECORD_REPLAY: '1', AVA_JOURNAL: journal }, args);
+    const r = await viaIcd('launches', { AVA_RECORD_REPLAY: '1', AVA_JOURNAL: journal, AVA_JOURNAL_TIMINGS: '1' }, args);
     assert.is(r.code, 0, show('launches through the ICD', r));
     assert.is(r.stdout, expected.stdout);
     const v = await verified(journal);
     assert.ok(v.ok, v.text);
     assert.ok(v.records > 0 && v.records < 40, `the setup's records only, not 600 for the launches and releases (${v.records})`);
-    // The calls alternate launch, release from about call 15 on: migrate before each of a few consecutive calls.
+    // The calls the session saw (every call has its stage timings journaled with AVA_JOURNAL_TIMINGS=1).
+    const trace = join(dir, 'events-trace.json');
+    const exported = await runCommand(process.execPath, ['--import', 'tsx', 'src/cli/run-journal.ts', 'export', '--trace', '--journal', journal, '--out', trace], { env: cleanEnv(), timeoutMs: 60_000 });
+    assert.is(exported.code, 0, show('ava-journal export --trace', exported));
+    const calls = new Map<string, number>();
+    for (const e of (JSON.parse(readFileSync(trace, 'utf8')) as { traceEvents: { name?: string; ph?: string }[] }).traceEvents) {
+      if (e.name?.startsWith('cl')) calls.set(e.name, (calls.get(e.name) ?? 0) + 1);
+    }
+    // 300 launches and one more whose event is retained and waited for; a marker's event, which the call must make.
+    assert.is(calls.get('clEnqueueNDRangeKernel'), 301);
+    assert.is(calls.get('clEnqueueMarker'), 1);
+    assert.is(calls.get('clRetainEvent'), 1);
+    assert.is(calls.get('clReleaseEvent'), 3, 'only the releases of events that were needed or used');
+  });
+
+  test('a marker per launch, its event released right after (launches --markers): the journal keeps no marker/release pair, and a migration at a launch, a marker or a release keeps the result', async () => {
+    // The front cannot drop a marker's event (the call needs one), so the journal elides the pair, but never across a
+    // migration's cut (a release held for the target must find its event replayed there).
+    const args = ['300', '--markers'];
+    const expected = await run('launches', {}, args);
+    assert.is(expected.code, 0, show('launches natively', expected));
+    const journal = join(dir, 'markers-journal');
+    const r = await viaIcd('launches', { AVA_RECORD_REPLAY: '1', AVA_JOURNAL: journal }, args);
+    assert.is(r.code, 0, show('launches through the ICD', r));
+    assert.is(r.stdout, expected.stdout);
+    const v = await verified(journal);
+    assert.ok(v.ok, v.text);
+    assert.ok(v.records > 0 && v.records < 40, `the setup's records only, not 600 for the markers and releases (${v.records})`);
+    // The calls go launch, marker, release from about call 15 on: migrate before each of a few consecutive calls.
     for (let call = 40; call < 46; call++) {
-      const report = join(dir, `events-${call}.jsonl`);
+      const report = join(dir, `markers-${call}.jsonl`);
       const m = await viaIcd('launches', {
-        AVA_MIGRATION_CALL_ID: String(call), AVA_CHANNEL: 'UNIX', AVA_MIGRATION_REPORT: report, AVA_JOURNAL: join(dir, `events-${call}`),
+        AVA_MIGRATION_CALL_ID: String(call), AVA_CHANNEL: 'UNIX', AVA_MIGRATION_REPORT: report, AVA_JOURNAL: join(dir, `markers-${call}`),
       }, args);
-      assert.is(m.code, 0, show(`launches --events migrated at call ${call}`, m));
+      assert.is(m.code, 0, show(`launches --markers migrated at call ${call}`, m));
       assert.is(m.stdout, expected.stdout, `migrated at call ${call}`);
       assert.ok(existsSync(report), `a migration at call ${call} happened\n${m.stderr}`);
     }
   });
 
-  test('an event per launch: the front frees each event object at its last release (peak RSS of the program flat from 20,000 to 200,000 launches)', async () => {
-    const peak = async (launches: number): Promise<number> => {
-      const r = await viaIcd('launches', {}, [String(launches), '--events']);
-      assert.is(r.code, 0, show(`launches ${launches} --events through the ICD`, r));
+  test('an event per launch or per marker: the front frees each event object at its last release (peak RSS of the program flat from 20,000 to 200,000 launches)', async () => {
+    const peak = async (launches: number, mode: string): Promise<number> => {
+      const r = await viaIcd('launches', {}, [String(launches), mode]);
+      assert.is(r.code, 0, show(`launches ${launches} ${mode} through the ICD`, r));
       const m = /max RSS (\d+) KB/.exec(r.stderr);
       assert.ok(m, `the program reports its peak RSS:\n${r.stderr}`);
       return Number(m[1]);
     };
-    const small = await peak(20_000);
-    const large = await peak(200_000);
-    // Kept for the process's life, the 180,000 more event objects (with their map entries) took ~31 MB.
-    assert.ok(large - small < 8 * 1024, `peak RSS ${small} KB after 20,000 launches, ${large} KB after 200,000`);
+    // --events: each event is dropped with its release (see the test above); --markers: each is made and released.
+    for (const mode of ['--events', '--markers']) {
+      const small = await peak(20_000, mode);
+      const large = await peak(200_000, mode);
+      // Kept for the process's life, the 180,000 more event objects (with their map entries) took ~31 MB.
+      assert.ok(large - small < 8 * 1024, `${mode}: peak RSS ${small} KB after 20,000 launches, ${large} KB after 200,000`);
+    }
   });
 
   test('the same launch again and again (launches 2000): the front sends it once with a repeat count, and each is still a call of its own (migrations at calls inside the run keep the result)', async () => {

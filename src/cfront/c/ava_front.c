@@ -272,18 +272,34 @@ static uint64_t next_seq = 1;
 static ava_cbuf batch = { .ref_min = ASYNC_REF_MIN_BYTES };
 /* Calls in the batch (what BATCH_MAX_CALLS bounds) and entries of its array (a repeated call is one entry). */
 static size_t batch_calls, batch_entries;
+/* What encoding one call issued and found. */
+typedef struct {
+  int64_t *issued;     /* per argument: first id issued for handle outs */
+  int64_t ret_id;
+  int status;          /* a refusal found before sending (bad handle, bad length), or 0 */
+  int64_t deliver;     /* a map made without blocking: the delivery its region is given to once the reply is in */
+  int64_t made_id;     /* the id issued for a handle out of a transient kind (an event), or 0 */
+  size_t made_at;      /* where that id is in the buffer */
+} call_state;
+
+static int transient_kind(int kind) { return kind >= 0 && kind < ava_api_desc.nkinds && ava_api_desc.kinds[kind].transient; }
+
 /*
- * The batch's last entry, for a call the program makes again with the same arguments (a launch loop): the entry
- * then says `repeat: n` (n more calls, consecutive seqs) instead of carrying n copies, which ava-guestd would decode
+ * A batch entry, kept for the batch's last two: for a call the program makes again with the same arguments (a launch
+ * loop), the entry then says `repeat: n` (n more calls) instead of carrying n copies, which ava-guestd would decode
  * one by one. `start` is where its map begins, `tail` where its "fn" key begins (what a repeat must match, up to
  * `end`, which is before its "repeat" key); `open` is false when it may not be repeated (it references bytes).
  */
-static struct {
+typedef struct {
   int open;
   size_t start, tail;
   ava_cbmark end;
   uint64_t seq, repeat;
-} last_entry;
+  int64_t made_id; /* the transient object (an event) it made, and where its id is, for elide_made */
+  size_t made_at;
+} batch_entry;
+/* The batch's last entry, and the one before it (what the last becomes a repeat of, once elide_made edits it). */
+static batch_entry last_entry, prev_entry;
 
 /* Writes pieces as one stream, in as few system calls as the kernel allows (a frame's prefix and body together). */
 static int write_pieces(struct iovec *iov, int count) {
@@ -559,17 +575,18 @@ static int flush_batch(void) {
   ava_cb_rewind(&batch, (ava_cbmark){ 0 });
   batch.failed = 0;
   batch_calls = batch_entries = 0;
-  last_entry.open = 0;
+  last_entry.open = prev_entry.open = 0;
   return ok;
 }
 
 /*
- * The asynchronous call just encoded at `mark` (its "fn" key at `tail`), as a repeat of the batch's last entry when
- * it is the same call with the next seq: then it is dropped and the entry's count goes up. True when it was folded.
+ * The asynchronous call just encoded at `mark` (its "fn" key at `tail`; `cs` what encoding it issued), as a repeat of
+ * the batch's last entry when it is the same call: then it is dropped and the entry's count goes up. True when it was
+ * folded. (ava-guestd numbers calls itself: the copies' seqs need not follow the entry's.)
  */
-static int fold_repeat(ava_cbmark mark, size_t tail, uint64_t seq) {
+static int fold_repeat(ava_cbmark mark, size_t tail, uint64_t seq, const call_state *cs) {
   int refs = batch.nrefs != mark.nrefs;
-  if (!refs && last_entry.open && seq == last_entry.seq + last_entry.repeat + 1 && batch.len - tail == last_entry.end.len - last_entry.tail &&
+  if (!refs && last_entry.open && last_entry.made_id == 0 && cs->made_id == 0 && batch.len - tail == last_entry.end.len - last_entry.tail &&
       memcmp(batch.data + tail, batch.data + last_entry.tail, batch.len - tail) == 0) {
     ava_cb_rewind(&batch, last_entry.end);
     batch.data[last_entry.start] = 0xa6; /* the call's map (see encode_call) gains its sixth entry, "repeat" */
@@ -577,13 +594,35 @@ static int fold_repeat(ava_cbmark mark, size_t tail, uint64_t seq) {
     ava_cb_uint(&batch, ++last_entry.repeat);
     return 1;
   }
-  last_entry.open = !refs;
-  last_entry.start = mark.len;
-  last_entry.tail = tail;
-  last_entry.end = ava_cb_mark(&batch);
-  last_entry.seq = seq;
-  last_entry.repeat = 0;
+  prev_entry = last_entry;
+  last_entry = (batch_entry){ .open = !refs, .start = mark.len, .tail = tail, .end = ava_cb_mark(&batch), .seq = seq,
+                              .made_id = cs->made_id, .made_at = cs->made_at };
   return 0;
+}
+
+/*
+ * A release of `o` (a transient object: an event) right after the batch's last entry made it, with nothing between
+ * that could have used it: the two calls are the one call the program could have made asking for no event. The entry's
+ * id becomes null (and it may then repeat the entry before it, as in a launch loop asking for events it does not
+ * use), and the release is not sent. True when it did so. Only for the program's one reference, and no callback.
+ */
+static int elide_made(const ava_obj *o) {
+  if (!last_entry.open || last_entry.made_id == 0 || last_entry.made_id != o->id || last_entry.repeat != 0 || !o->counted ||
+      __atomic_load_n(&o->refs, __ATOMIC_RELAXED) != 1 || __atomic_load_n(&o->pinned, __ATOMIC_RELAXED)) return 0;
+  uint8_t major, info;
+  uint64_t value;
+  size_t at = last_entry.made_at, n = ava_cbor_head(batch.data + at, batch.len - at, &major, &info, &value);
+  if (n == 0 || major != 0 || value != (uint64_t)o->id || last_entry.end.len != batch.len) return 0;
+  memmove(batch.data + at + 1, batch.data + at + n, batch.len - at - n);
+  batch.data[at] = 0xf6; /* null */
+  batch.len -= n - 1;
+  batch_entry made = last_entry;
+  made.made_id = 0;
+  last_entry = prev_entry;
+  prev_entry.open = 0;
+  call_state none = { 0 };
+  if (fold_repeat((ava_cbmark){ made.start, batch.nrefs, batch.ref_bytes }, made.tail, made.seq, &none)) batch_entries--;
+  return 1;
 }
 
 /*
@@ -1002,12 +1041,6 @@ static int64_t eval_length(const ava_fn *fn, int off, const uint64_t *slots) {
 /* ------------------------------------------------------------------------------------------------ calls */
 
 /* What marshalling learned that the reply step needs. */
-typedef struct {
-  int64_t *issued;     /* per argument: first id issued for handle outs */
-  int64_t ret_id;
-  int status;          /* a refusal found before sending (bad handle, bad length), or 0 */
-  int64_t deliver;     /* a map made without blocking: the delivery its region is given to once the reply is in */
-} call_state;
 
 static int kind_invalid(int kind) { return kind >= 0 && kind < ava_api_desc.nkinds && ava_api_desc.kinds[kind].invalid_status ? ava_api_desc.kinds[kind].invalid_status : ST_INVALID_VALUE; }
 
@@ -1039,6 +1072,7 @@ static void encode_args(const ava_fn *fn, uint64_t *slots, ava_cbuf *b, call_sta
     case AVA_HANDLE_OUT:
       if (!ptr) { ava_cb_null(b); break; }
       cs->issued[i] = new_ids(1);
+      if (transient_kind(a->kind) && (a->flags & AVA_ARG_NULLABLE)) { cs->made_id = cs->issued[i]; cs->made_at = b->len; } /* see elide_made */
       ava_cb_int(b, cs->issued[i]);
       break;
     case AVA_HANDLES_OUT:
@@ -1518,8 +1552,6 @@ static void after_call(const ava_fn *fn, uint64_t *slots, uint64_t result) {
   }
 }
 
-static int transient_kind(int kind) { return kind >= 0 && kind < ava_api_desc.nkinds && ava_api_desc.kinds[kind].transient; }
-
 /*
  * The program's references to objects of transient kinds (events), after a call that went out: one from the call
  * that made it, one more per retain, one less per release; at zero the front forgets and frees the object, as the
@@ -1659,7 +1691,7 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
     return fail(fn, slots, ST_OUT_OF_RESOURCES);
   }
   int64_t issued[64];
-  call_state cs = { issued, 0, 0 };
+  call_state cs = { .issued = issued };
   for (int i = 0; i < fn->nargs && i < 64; i++) issued[i] = 0;
   uint64_t seq = __atomic_fetch_add(&next_seq, 1, __ATOMIC_RELAXED);
   if (__atomic_load_n(&mirror_count, __ATOMIC_RELAXED) > 0) before_call(fn, slots);
@@ -1668,6 +1700,14 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
   if (async) {
     /* Nothing to give back but handles whose ids we issue: queue it; a failure surfaces at a later waiting call. */
     pthread_mutex_lock(&send_mu);
+    if (fn->record == AVA_REC_RELEASE && fn->nargs == 1 && fn->args[0].role == AVA_HANDLE && transient_kind(fn->args[0].kind)) {
+      ava_obj *o = obj_of((void *)(uintptr_t)slots[0]);
+      if (o && elide_made(o)) {
+        pthread_mutex_unlock(&send_mu);
+        count_refs(fn, slots, 0); /* the program's last reference: the object goes */
+        return (uint64_t)(int64_t)ava_api_desc.success;
+      }
+    }
     ava_cbmark mark = ava_cb_mark(&batch);
     size_t before = ava_cb_size(&batch), tail = 0;
     encode_call(fn, slots, &batch, &cs, seq, 1, 0, &tail);
@@ -1681,7 +1721,7 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
       return fail(fn, slots, cs.status);
     }
     batch_calls++;
-    if (batch.failed || !fold_repeat(mark, tail, seq)) batch_entries++;
+    if (batch.failed || !fold_repeat(mark, tail, seq, &cs)) batch_entries++;
     int ok = 1;
     /* Bytes referenced in the program's memory must be sent before the call returns. */
     if (batch_calls >= BATCH_MAX_CALLS || ava_cb_size(&batch) >= BATCH_MAX_BYTES || batch.failed || batch.nrefs > 0) ok = flush_batch();
