@@ -202,7 +202,7 @@ export async function run(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const counts = quick
     ? { pings: 5_000, queries: 1_000, launchFinish: 100, programRuns: 1, proxyRuns: 3, launches: 20_000, launchRuns: 1, eventLaunches: 4_000, transferRounds: 2 }
-    : { pings: 20_000, queries: 5_000, launchFinish: 500, programRuns: 3, proxyRuns: 5, launches: 100_000, launchRuns: 3, eventLaunches: 20_000, transferRounds: 8 };
+    : { pings: 20_000, queries: 5_000, launchFinish: 500, programRuns: 3, proxyRuns: 5, launches: 100_000, launchRuns: 5, eventLaunches: 20_000, transferRounds: 8 };
 
   // The native programs use the first platform the loader lists: a device on a later one would not do.
   const missing = await missingReason({ firstPlatformOnly: true });
