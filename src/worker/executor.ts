@@ -427,7 +427,7 @@ export function executeBurst(ctx: ExecutionContext, frames: readonly CallFrame[]
       // serve again, as nothing between the two calls can change what they resolve to and the library only reads
       // them (no handle asked for or released, no pointer put in later, no outs).
       const again = k > 0 && frames[j - 1]!.args === frame.args && fns[k - 1] === f && prepared[k - 1] !== undefined && !pending &&
-        !uses[k - 1] && shape.statusOnly && shape.releases < 0 && shape.handleOuts.every((i) => frame.args[i] === null);
+        !uses[k - 1] && shape.releases < 0 && givesBackOnlyStatus(f, frame);
       const p = again ? prepared[k - 1]! : prepare(burstCtx, f, frame);
       prepared[k] = p;
       // Pointers only fit the slots this call's arrays have (a shorter count leaves later ids out).

@@ -272,7 +272,7 @@ static uint64_t next_seq = 1;
 static ava_cbuf batch = { .ref_min = ASYNC_REF_MIN_BYTES };
 /* Calls in the batch (what BATCH_MAX_CALLS bounds) and entries of its array (a repeated call is one entry). */
 static size_t batch_calls, batch_entries;
-/* What encoding one call issued and found. */
+/* What marshalling learned that the reply step needs. */
 typedef struct {
   int64_t *issued;     /* per argument: first id issued for handle outs */
   int64_t ret_id;
@@ -294,7 +294,7 @@ typedef struct {
   int open;
   size_t start, tail;
   ava_cbmark end;
-  uint64_t seq, repeat;
+  uint64_t repeat;
   int64_t made_id; /* the transient object (an event) it made, and where its id is, for elide_made */
   size_t made_at;
 } batch_entry;
@@ -582,9 +582,9 @@ static int flush_batch(void) {
 /*
  * The asynchronous call just encoded at `mark` (its "fn" key at `tail`; `cs` what encoding it issued), as a repeat of
  * the batch's last entry when it is the same call: then it is dropped and the entry's count goes up. True when it was
- * folded. (ava-guestd numbers calls itself: the copies' seqs need not follow the entry's.)
+ * folded. (ava-guestd numbers calls itself: the copies' seqs are not sent.)
  */
-static int fold_repeat(ava_cbmark mark, size_t tail, uint64_t seq, const call_state *cs) {
+static int fold_repeat(ava_cbmark mark, size_t tail, const call_state *cs) {
   int refs = batch.nrefs != mark.nrefs;
   if (!refs && last_entry.open && last_entry.made_id == 0 && cs->made_id == 0 && batch.len - tail == last_entry.end.len - last_entry.tail &&
       memcmp(batch.data + tail, batch.data + last_entry.tail, batch.len - tail) == 0) {
@@ -595,7 +595,7 @@ static int fold_repeat(ava_cbmark mark, size_t tail, uint64_t seq, const call_st
     return 1;
   }
   prev_entry = last_entry;
-  last_entry = (batch_entry){ .open = !refs, .start = mark.len, .tail = tail, .end = ava_cb_mark(&batch), .seq = seq,
+  last_entry = (batch_entry){ .open = !refs, .start = mark.len, .tail = tail, .end = ava_cb_mark(&batch),
                               .made_id = cs->made_id, .made_at = cs->made_at };
   return 0;
 }
@@ -621,7 +621,7 @@ static int elide_made(const ava_obj *o) {
   last_entry = prev_entry;
   prev_entry.open = 0;
   call_state none = { 0 };
-  if (fold_repeat((ava_cbmark){ made.start, batch.nrefs, batch.ref_bytes }, made.tail, made.seq, &none)) batch_entries--;
+  if (fold_repeat((ava_cbmark){ made.start, batch.nrefs, batch.ref_bytes }, made.tail, &none)) batch_entries--;
   return 1;
 }
 
@@ -1039,8 +1039,6 @@ static int64_t eval_length(const ava_fn *fn, int off, const uint64_t *slots) {
 }
 
 /* ------------------------------------------------------------------------------------------------ calls */
-
-/* What marshalling learned that the reply step needs. */
 
 static int kind_invalid(int kind) { return kind >= 0 && kind < ava_api_desc.nkinds && ava_api_desc.kinds[kind].invalid_status ? ava_api_desc.kinds[kind].invalid_status : ST_INVALID_VALUE; }
 
@@ -1552,6 +1550,11 @@ static void after_call(const ava_fn *fn, uint64_t *slots, uint64_t result) {
   }
 }
 
+/* An object the call just made for the program: its one reference so far. */
+static void count_made(ava_obj *o) {
+  if (o) { o->refs = 1; o->counted = 1; }
+}
+
 /*
  * The program's references to objects of transient kinds (events), after a call that went out: one from the call
  * that made it, one more per retain, one less per release; at zero the front forgets and frees the object, as the
@@ -1565,16 +1568,9 @@ static void count_refs(const ava_fn *fn, const uint64_t *slots, uint64_t result)
   for (int i = 0; i < fn->nargs; i++) {
     const ava_arg *a = &fn->args[i];
     if (a->role == AVA_CALLBACK && slots[i] && (a->flags & AVA_ARG_DELIVERED)) callback = 1;
-    if (a->role == AVA_HANDLE_OUT && slots[i] && transient_kind(a->kind)) {
-      ava_obj *o = *(ava_obj **)(uintptr_t)slots[i];
-      if (o) { o->refs = 1; o->counted = 1; }
-    }
+    if (a->role == AVA_HANDLE_OUT && slots[i] && transient_kind(a->kind)) count_made(*(ava_obj **)(uintptr_t)slots[i]);
   }
-  if (fn->ret == AVA_RET_HANDLE && result && transient_kind(fn->ret_kind)) {
-    ava_obj *o = (ava_obj *)(uintptr_t)result;
-    o->refs = 1;
-    o->counted = 1;
-  }
+  if (fn->ret == AVA_RET_HANDLE && transient_kind(fn->ret_kind)) count_made((ava_obj *)(uintptr_t)result);
   for (int i = 0; callback && i < fn->nargs; i++) {
     ava_obj *o = fn->args[i].role == AVA_HANDLE ? obj_of((void *)(uintptr_t)slots[i]) : NULL;
     if (o && transient_kind(o->kind)) __atomic_store_n(&o->pinned, 1, __ATOMIC_RELAXED);
@@ -1721,7 +1717,7 @@ uint64_t ava_invoke(const ava_fn *fn, uint64_t *slots) {
       return fail(fn, slots, cs.status);
     }
     batch_calls++;
-    if (batch.failed || !fold_repeat(mark, tail, seq, &cs)) batch_entries++;
+    if (batch.failed || !fold_repeat(mark, tail, &cs)) batch_entries++;
     int ok = 1;
     /* Bytes referenced in the program's memory must be sent before the call returns. */
     if (batch_calls >= BATCH_MAX_CALLS || ava_cb_size(&batch) >= BATCH_MAX_BYTES || batch.failed || batch.nrefs > 0) ok = flush_batch();
